@@ -1,0 +1,36 @@
+# Every target sets itself up: a fresh clone needs only `make run` or `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PROTOS := $(shell find proto -name '*.proto')
+GENERATED := firebreak/api/.generated
+
+.PHONY: run test lint gen clean
+
+run: $(GENERATED)
+	$(BIN)/firebreak run
+
+test: $(GENERATED)
+	$(BIN)/pytest -q
+
+lint: $(GENERATED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+gen: $(GENERATED)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Generated code lives only in the work tree (see .gitignore); it is never edited by hand.
+$(GENERATED): $(PROTOS) $(INSTALLED)
+	rm -rf firebreak/api
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	touch $@
+
+clean:
+	rm -rf $(VENV) var firebreak/api

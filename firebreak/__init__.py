@@ -1,0 +1,1 @@
+"""Firebreak's shared package: what every service needs, and nothing service-specific."""

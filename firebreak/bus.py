@@ -1,0 +1,81 @@
+"""The NATS JetStream event bus: connection, the one stream, and durable pull consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from firebreak.events import STREAM, SUBJECT_PREFIX
+
+log = logging.getLogger(__name__)
+
+# The stream is the transport, not the record (review keeps the timeline), so it keeps a week.
+STREAM_CONFIG = StreamConfig(
+    name=STREAM,
+    subjects=[SUBJECT_PREFIX + ">"],
+    storage=StorageType.FILE,
+    max_age=7 * 24 * 3600,
+    duplicate_window=120,
+)
+
+
+async def connect(url: str, name: str) -> NATS:
+    """Connects, waiting for the server if it is not up yet; reconnects for ever afterwards."""
+
+    async def on_disconnected() -> None:
+        log.warning("disconnected from NATS")
+
+    async def on_reconnected() -> None:
+        log.info("reconnected to NATS")
+
+    async def on_error(error: Exception) -> None:
+        log.warning("NATS error: %s", error)
+
+    while True:
+        client = NATS()
+        try:
+            await client.connect(
+                url,
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=2,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+                error_cb=on_error,
+            )
+            return client
+        except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as error:
+            log.warning("NATS at %s not reachable (%s); retrying", url, error)
+            await asyncio.sleep(0.5)
+
+
+async def ensure_stream(js: JetStreamContext) -> None:
+    """Creates the stream, or brings an existing one to the current configuration."""
+    try:
+        await js.add_stream(STREAM_CONFIG)
+    except BadRequestError:
+        await js.update_stream(STREAM_CONFIG)
+
+
+async def durable_pull_subscription(
+    js: JetStreamContext, durable: str, subjects: list[str], *, ack_wait_seconds: float = 30
+) -> JetStreamContext.PullSubscription:
+    """Binds to a durable pull consumer that every replica of a service shares."""
+    config = ConsumerConfig(
+        durable_name=durable,
+        filter_subjects=[SUBJECT_PREFIX + subject for subject in subjects],
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait_seconds,
+        max_ack_pending=4096,
+    )
+    # Creates the consumer, or updates it in place when an upgrade changed its configuration.
+    await js.add_consumer(STREAM, config)
+    return await js.pull_subscribe_bind(durable=durable, stream=STREAM)

@@ -1,0 +1,132 @@
+"""The `firebreak` command: `serve SERVICE` runs one service; `run` runs the whole platform."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import secrets
+import signal
+import sys
+import time
+
+import httpx
+
+from firebreak.launcher import Platform
+from firebreak.settings import DEFAULT_GRPC_PORTS, SERVICES, Settings
+from firebreak.telemetry import setup_telemetry
+
+
+def serve(service: str) -> None:
+    settings = Settings()
+    provider = setup_telemetry(service, settings.traces_dir, settings.log_level)
+    module = importlib.import_module(f"services.{service}.main")
+    try:
+        asyncio.run(module.serve(settings))
+    finally:
+        provider.shutdown()  # flushes the spans still queued
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run() -> None:
+    # Stop the platform cleanly on SIGTERM too, not only on Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    settings = Settings()
+    admin_key = settings.admin_key or "fbk_" + secrets.token_urlsafe(32)
+    nats_port = int(settings.nats_url.rsplit(":", 1)[1].rstrip("/"))
+    platform = Platform(
+        var_dir=settings.var_dir.resolve(),
+        nats_port=nats_port,
+        nats_url=settings.nats_url,
+        # An explicit FIREBREAK_NATS_URL means an external NATS: do not start our own.
+        start_nats="nats_url" not in settings.model_fields_set,
+        gateway_port=settings.gateway_port,
+        grpc_ports={
+            name: int(settings.grpc_addr(name).rsplit(":", 1)[1]) for name in DEFAULT_GRPC_PORTS
+        },
+        admin_key=admin_key,
+        log_line=lambda label, line: print(f"{label:>8} | {line}", flush=True),
+    )
+    try:
+        platform.start()
+        demo_client, demo_key = _demo_client(platform)
+        print(
+            f"""
+Firebreak is running.
+  API          {platform.gateway_url}   (OpenAPI docs: {platform.gateway_url}/docs)
+  admin key    {admin_key}
+  demo client  {demo_client}
+  demo key     {demo_key}
+  data         {platform.var_dir}   (SQLite files, NATS store, traces/*.jsonl, logs/)
+
+Try:
+  curl -s -X POST {platform.gateway_url}/v1/incidents \\
+    -H 'Authorization: Bearer {demo_key}' -H 'Content-Type: application/json' \\
+    -d '{{"title": "VPN down", "description": "No one can connect", "type": "service_outage",
+         "impact": "significant", "urgency": "high",
+         "reporter": {{"name": "Ada", "email": "ada@example.com"}}}}'
+
+Press Ctrl-C to stop.
+""",
+            flush=True,
+        )
+        while all(process.poll() is None for process in platform.processes.values()):
+            time.sleep(0.5)
+        print("a process exited; stopping the platform", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        platform.stop()
+
+
+def _demo_client(platform: Platform) -> tuple[str, str]:
+    """The demo client and its key, created once and reused while the key still works."""
+    saved = platform.var_dir / "demo-client.json"
+    if saved.exists():
+        demo = json.loads(saved.read_text())
+        check = httpx.get(
+            f"{platform.gateway_url}/v1/incidents?limit=1",
+            headers={"Authorization": f"Bearer {demo['key']}"},
+        )
+        if check.status_code == 200:
+            return demo["client_id"], demo["key"]
+    admin = {"Authorization": f"Bearer {platform.admin_key}"}
+    client = (
+        httpx.post(
+            f"{platform.gateway_url}/v1/clients", json={"name": "Demo client"}, headers=admin
+        )
+        .raise_for_status()
+        .json()
+    )
+    key = (
+        httpx.post(
+            f"{platform.gateway_url}/v1/clients/{client['id']}/api-keys",
+            json={"role": "client"},
+            headers=admin,
+        )
+        .raise_for_status()
+        .json()
+    )
+    saved.write_text(json.dumps({"client_id": client["id"], "key": key["key"]}))
+    return client["id"], key["key"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="firebreak", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run one service")
+    serve_parser.add_argument("service", choices=SERVICES)
+    commands.add_parser("run", help="run the whole platform locally (make run)")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args.service)
+    else:
+        run()
+
+
+if __name__ == "__main__":
+    main()

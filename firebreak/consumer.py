@@ -1,0 +1,147 @@
+"""Idempotent event consumption: a durable pull consumer, an inbox, and ack after commit.
+
+Each event id is recorded in the service's own inbox table in the same transaction as the
+handler's effect, so a redelivered event (after a crash, a lost ack, a NATS restart) has one
+effect. The message is acknowledged only after that transaction committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import Column, DateTime, MetaData, String, Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from firebreak.api.events.v1.events_pb2 import EventEnvelope
+from firebreak.bus import durable_pull_subscription
+from firebreak.database import upsert_insert
+from firebreak.events import MalformedEvent, parse_event
+from firebreak.outbox import Outbox
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+Handler = Callable[[AsyncConnection, EventEnvelope], Awaitable[None]]
+
+IDLE_WAIT_SECONDS = 1.0
+BUSY_WAIT_SECONDS = 0.01
+RETRY_DELAY_SECONDS = 2.0
+
+
+def define_inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("event_type", String(100), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+class EventConsumer:
+    """Feeds the events a service subscribes to into its handlers, once each."""
+
+    def __init__(
+        self,
+        *,
+        durable: str,
+        handlers: dict[str, Handler],
+        outbox: Outbox,
+        inbox: Table,
+        batch_size: int,
+    ) -> None:
+        self._durable = durable
+        self._handlers = handlers
+        self._outbox = outbox
+        self._inbox = inbox
+        self._batch_size = batch_size
+
+    async def run(self, js: JetStreamContext, stopping: asyncio.Event) -> None:
+        """Fetches until `stopping` is set; the batch in hand is always finished first."""
+        subscription = await durable_pull_subscription(js, self._durable, list(self._handlers))
+        busy = False
+        while not stopping.is_set():
+            # A pull request for more than one message is held by the server until it is full
+            # or expires, so an idle consumer asks for one message and waits long (it gets it
+            # the moment it arrives), and a busy one asks for a batch and waits very little.
+            size, wait = (self._batch_size, BUSY_WAIT_SECONDS) if busy else (1, IDLE_WAIT_SECONDS)
+            try:
+                messages = await subscription.fetch(size, timeout=wait)
+            except TimeoutError:  # nats' own and asyncio's: nothing came
+                busy = False
+                continue
+            except nats.errors.Error as error:  # disconnected: the client reconnects by itself
+                log.warning("fetch failed: %s", error)
+                await asyncio.sleep(0.5)
+                continue
+            busy = True
+            for message in messages:
+                await self.process(message)
+
+    async def process(self, message: Msg) -> None:
+        headers = message.headers or {}
+        with tracer.start_as_current_span(
+            f"process {message.subject}",
+            context=propagate.extract(headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": message.subject,
+                "messaging.consumer.group.name": self._durable,
+                "messaging.message.id": headers.get("Nats-Msg-Id", ""),
+            },
+        ) as span:
+            try:
+                envelope = parse_event(message.data)
+            except MalformedEvent as error:
+                # Redelivery cannot fix a malformed message: drop it, loudly.
+                log.error("dropping malformed message on %s: %s", message.subject, error)
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                await _settle(message.term())
+                return
+            span.set_attribute("firebreak.incident_id", envelope.incident_id)
+            try:
+                applied = await self._apply(envelope)
+            except Exception as error:
+                log.exception("handling %s %s failed; will retry", envelope.type, envelope.id)
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                await _settle(message.nak(delay=RETRY_DELAY_SECONDS))
+                return
+            span.set_attribute("firebreak.duplicate", not applied)
+            await _settle(message.ack())
+
+    async def _apply(self, envelope: EventEnvelope) -> bool:
+        """Runs the handler with the inbox row in one transaction; False if already done."""
+        async with self._outbox.transaction() as connection:
+            if not await self._record_in_inbox(connection, envelope):
+                return False
+            await self._handlers[envelope.type](connection, envelope)
+        return True
+
+    async def _record_in_inbox(self, connection: AsyncConnection, envelope: EventEnvelope) -> bool:
+        statement = (
+            upsert_insert(connection, self._inbox)
+            .values(event_id=envelope.id, event_type=envelope.type, processed_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["event_id"])
+        )
+        result = await connection.execute(statement)
+        return result.rowcount == 1
+
+
+async def _settle(reply: Awaitable[None]) -> None:
+    """Acks, naks and terms may fail while NATS is away; JetStream then redelivers, which the
+    inbox makes harmless."""
+    try:
+        await reply
+    except nats.errors.Error as error:
+        log.warning("could not settle message: %s", error)

@@ -1,0 +1,91 @@
+"""The event envelope: building, naming and reading the facts that travel on the bus."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from firebreak.api.events.v1.events_pb2 import (
+    EventEnvelope,
+    EvidenceCollected,
+    IncidentReported,
+    IncidentTriaged,
+    NotificationSent,
+)
+
+SCHEMA_VERSION = 1
+STREAM = "FIREBREAK"
+SUBJECT_PREFIX = "firebreak.events.v1."
+
+INCIDENT_REPORTED = "incident.reported"
+INCIDENT_TRIAGED = "incident.triaged"
+NOTIFICATION_SENT = "notification.sent"
+EVIDENCE_COLLECTED = "evidence.collected"
+
+# Which payload field of the envelope each event type carries.
+PAYLOAD_FIELDS = {
+    INCIDENT_REPORTED: "incident_reported",
+    INCIDENT_TRIAGED: "incident_triaged",
+    NOTIFICATION_SENT: "notification_sent",
+    EVIDENCE_COLLECTED: "evidence_collected",
+}
+
+Payload = IncidentReported | IncidentTriaged | NotificationSent | EvidenceCollected
+
+
+def subject_for(event_type: str) -> str:
+    return SUBJECT_PREFIX + event_type
+
+
+def new_event(
+    event_type: str,
+    *,
+    incident_id: str,
+    client_id: str,
+    producer: str,
+    payload: Payload,
+    occurred_at: datetime | None = None,
+) -> EventEnvelope:
+    envelope = EventEnvelope(
+        id=str(uuid.uuid4()),
+        type=event_type,
+        incident_id=incident_id,
+        client_id=client_id,
+        schema_version=SCHEMA_VERSION,
+        producer=producer,
+        occurred_at=to_timestamp(occurred_at or datetime.now(UTC)),
+    )
+    getattr(envelope, PAYLOAD_FIELDS[event_type]).CopyFrom(payload)
+    return envelope
+
+
+def to_timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    # SQLite hands back naive datetimes; everything Firebreak stores is UTC.
+    stamp.FromDatetime(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
+    return stamp
+
+
+def from_timestamp(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+class MalformedEvent(ValueError):
+    """A message on the bus that is not a valid envelope of a known type and schema."""
+
+
+def parse_event(data: bytes) -> EventEnvelope:
+    envelope = EventEnvelope()
+    try:
+        envelope.ParseFromString(data)
+    except Exception as error:  # protobuf raises DecodeError, sometimes others, on garbage
+        raise MalformedEvent(f"not an EventEnvelope: {error}") from error
+    if not envelope.id or envelope.type not in PAYLOAD_FIELDS:
+        raise MalformedEvent(f"unknown event type {envelope.type!r}")
+    if envelope.schema_version != SCHEMA_VERSION:
+        raise MalformedEvent(f"unsupported schema version {envelope.schema_version}")
+    if envelope.WhichOneof("payload") != PAYLOAD_FIELDS[envelope.type]:
+        raise MalformedEvent(f"{envelope.type} carries no {PAYLOAD_FIELDS[envelope.type]}")
+    return envelope

@@ -1,0 +1,68 @@
+"""gRPC server bootstrap: tracing, domain-error mapping, and the standard health service."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from firebreak.errors import Conflict, DomainError, InvalidArgument, NotFound
+
+FIELD_METADATA_KEY = "firebreak-field"
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+    """The one place where domain errors become gRPC status codes."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        behaviour = handler.unary_unary
+
+        async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await behaviour(request, context)
+            except DomainError as error:
+                await _abort(context, error)
+
+        return grpc.unary_unary_rpc_method_handler(
+            mapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
+    if isinstance(error, InvalidArgument):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            error.message,
+            trailing_metadata=((FIELD_METADATA_KEY, error.field),),
+        )
+    code = {NotFound: grpc.StatusCode.NOT_FOUND, Conflict: grpc.StatusCode.ALREADY_EXISTS}.get(
+        type(error), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    await context.abort(code, str(error))
+
+
+def create_server() -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A server with tracing and error mapping, serving grpc.health.v1 for the given services."""
+    server = grpc.aio.server(interceptors=[aio_server_interceptor(), DomainErrorInterceptor()])
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return server, health_servicer
+
+
+async def mark_serving(
+    health_servicer: health.aio.HealthServicer, service_names: list[str]
+) -> None:
+    for name in ["", *service_names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

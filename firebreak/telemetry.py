@@ -1,0 +1,105 @@
+"""OpenTelemetry set-up for every process: one tracer provider, one exporter, trace-aware logs.
+
+Spans go to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the standard OTEL_* variables configure
+it); otherwise to a JSON-lines file per service under var/traces/, which is what tests read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends one compact JSON object per finished span to a file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(
+            json.dumps(_span_record(span), separators=(",", ":")) + "\n" for span in spans
+        )
+        with self._lock:
+            self._file.write(lines)
+            self._file.flush()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def _span_record(span: ReadableSpan) -> dict[str, object]:
+    context = span.get_span_context()
+    return {
+        "service": span.resource.attributes.get(SERVICE_NAME),
+        "name": span.name,
+        "kind": span.kind.name,
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+        "parent_span_id": format(span.parent.span_id, "016x") if span.parent else None,
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status": span.status.status_code.name,
+        "attributes": dict(span.attributes or {}),
+    }
+
+
+def setup_telemetry(service: str, traces_dir: Path, log_level: str = "INFO") -> TracerProvider:
+    """Installs the global tracer provider and trace-aware logging for this process."""
+    service_name = os.environ.get("OTEL_SERVICE_NAME", f"firebreak-{service}")
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        exporter: SpanExporter = OTLPSpanExporter()
+    else:
+        exporter = JsonLinesSpanExporter(traces_dir / f"{service}.jsonl")
+    # BatchSpanProcessor honours OTEL_BSP_SCHEDULE_DELAY and friends.
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _setup_logging(service, log_level)
+    return provider
+
+
+class _TraceContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        record.trace_id = format(context.trace_id, "032x") if context.is_valid else "-"
+        record.span_id = format(context.span_id, "016x") if context.is_valid else "-"
+        return True
+
+
+def _setup_logging(service: str, log_level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_TraceContextFilter())
+    handler.setFormatter(
+        logging.Formatter(
+            f"%(asctime)s %(levelname)s {service} %(name)s trace=%(trace_id)s span=%(span_id)s "
+            "%(message)s"
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(log_level)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def current_trace_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""

@@ -1,0 +1,1 @@
+"""Firebreak services: one package each; they share only the firebreak package and proto/."""

@@ -1,0 +1,1 @@
+"""Evidence: collection, labelling, chain of custody and integrity of incident evidence."""

@@ -1,0 +1,30 @@
+"""Evidence's composition root."""
+
+from __future__ import annotations
+
+from firebreak.api.evidence.v1 import evidence_pb2, evidence_pb2_grpc
+from firebreak.database import create_engine
+from firebreak.outbox import Outbox
+from firebreak.runtime import ServiceProcess, run_service
+from firebreak.settings import Settings
+from services.evidence import models
+from services.evidence.server import EvidenceServicer
+
+
+async def serve(settings: Settings) -> None:
+    engine = create_engine(settings.database_url("evidence"))
+    outbox = Outbox(engine, models.outbox, poll_seconds=settings.outbox_poll_seconds)
+    servicer = EvidenceServicer(engine, outbox, max_bytes=settings.evidence_max_bytes)
+    await run_service(
+        settings,
+        ServiceProcess(
+            name="evidence",
+            engine=engine,
+            metadata=models.metadata,
+            grpc_services=[evidence_pb2.DESCRIPTOR.services_by_name["EvidenceService"].full_name],
+            register=lambda server: evidence_pb2_grpc.add_EvidenceServiceServicer_to_server(
+                servicer, server
+            ),
+            outbox=outbox,
+        ),
+    )

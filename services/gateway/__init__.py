@@ -1,0 +1,1 @@
+"""Gateway: the HTTP edge. Authenticates clients, validates input, calls the services."""

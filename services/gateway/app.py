@@ -1,0 +1,47 @@
+"""Builds the gateway's FastAPI application: storage, backends, errors, tracing, routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+from firebreak.database import create_engine, create_schema
+from firebreak.settings import Settings
+from services.gateway import models, tenants
+from services.gateway.backends import Backends
+from services.gateway.problems import BodySizeLimit, install_problem_handlers
+from services.gateway.views import router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url("gateway"))
+        await create_schema(engine, models.metadata)
+        admin_key = settings.admin_key
+        if admin_key is None:
+            admin_key = tenants.generate_key()
+            log.warning("FIREBREAK_ADMIN_KEY is not set; generated admin key: %s", admin_key)
+        async with engine.begin() as connection:
+            await tenants.install_bootstrap_key(connection, key=admin_key)
+        app.state.backends = Backends.open(settings, engine)
+        yield
+        await app.state.backends.close()
+
+    app = FastAPI(
+        title="Firebreak",
+        summary="Incident response for professional-services firms",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    return app

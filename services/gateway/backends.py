@@ -1,0 +1,74 @@
+"""What the gateway talks to: its database, the services' gRPC stubs, and NATS."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.aio.client import Client as NATS
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from firebreak import bus
+from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
+from firebreak.api.review.v1.review_pb2_grpc import ReviewServiceStub
+from firebreak.settings import Settings
+
+HEALTH_TIMEOUT_SECONDS = 1.0
+
+
+@dataclass
+class Backends:
+    engine: AsyncEngine
+    intake_channel: grpc.aio.Channel
+    review_channel: grpc.aio.Channel
+    intake: IntakeServiceStub = field(init=False)
+    review: ReviewServiceStub = field(init=False)
+    nats: NATS | None = None
+    _nats_connecting: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.intake = IntakeServiceStub(self.intake_channel)
+        self.review = ReviewServiceStub(self.review_channel)
+
+    @classmethod
+    def open(cls, settings: Settings, engine: AsyncEngine) -> Backends:
+        backends = cls(
+            engine=engine,
+            intake_channel=grpc.aio.insecure_channel(
+                settings.intake_addr, interceptors=aio_client_interceptors()
+            ),
+            review_channel=grpc.aio.insecure_channel(
+                settings.review_addr, interceptors=aio_client_interceptors()
+            ),
+        )
+        # The gateway serves (and reports not-ready) while NATS is still coming up.
+        backends._nats_connecting = asyncio.create_task(backends._connect_nats(settings))
+        return backends
+
+    async def _connect_nats(self, settings: Settings) -> None:
+        self.nats = await bus.connect(settings.nats_url, name=f"gateway-{settings.instance_id}")
+
+    def nats_connected(self) -> bool:
+        return self.nats is not None and self.nats.is_connected
+
+    async def intake_serving(self) -> bool:
+        stub = health_pb2_grpc.HealthStub(self.intake_channel)
+        try:
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def close(self) -> None:
+        if self._nats_connecting is not None:
+            self._nats_connecting.cancel()
+        if self.nats is not None and self.nats.is_connected:
+            await self.nats.drain()
+        await self.intake_channel.close()
+        await self.review_channel.close()
+        await self.engine.dispose()

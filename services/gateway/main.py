@@ -1,0 +1,20 @@
+"""The gateway's entry point: the app under uvicorn, which handles SIGTERM gracefully."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from firebreak.settings import Settings
+from services.gateway.app import create_app
+
+
+async def serve(settings: Settings) -> None:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
+    await uvicorn.Server(config).serve()

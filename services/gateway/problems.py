@@ -1,0 +1,217 @@
+"""RFC 7807 problem+json: the one place where errors become HTTP responses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from firebreak.errors import Conflict, DomainError, InvalidArgument, NotFound
+from firebreak.grpc_server import FIELD_METADATA_KEY
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error the gateway answers with directly."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.headers = headers
+
+
+def problem_body(
+    status: int, detail: str, *, instance: str = "", errors: Sequence[dict[str, str]] = ()
+) -> dict[str, Any]:
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": f"https://firebreak.dev/problems/{phrase.lower().replace(' ', '-')}",
+        "title": phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = list(errors)
+    return body
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    request: Request | None = None,
+    field: str | None = None,
+    errors: Sequence[dict[str, str]] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    if field and not errors:
+        errors = [{"field": field, "message": detail}]
+    instance = request.url.path if request is not None else ""
+    return JSONResponse(
+        problem_body(status, detail, instance=instance, errors=errors),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _field_name(location: Sequence[str | int]) -> str:
+    # ("body", "reporter", "email") -> "reporter.email"; ("query", "limit") -> "limit"
+    parts = [str(part) for part in location[1:]] or [str(location[0])]
+    return ".".join(parts)
+
+
+async def _on_validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    details = error.errors()
+    if any(item["type"] == "json_invalid" for item in details):
+        return problem_response(
+            400, "The request body is not valid JSON.", request=request, field="body"
+        )
+    errors = [{"field": _field_name(item["loc"]), "message": item["msg"]} for item in details]
+    summary = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
+    return problem_response(422, f"Invalid request: {summary}", request=request, errors=errors)
+
+
+async def _on_problem(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, Problem)
+    return problem_response(
+        error.status, error.detail, request=request, field=error.field, headers=error.headers
+    )
+
+
+async def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    return problem_response(
+        error.status_code, str(error.detail), request=request, headers=error.headers
+    )
+
+
+async def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, InvalidArgument):
+        return problem_response(422, error.message, request=request, field=error.field)
+    status = {NotFound: 404, Conflict: 409}.get(type(error), 400)
+    return problem_response(status, str(error), request=request)
+
+
+_GRPC_TO_HTTP = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+}
+
+
+async def _on_rpc_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, grpc.aio.AioRpcError)
+    status = _GRPC_TO_HTTP.get(error.code(), 502)
+    if status == 503:
+        return problem_response(
+            503,
+            "A backing service is unavailable; retry shortly.",
+            request=request,
+            headers={"Retry-After": "1"},
+        )
+    if status == 502:
+        return problem_response(502, "A backing service failed.", request=request)
+    field = dict(error.trailing_metadata() or ()).get(FIELD_METADATA_KEY)
+    return problem_response(
+        status, error.details() or HTTPStatus(status).phrase, request=request, field=field
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(grpc.aio.AioRpcError, _on_rpc_error)
+
+
+class BodySizeLimit:
+    """Answers 413 to bodies over the limit, declared or streamed, before the app reads them."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self._app = app
+        self._max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await _send_problem(send, 400, "Content-Length is not a number.")
+                return
+            if int(declared) > self._max_bytes:
+                await self._too_large(send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; the app will see the disconnect
+            size += len(message.get("body", b""))
+            if size > self._max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await self._app(scope, _replay(b"".join(chunks), receive), send)
+
+    async def _too_large(self, send: Send) -> None:
+        await _send_problem(send, 413, f"The request body exceeds {self._max_bytes} bytes.")
+
+
+def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
+
+
+async def _send_problem(send: Send, status: int, detail: str) -> None:
+    payload = json.dumps(problem_body(status, detail)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,1 @@
+"""Intake: identification and initial reporting of incidents, and the registry of their state."""

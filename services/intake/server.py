@@ -1,0 +1,87 @@
+"""Intake's gRPC API: the gateway reports incidents here and reads the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from firebreak.api.intake.v1 import intake_pb2, intake_pb2_grpc
+from firebreak.events import to_timestamp
+from firebreak.outbox import Outbox
+from firebreak.telemetry import current_trace_id
+from services.intake import service
+
+
+class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
+    def __init__(self, engine: AsyncEngine, outbox: Outbox) -> None:
+        self._engine = engine
+        self._outbox = outbox
+
+    async def ReportIncident(
+        self, request: intake_pb2.ReportIncidentRequest, context: grpc.aio.ServicerContext
+    ) -> intake_pb2.Incident:
+        service.validate_report(request)
+        try:
+            async with self._outbox.transaction() as connection:
+                existing = None
+                if request.idempotency_key:
+                    existing = await service.find_by_idempotency_key(connection, request=request)
+                row = existing or await service.report_incident(
+                    connection, outbox=self._outbox, request=request, trace_id=current_trace_id()
+                )
+        except IntegrityError:
+            # A concurrent request with the same Idempotency-Key won the race: answer with its
+            # incident.
+            if not request.idempotency_key:
+                raise
+            async with self._engine.connect() as connection:
+                row = await service.find_by_idempotency_key(connection, request=request)
+            if row is None:
+                raise
+        return incident_message(row)
+
+    async def GetIncident(
+        self, request: intake_pb2.GetIncidentRequest, context: grpc.aio.ServicerContext
+    ) -> intake_pb2.Incident:
+        async with self._engine.connect() as connection:
+            row = await service.get_incident(
+                connection, client_id=request.client_id, incident_id=request.incident_id
+            )
+        return incident_message(row)
+
+    async def ListIncidents(
+        self, request: intake_pb2.ListIncidentsRequest, context: grpc.aio.ServicerContext
+    ) -> intake_pb2.ListIncidentsResponse:
+        async with self._engine.connect() as connection:
+            rows, next_token = await service.list_incidents(connection, request=request)
+        return intake_pb2.ListIncidentsResponse(
+            incidents=[incident_message(row) for row in rows], next_page_token=next_token
+        )
+
+
+def incident_message(row: Row[Any]) -> intake_pb2.Incident:
+    message = intake_pb2.Incident(
+        id=row.id,
+        reference=row.reference,
+        client_id=row.client_id,
+        status=row.status,
+        priority=row.priority or "",
+        title=row.title,
+        description=row.description,
+        type=row.type,
+        impact=row.impact,
+        urgency=row.urgency,
+        reporter=intake_pb2.Reporter(name=row.reporter_name, email=row.reporter_email),
+        affected_assets=row.affected_assets,
+        labels=row.labels,
+        created_at=to_timestamp(row.created_at),
+        trace_id=row.trace_id,
+    )
+    for field in ("detected_at", "triaged_at", "notified_at"):
+        if (moment := getattr(row, field)) is not None:
+            getattr(message, field).CopyFrom(to_timestamp(moment))
+    return message

@@ -1,0 +1,237 @@
+"""Intake's domain logic: validating and recording reports, and the registry's state changes.
+
+Functions take the open connection of the caller's unit of work and never commit themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from firebreak.api.events.v1 import events_pb2
+from firebreak.api.intake.v1.intake_pb2 import ListIncidentsRequest, ReportIncidentRequest
+from firebreak.database import upsert_insert
+from firebreak.errors import Conflict, InvalidArgument, NotFound
+from firebreak.events import INCIDENT_REPORTED, from_timestamp, new_event
+from firebreak.outbox import Outbox
+from services.intake.models import incidents, reference_counters
+
+INCIDENT_TYPES = frozenset(
+    {
+        "security_breach",
+        "data_loss",
+        "service_outage",
+        "service_degradation",
+        "accident",
+        "near_miss",
+        "unsafe_condition",
+        "compliance",
+        "other",
+    }
+)
+IMPACTS = frozenset({"extensive", "significant", "moderate", "minor"})
+URGENCIES = frozenset({"critical", "high", "medium", "low"})
+STATUSES = frozenset({"reported", "triaged"})
+PRIORITIES = frozenset({"P1", "P2", "P3", "P4"})
+MAX_PAGE_SIZE = 200
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def validate_report(request: ReportIncidentRequest) -> None:
+    """Raises InvalidArgument naming the first field that is wrong."""
+    if not request.client_id:
+        raise InvalidArgument("client_id", "is required")
+    if not 1 <= len(request.title.strip()) <= 200:
+        raise InvalidArgument("title", "must be 1 to 200 characters")
+    if len(request.description) > 20_000:
+        raise InvalidArgument("description", "must be at most 20000 characters")
+    for field, value, allowed in (
+        ("type", request.type, INCIDENT_TYPES),
+        ("impact", request.impact, IMPACTS),
+        ("urgency", request.urgency, URGENCIES),
+    ):
+        if value not in allowed:
+            raise InvalidArgument(field, f"must be one of {', '.join(sorted(allowed))}")
+    if not request.reporter.name.strip():
+        raise InvalidArgument("reporter.name", "is required")
+    if not EMAIL.match(request.reporter.email):
+        raise InvalidArgument("reporter.email", "must be an email address")
+
+
+def _fingerprint(request: ReportIncidentRequest) -> str:
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
+async def find_by_idempotency_key(
+    connection: AsyncConnection, *, request: ReportIncidentRequest
+) -> Row[Any] | None:
+    """The incident an earlier request with the same key created, if any."""
+    row = (
+        await connection.execute(
+            select(incidents).where(
+                incidents.c.client_id == request.client_id,
+                incidents.c.idempotency_key == request.idempotency_key,
+            )
+        )
+    ).first()
+    if row is not None and row.request_fingerprint != _fingerprint(request):
+        raise Conflict("Idempotency-Key was already used for a different request")
+    return row
+
+
+async def report_incident(
+    connection: AsyncConnection, *, outbox: Outbox, request: ReportIncidentRequest, trace_id: str
+) -> Row[Any]:
+    """Records a new incident and its incident.reported event in the caller's transaction."""
+    now = datetime.now(UTC)
+    incident_id = str(uuid.uuid4())
+    reference = await _next_reference(connection, client_id=request.client_id, year=now.year)
+    detected_at = from_timestamp(request.detected_at) if request.HasField("detected_at") else None
+    await connection.execute(
+        incidents.insert().values(
+            id=incident_id,
+            client_id=request.client_id,
+            reference=reference,
+            idempotency_key=request.idempotency_key or None,
+            request_fingerprint=_fingerprint(request),
+            status="reported",
+            title=request.title.strip(),
+            description=request.description,
+            type=request.type,
+            impact=request.impact,
+            urgency=request.urgency,
+            reporter_name=request.reporter.name.strip(),
+            reporter_email=request.reporter.email,
+            affected_assets=list(request.affected_assets),
+            labels=list(request.labels),
+            detected_at=detected_at,
+            created_at=now,
+            trace_id=trace_id,
+        )
+    )
+    payload = events_pb2.IncidentReported(
+        reference=reference,
+        title=request.title.strip(),
+        description=request.description,
+        type=request.type,
+        impact=request.impact,
+        urgency=request.urgency,
+        reporter=events_pb2.Reporter(name=request.reporter.name, email=request.reporter.email),
+        affected_assets=request.affected_assets,
+        labels=request.labels,
+    )
+    if detected_at is not None:
+        payload.detected_at.CopyFrom(request.detected_at)
+    await outbox.add(
+        connection,
+        new_event(
+            INCIDENT_REPORTED,
+            incident_id=incident_id,
+            client_id=request.client_id,
+            producer="intake",
+            payload=payload,
+            occurred_at=now,
+        ),
+    )
+    return await get_incident(connection, client_id=request.client_id, incident_id=incident_id)
+
+
+async def _next_reference(connection: AsyncConnection, *, client_id: str, year: int) -> str:
+    statement = upsert_insert(connection, reference_counters).values(
+        client_id=client_id, year=year, last_value=1
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["client_id", "year"],
+        set_={"last_value": reference_counters.c.last_value + 1},
+    ).returning(reference_counters.c.last_value)
+    number = (await connection.execute(statement)).scalar_one()
+    return f"INC-{year}-{number:06d}"
+
+
+async def get_incident(
+    connection: AsyncConnection, *, client_id: str, incident_id: str
+) -> Row[Any]:
+    """An incident; another client's incident is as absent as one that never existed."""
+    query = select(incidents).where(incidents.c.id == incident_id)
+    if client_id:
+        query = query.where(incidents.c.client_id == client_id)
+    row = (await connection.execute(query)).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} not found")
+    return row
+
+
+async def list_incidents(
+    connection: AsyncConnection, *, request: ListIncidentsRequest
+) -> tuple[list[Row[Any]], str]:
+    """Newest first, filtered, one page at a time; returns the rows and the next page token."""
+    page_size = min(request.page_size or 50, MAX_PAGE_SIZE)
+    query = select(incidents).order_by(incidents.c.seq.desc()).limit(page_size + 1)
+    if request.client_id:
+        query = query.where(incidents.c.client_id == request.client_id)
+    for field, value, allowed in (
+        ("status", request.status, STATUSES),
+        ("priority", request.priority, PRIORITIES),
+        ("type", request.type, INCIDENT_TYPES),
+    ):
+        if value:
+            if value not in allowed:
+                raise InvalidArgument(field, f"must be one of {', '.join(sorted(allowed))}")
+            query = query.where(incidents.c[field] == value)
+    if request.page_token:
+        query = query.where(incidents.c.seq < _decode_page_token(request.page_token))
+    rows = list((await connection.execute(query)).all())
+    if len(rows) <= page_size:
+        return rows, ""
+    rows = rows[:page_size]
+    return rows, _encode_page_token(rows[-1].seq)
+
+
+def _encode_page_token(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_page_token(token: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        prefix, _, seq = text.partition(":")
+        if prefix != "seq":
+            raise ValueError(text)
+        return int(seq)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise InvalidArgument("cursor", "is not a cursor this API returned") from error
+
+
+async def record_triage(
+    connection: AsyncConnection, *, incident_id: str, priority: str, triaged_at: datetime
+) -> None:
+    await connection.execute(
+        update(incidents)
+        .where(incidents.c.id == incident_id)
+        .values(
+            priority=priority,
+            triaged_at=triaged_at,
+            # Never move an incident backwards if later steps already happened.
+            status=case((incidents.c.status == "reported", "triaged"), else_=incidents.c.status),
+        )
+    )
+
+
+async def record_notification(
+    connection: AsyncConnection, *, incident_id: str, notified_at: datetime
+) -> None:
+    await connection.execute(
+        update(incidents)
+        .where(incidents.c.id == incident_id)
+        .values(
+            notified_at=func.coalesce(incidents.c.notified_at, notified_at),
+        )
+    )

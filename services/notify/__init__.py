@@ -1,0 +1,1 @@
+"""Notify: internal and external communication about incidents, escalating by severity."""

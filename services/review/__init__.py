@@ -1,0 +1,1 @@
+"""Review: investigation, remediation, post-incident review and closure; keeps every timeline."""

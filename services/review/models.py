@@ -1,0 +1,38 @@
+"""Review's storage: every incident's timeline, plus outbox and inbox."""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from firebreak.consumer import define_inbox_table
+from firebreak.outbox import define_outbox_table
+
+metadata = MetaData()
+
+timeline_entries = Table(
+    "timeline_entries",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("incident_id", String(36), nullable=False),
+    Column("client_id", String(36), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("producer", String(40), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("summary", Text, nullable=False),
+    Index("ix_timeline_incident", "incident_id", "occurred_at"),
+)
+
+# Review emits no events yet; its outbox backs its unit of work and future closure events.
+outbox = define_outbox_table(metadata)
+inbox = define_inbox_table(metadata)

@@ -1,0 +1,36 @@
+"""Review's gRPC API: an incident's timeline."""
+
+from __future__ import annotations
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from firebreak.api.review.v1 import review_pb2, review_pb2_grpc
+from firebreak.events import to_timestamp
+from services.review import service
+
+
+class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def GetTimeline(
+        self, request: review_pb2.GetTimelineRequest, context: grpc.aio.ServicerContext
+    ) -> review_pb2.Timeline:
+        async with self._engine.connect() as connection:
+            rows = await service.get_timeline(
+                connection, client_id=request.client_id, incident_id=request.incident_id
+            )
+        return review_pb2.Timeline(
+            incident_id=request.incident_id,
+            entries=[
+                review_pb2.TimelineEntry(
+                    event_id=row.event_id,
+                    type=row.type,
+                    occurred_at=to_timestamp(row.occurred_at),
+                    producer=row.producer,
+                    summary=row.summary,
+                )
+                for row in rows
+            ],
+        )

@@ -1,0 +1,1 @@
+"""Triage: classification and prioritisation of incidents (roles and containment come later)."""

@@ -1,0 +1,20 @@
+"""Triage reacts to new reports."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from firebreak.api.events.v1.events_pb2 import EventEnvelope
+from firebreak.consumer import Handler
+from firebreak.events import INCIDENT_REPORTED
+from firebreak.outbox import Outbox
+from services.triage import service
+
+
+def build_handlers(*, outbox: Outbox, instance_id: str) -> dict[str, Handler]:
+    async def on_incident_reported(connection: AsyncConnection, event: EventEnvelope) -> None:
+        await service.triage_incident(
+            connection, outbox=outbox, reported=event, decided_by=instance_id
+        )
+
+    return {INCIDENT_REPORTED: on_incident_reported}

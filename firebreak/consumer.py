@@ -85,6 +85,10 @@ class EventConsumer:
             busy = True
             for message in messages:
                 await self.process(message)
+        # Leave the consumer now: a message the server delivers after the last fetch would
+        # otherwise sit in the subscription and hold up the connection's drain. JetStream
+        # redelivers it, to another replica or after a restart, once its ack wait passes.
+        await subscription.unsubscribe()
 
     async def process(self, message: Msg) -> None:
         headers = message.headers or {}

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry import propagate, trace
@@ -99,12 +100,12 @@ class Outbox:
             )
         )
 
-    async def run_relay(self, js: JetStreamContext, stopping: asyncio.Event) -> None:
+    async def run_relay(self, client: NATS, stopping: asyncio.Event) -> None:
         """Publishes pending events until `stopping` is set, then flushes what is left once."""
         while not stopping.is_set():
             self._wake.clear()
             try:
-                published = await self.publish_pending(js)
+                published = await self.publish_pending(client)
             except Exception as error:  # NATS down or the database busy: keep rows, retry
                 log.warning("outbox relay could not publish: %s", error)
                 await asyncio.sleep(self._poll_seconds)
@@ -113,36 +114,58 @@ class Outbox:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
         try:
-            while await self.publish_pending(js) == self._batch_size:
+            while await self.publish_pending(client) == self._batch_size:
                 pass
         except Exception as error:
             log.warning("outbox left events for the next start: %s", error)
 
-    async def publish_pending(self, js: JetStreamContext) -> int:
-        table = self._table
+    async def publish_pending(self, client: NATS) -> int:
+        """Publishes one batch of pending events; returns how many."""
+        if not client.is_connected:
+            # Fail fast: publishing into the reconnect buffer would only time out later.
+            raise ConnectionError("not connected to NATS")
+        if is_postgres(self._engine):
+            # Replicas share the table: each claims rows the others have not locked, and holds
+            # the row locks (which block no one else's inserts) until the rows are marked sent.
+            async with self._engine.begin() as connection:
+                rows = await self._pending(connection, claim=True)
+                await self._publish_all(client.jetstream(), rows)
+                await self._mark_published(connection, rows)
+            return len(rows)
+        # SQLite locks the whole database for a write transaction, so never hold one while
+        # waiting on NATS: read, publish, then mark.
         async with self._engine.begin() as connection:
-            query = (
-                select(
-                    table.c.seq, table.c.event_id, table.c.subject, table.c.payload, table.c.headers
-                )
-                .where(table.c.published_at.is_(None))
-                .order_by(table.c.seq)
-                .limit(self._batch_size)
-            )
-            if is_postgres(self._engine):
-                # Replicas share the table: each claims rows the others have not locked.
-                query = query.with_for_update(skip_locked=True)
-            rows = (await connection.execute(query)).all()
-            if not rows:
-                return 0
-            acks = [await self._publish(js, row) for row in rows]
+            rows = await self._pending(connection, claim=False)
+        await self._publish_all(client.jetstream(), rows)
+        async with self._engine.begin() as connection:
+            await self._mark_published(connection, rows)
+        return len(rows)
+
+    async def _pending(self, connection: AsyncConnection, *, claim: bool) -> list[Row[Any]]:
+        table = self._table
+        query = (
+            select(table.c.seq, table.c.event_id, table.c.subject, table.c.payload, table.c.headers)
+            .where(table.c.published_at.is_(None))
+            .order_by(table.c.seq)
+            .limit(self._batch_size)
+        )
+        if claim:
+            query = query.with_for_update(skip_locked=True)
+        return list((await connection.execute(query)).all())
+
+    async def _publish_all(self, js: JetStreamContext, rows: list[Row[Any]]) -> None:
+        """Publishes pipelined and returns once JetStream acknowledged every one."""
+        acks = [await self._publish(js, row) for row in rows]
+        if acks:
             await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_ACK_TIMEOUT_SECONDS)
+
+    async def _mark_published(self, connection: AsyncConnection, rows: list[Row[Any]]) -> None:
+        if rows:
             await connection.execute(
-                update(table)
-                .where(table.c.seq.in_([row.seq for row in rows]))
+                update(self._table)
+                .where(self._table.c.seq.in_([row.seq for row in rows]))
                 .values(published_at=datetime.now(UTC))
             )
-        return len(rows)
 
     async def _publish(self, js: JetStreamContext, row: Row[Any]) -> asyncio.Future[PubAck]:
         headers: dict[str, str] = json.loads(row.headers)

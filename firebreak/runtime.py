@@ -56,7 +56,9 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
 
-    workers = [asyncio.create_task(process.outbox.run_relay(js, stopping), name="outbox-relay")]
+    workers = [
+        asyncio.create_task(process.outbox.run_relay(nats_client, stopping), name="outbox-relay")
+    ]
     if process.consumer is not None:
         workers.append(asyncio.create_task(process.consumer.run(js, stopping), name="consumer"))
     stopped = asyncio.create_task(stopping.wait())

@@ -1,0 +1,165 @@
+"""Shared fixtures: real nats-server processes, real databases, the real platform processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from firebreak.launcher import Platform, free_port, nats_server_binary, wait_for_port
+from firebreak.settings import GRPC_SERVICES, SERVICES
+from tests.gateway_client import Api
+
+POSTGRES_URL = os.environ.get(
+    "FIREBREAK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+def _postgres_answers() -> bool:
+    async def probe() -> None:
+        connection = await asyncpg.connect(POSTGRES_URL, timeout=2)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Callable[[str], str]]:
+    """Creates throw-away databases on the system PostgreSQL; skips where it does not answer."""
+    if not _postgres_answers():
+        pytest.skip(f"PostgreSQL does not answer at {POSTGRES_URL}")
+    created: list[str] = []
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    def create_database(label: str) -> str:
+        name = f"firebreak_test_{label}_{uuid.uuid4().hex[:8]}"
+        asyncio.run(run(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        return f"{base}/{name}"
+
+    yield create_database
+    for name in created:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def database_urls(backend: str, postgres_factory: Callable[[str], str] | None) -> dict[str, str]:
+    if backend == "sqlite":
+        return {}
+    assert postgres_factory is not None
+    return {service: postgres_factory(service) for service in SERVICES}
+
+
+# --- NATS -------------------------------------------------------------------------------------
+
+
+class NatsServer:
+    """A nats-server with JetStream on a free loopback port, restartable on the same store."""
+
+    def __init__(self, store: Path) -> None:
+        self.port = free_port()
+        self.store = store
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                nats_server_binary(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.store),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- The platform -----------------------------------------------------------------------------
+
+
+def start_platform(
+    var_dir: Path,
+    *,
+    database_urls: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Platform:
+    platform = Platform(
+        var_dir=var_dir,
+        nats_port=free_port(),
+        gateway_port=free_port(),
+        grpc_ports={name: free_port() for name in GRPC_SERVICES},
+        admin_key="fbk_test_" + secrets.token_urlsafe(24),
+        database_urls=database_urls or {},
+        # Export spans quickly so trace tests need not wait for the default 5 s batch.
+        extra_env={"OTEL_BSP_SCHEDULE_DELAY": "100", **(extra_env or {})},
+    )
+    try:
+        platform.start()
+    except BaseException:
+        platform.stop()
+        raise
+    return platform
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    """The whole platform as real processes, once per database backend."""
+    backend = request.param
+    factory = request.getfixturevalue("postgres") if backend == "postgresql" else None
+    running = start_platform(
+        tmp_path_factory.mktemp(f"platform-{backend}"),
+        database_urls=database_urls(backend, factory),
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def api(platform: Platform) -> Api:
+    return Api(platform)

@@ -1,0 +1,100 @@
+"""Retries and redeliveries have one effect: Idempotency-Key at the edge, inboxes on the bus."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import nats
+import pytest
+
+from firebreak.api.events.v1.events_pb2 import EventEnvelope
+from firebreak.api.notify.v1 import notify_pb2, notify_pb2_grpc
+from firebreak.api.triage.v1 import triage_pb2, triage_pb2_grpc
+from firebreak.events import STREAM, subject_for
+from tests.gateway_client import Api, eventually
+
+
+def test_idempotency_key_replay_returns_the_same_incident_and_creates_nothing(api: Api) -> None:
+    tenant = api.new_client()
+    first = api.report(tenant, idempotency_key="retry-42")
+    again = api.report(tenant, idempotency_key="retry-42")
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["reference"] == first.json()["reference"]
+    assert api.list_ids(tenant) == [first.json()["id"]]
+
+    api.wait_until_notified(tenant, first.json()["id"])
+    timeline = api.wait_for_timeline(tenant, first.json()["id"], 3)
+    assert [e["type"] for e in timeline].count("incident.reported") == 1
+
+
+def test_idempotency_keys_are_per_client(api: Api) -> None:
+    first, second = api.new_client(), api.new_client()
+    ours = api.report(first, idempotency_key="shared-key").json()
+    theirs = api.report(second, idempotency_key="shared-key").json()
+    assert ours["id"] != theirs["id"]
+
+
+def test_reusing_a_key_for_a_different_report_is_a_conflict(api: Api) -> None:
+    tenant = api.new_client()
+    assert api.report(tenant, idempotency_key="k-1", title="One").status_code == 201
+    conflict = api.report(tenant, idempotency_key="k-1", title="Another")
+    assert conflict.status_code == 409
+    assert conflict.headers["content-type"] == "application/problem+json"
+    assert len(api.list_ids(tenant)) == 1
+
+
+async def test_a_redelivered_event_has_one_effect(api: Api) -> None:
+    tenant = api.new_client()
+    created = api.report(tenant).json()
+    api.wait_until_notified(tenant, created["id"])
+    platform = api.platform
+
+    client = await nats.connect(platform.nats_url)
+    try:
+        js = client.jetstream()
+        original = await js.get_last_msg(STREAM, subject_for("incident.reported"))
+        envelope = EventEnvelope.FromString(original.data)
+        assert envelope.incident_id == created["id"]
+        # The same event twice more, under new message ids so JetStream's own de-duplication
+        # lets them through: only the consumers' inboxes stand between them and a double effect.
+        for attempt in range(2):
+            ack = await js.publish(
+                original.subject,
+                original.data,
+                headers={"Nats-Msg-Id": f"redelivery-{attempt}-{envelope.id}"},
+            )
+        last_seq = ack.seq
+
+        async def settled(durable: str) -> bool:
+            info = await js.consumer_info(STREAM, durable)
+            return info.ack_floor.stream_seq >= last_seq and info.num_ack_pending == 0
+
+        for durable in ("triage", "review"):
+            for _ in range(200):
+                if await settled(durable):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail(f"{durable} did not process the redelivered events")
+    finally:
+        await client.close()
+
+    timeline = api.timeline(tenant, created["id"])
+    assert [e["type"] for e in timeline] == [
+        "incident.reported",
+        "incident.triaged",
+        "notification.sent",
+    ]
+    with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_ports['notify']}") as channel:
+        sent = notify_pb2_grpc.NotifyServiceStub(channel).ListNotifications(
+            notify_pb2.ListNotificationsRequest(incident_id=created["id"])
+        )
+    assert len(sent.notifications) == 1
+    with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_ports['triage']}") as channel:
+        decision = triage_pb2_grpc.TriageServiceStub(channel).GetDecision(
+            triage_pb2.GetDecisionRequest(incident_id=created["id"])
+        )
+    assert decision.priority == "P2"
+    eventually(lambda: api.incident(tenant, created["id"])["status"] == "triaged")

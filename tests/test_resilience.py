@@ -1,0 +1,110 @@
+"""Nothing is lost and nothing doubled when NATS or a service goes away, and replicas share work."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from firebreak.api.triage.v1 import triage_pb2, triage_pb2_grpc
+from firebreak.launcher import Platform, free_port
+from tests.conftest import BACKENDS, database_urls, start_platform
+from tests.gateway_client import Api, Tenant, eventually
+
+FLOW = ["incident.reported", "incident.triaged", "notification.sent"]
+
+
+@pytest.fixture
+def own_platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
+    """A platform of this test's own, as it will be stopped and started under the test."""
+    backend = getattr(request, "param", "sqlite")
+    factory = request.getfixturevalue("postgres") if backend == "postgresql" else None
+    platform = start_platform(tmp_path, database_urls=database_urls(backend, factory))
+    yield platform
+    platform.stop()
+
+
+def assert_each_handled_exactly_once(api: Api, tenant: Tenant, ids: list[str]) -> None:
+    for incident_id in ids:
+        api.wait_until_notified(tenant, incident_id)
+        timeline = api.wait_for_timeline(tenant, incident_id, len(FLOW))
+        assert [entry["type"] for entry in timeline] == FLOW, incident_id
+    assert sorted(api.list_ids(tenant, limit=200)) == sorted(ids)
+
+
+def submit(api: Api, tenant: Tenant, count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        response = api.report(tenant, idempotency_key=secrets.token_hex(8))
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def test_incidents_submitted_while_nats_is_down_are_all_handled_once_it_is_back(
+    own_platform: Platform,
+) -> None:
+    api = Api(own_platform)
+    tenant = api.new_client()
+    before = submit(api, tenant, 10)
+    own_platform.stop_process("nats")
+    during = submit(api, tenant, 20)  # intake stores them and their events; the relay waits
+    assert api.http.get("/readyz").status_code == 503
+
+    own_platform.start_nats_server()  # same port, same store
+    eventually(lambda: api.http.get("/readyz").status_code == 200)
+    assert_each_handled_exactly_once(api, tenant, before + during)
+
+
+def test_a_killed_service_picks_up_where_it_left_off(own_platform: Platform) -> None:
+    api = Api(own_platform)
+    tenant = api.new_client()
+    own_platform.processes["triage"].kill()  # no graceful shutdown: a crash
+    own_platform.processes["triage"].wait()
+    waiting = submit(api, tenant, 15)
+    assert all(api.incident(tenant, i)["status"] == "reported" for i in waiting)
+
+    own_platform.start_service("triage")
+    assert_each_handled_exactly_once(api, tenant, waiting)
+
+
+def test_graceful_shutdown_exits_cleanly_and_loses_nothing(own_platform: Platform) -> None:
+    api = Api(own_platform)
+    tenant = api.new_client()
+    ids = submit(api, tenant, 10)
+    for service in ("intake", "triage", "notify", "review"):
+        assert own_platform.stop_process(service) == 0, service
+    more = submit_after_restart(own_platform, api, tenant)
+    assert_each_handled_exactly_once(api, tenant, ids + more)
+
+
+def submit_after_restart(platform: Platform, api: Api, tenant: Tenant) -> list[str]:
+    for service in ("intake", "triage", "notify", "review"):
+        platform.start_service(service)
+    platform.wait_until_ready()
+    return submit(api, tenant, 5)
+
+
+@pytest.mark.parametrize("own_platform", BACKENDS, indirect=True)
+def test_two_triage_replicas_share_one_stream_and_triage_each_incident_once(
+    own_platform: Platform,
+) -> None:
+    second_port = free_port()
+    own_platform.start_service(
+        "triage", label="triage-2", env={"FIREBREAK_TRIAGE_ADDR": f"127.0.0.1:{second_port}"}
+    )
+    api = Api(own_platform)
+    tenant = api.new_client()
+    ids = submit(api, tenant, 200)
+    assert_each_handled_exactly_once(api, tenant, ids)
+
+    replicas: set[str] = set()
+    with grpc.insecure_channel(f"127.0.0.1:{own_platform.grpc_ports['triage']}") as channel:
+        stub = triage_pb2_grpc.TriageServiceStub(channel)
+        for incident_id in ids:
+            decision = stub.GetDecision(triage_pb2.GetDecisionRequest(incident_id=incident_id))
+            replicas.add(decision.decided_by)
+    assert len(replicas) == 2, replicas

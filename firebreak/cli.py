@@ -37,13 +37,11 @@ def run() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings()
     admin_key = settings.admin_key or "fbk_" + secrets.token_urlsafe(32)
-    nats_port = int(settings.nats_url.rsplit(":", 1)[1].rstrip("/"))
     platform = Platform(
         var_dir=settings.var_dir.resolve(),
-        nats_port=nats_port,
-        nats_url=settings.nats_url,
-        # An explicit FIREBREAK_NATS_URL means an external NATS: do not start our own.
-        start_nats="nats_url" not in settings.model_fields_set,
+        nats_port=settings.local_nats_port,
+        nats_url=settings.bus_url,
+        start_nats=settings.nats_url is None,  # an explicit URL means an external NATS
         gateway_port=settings.gateway_port,
         grpc_ports={
             name: int(settings.grpc_addr(name).rsplit(":", 1)[1]) for name in DEFAULT_GRPC_PORTS

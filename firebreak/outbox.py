@@ -8,7 +8,6 @@ dropped by JetStream's duplicate window; consumers' inboxes catch anything older
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -108,16 +107,22 @@ class Outbox:
                 published = await self.publish_pending(client)
             except Exception as error:  # NATS down or the database busy: keep rows, retry
                 log.warning("outbox relay could not publish: %s", error)
-                await asyncio.sleep(self._poll_seconds)
+                await self._idle(stopping)
                 continue
             if published < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                await self._idle(stopping)
         try:
             while await self.publish_pending(client) == self._batch_size:
                 pass
         except Exception as error:
             log.warning("outbox left events for the next start: %s", error)
+
+    async def _idle(self, stopping: asyncio.Event) -> None:
+        """Waits for a commit's wake-up, the poll interval or shutdown, whichever comes first."""
+        waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())}
+        await asyncio.wait(waiters, timeout=self._poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
 
     async def publish_pending(self, client: NATS) -> int:
         """Publishes one batch of pending events; returns how many."""

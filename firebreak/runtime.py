@@ -37,9 +37,7 @@ class ServiceProcess:
 
 async def run_service(settings: Settings, process: ServiceProcess) -> None:
     await create_schema(process.engine, process.metadata)
-    nats_client = await bus.connect(
-        settings.nats_url, name=f"{process.name}-{settings.instance_id}"
-    )
+    nats_client = await bus.connect(settings.bus_url, name=f"{process.name}-{settings.instance_id}")
     js = nats_client.jetstream()
     await bus.ensure_stream(js)
 

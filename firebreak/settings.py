@@ -27,8 +27,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FIREBREAK_", extra="ignore")
 
     var_dir: Path = Path("var")
-    # Not 4222: a system NATS may already listen there.
-    nats_url: str = "nats://127.0.0.1:14222"
+    # An external NATS. Unset, services use the local one that `firebreak run` starts, on a
+    # port that is not 4222 because a system NATS may already listen there.
+    nats_url: str | None = None
+    local_nats_port: int = Field(default=14222, ge=1, le=65535)
     log_level: str = "INFO"
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
@@ -62,6 +64,10 @@ class Settings(BaseSettings):
         if value is not None and len(value) < 24:
             raise ValueError("FIREBREAK_ADMIN_KEY must be at least 24 characters")
         return value
+
+    @property
+    def bus_url(self) -> str:
+        return self.nats_url or f"nats://127.0.0.1:{self.local_nats_port}"
 
     def database_url(self, service: str) -> str:
         explicit = getattr(self, f"{service}_database_url")

@@ -7,8 +7,10 @@ import os
 import secrets
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -26,13 +28,19 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
+def _run_in_thread(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Runs a coroutine to completion even when called from inside a running event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
 def _postgres_answers() -> bool:
     async def probe() -> None:
         connection = await asyncpg.connect(POSTGRES_URL, timeout=2)
         await connection.close()
 
     try:
-        asyncio.run(probe())
+        _run_in_thread(probe())
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return False
     return True
@@ -54,14 +62,14 @@ def postgres() -> Iterator[Callable[[str], str]]:
 
     def create_database(label: str) -> str:
         name = f"firebreak_test_{label}_{uuid.uuid4().hex[:8]}"
-        asyncio.run(run(f'CREATE DATABASE "{name}"'))
+        _run_in_thread(run(f'CREATE DATABASE "{name}"'))
         created.append(name)
         base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
         return f"{base}/{name}"
 
     yield create_database
     for name in created:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _run_in_thread(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def database_urls(backend: str, postgres_factory: Callable[[str], str] | None) -> dict[str, str]:

@@ -49,7 +49,7 @@ class Backends:
         return backends
 
     async def _connect_nats(self, settings: Settings) -> None:
-        self.nats = await bus.connect(settings.nats_url, name=f"gateway-{settings.instance_id}")
+        self.nats = await bus.connect(settings.bus_url, name=f"gateway-{settings.instance_id}")
 
     def nats_connected(self) -> bool:
         return self.nats is not None and self.nats.is_connected

@@ -1,0 +1,213 @@
+"""The outbox and inbox contracts, against a real nats-server and each real database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import Column, MetaData, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from firebreak import bus
+from firebreak.api.events.v1 import events_pb2
+from firebreak.consumer import EventConsumer, define_inbox_table
+from firebreak.database import create_engine, create_schema
+from firebreak.events import INCIDENT_REPORTED, STREAM, new_event, subject_for
+from firebreak.outbox import Outbox, define_outbox_table
+from tests.conftest import BACKENDS, NatsServer
+
+metadata = MetaData()
+outbox_table = define_outbox_table(metadata)
+inbox_table = define_inbox_table(metadata)
+effects = Table("effects", metadata, Column("event_id", String(36)))
+
+
+@pytest.fixture(params=BACKENDS)
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "postgresql":
+        make_database: Callable[[str], str] = request.getfixturevalue("postgres")
+        url = make_database("contract")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}"
+    engine = create_engine(url)
+    await create_schema(engine, metadata)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def client(nats_server: NatsServer) -> AsyncIterator[NATS]:
+    connection = await nats.connect(nats_server.url)
+    await bus.ensure_stream(connection.jetstream())
+    yield connection
+    await connection.close()
+
+
+def reported_event(incident_id: str = "inc-1") -> events_pb2.EventEnvelope:
+    return new_event(
+        INCIDENT_REPORTED,
+        incident_id=incident_id,
+        client_id="client-1",
+        producer="test",
+        payload=events_pb2.IncidentReported(
+            reference="INC-2026-000001", title="t", impact="minor", urgency="low"
+        ),
+    )
+
+
+async def count(engine: AsyncEngine, query: object) -> int:
+    async with engine.connect() as connection:
+        return (await connection.execute(query)).scalar_one()  # type: ignore[arg-type]
+
+
+async def test_only_committed_events_are_published_once_with_their_id(
+    engine: AsyncEngine, client: NATS
+) -> None:
+    outbox = Outbox(engine, outbox_table)
+    committed, rolled_back = reported_event("kept"), reported_event("discarded")
+    trace.set_tracer_provider(TracerProvider())
+    with trace.get_tracer("test").start_as_current_span("request"):
+        async with outbox.transaction() as connection:
+            await outbox.add(connection, committed)
+    with pytest.raises(RuntimeError):
+        async with outbox.transaction() as connection:
+            await outbox.add(connection, rolled_back)
+            raise RuntimeError("the unit of work failed")
+
+    assert await outbox.publish_pending(client) == 1
+    assert await outbox.publish_pending(client) == 0  # marked sent: nothing left
+    published = await count(
+        engine, select(func.count()).where(outbox_table.c.published_at.is_not(None))
+    )
+    assert published == 1
+
+    js = client.jetstream()
+    info = await js.stream_info(STREAM)
+    assert info.state.messages == 1
+    message = await js.get_last_msg(STREAM, subject_for(INCIDENT_REPORTED))
+    assert events_pb2.EventEnvelope.FromString(message.data).id == committed.id
+    assert message.headers is not None
+    assert message.headers["Nats-Msg-Id"] == committed.id
+    assert message.headers["traceparent"].startswith("00-")
+
+
+async def test_the_relay_publishes_promptly_after_commit(engine: AsyncEngine, client: NATS) -> None:
+    # A poll interval far longer than the test: only the commit's wake-up can publish in time.
+    outbox = Outbox(engine, outbox_table, poll_seconds=3600)
+    stopping = asyncio.Event()
+    relay = asyncio.create_task(outbox.run_relay(client, stopping))
+    await asyncio.sleep(0.2)  # the relay is idle and waiting
+    async with outbox.transaction() as connection:
+        await outbox.add(connection, reported_event())
+    js = client.jetstream()
+    published_while_running = False
+    for _ in range(100):
+        if (await js.stream_info(STREAM)).state.messages == 1:
+            published_while_running = True
+            break
+        await asyncio.sleep(0.02)
+    stopping.set()
+    await asyncio.wait_for(relay, 5)  # shutdown does not wait out the poll interval
+    assert published_while_running
+
+
+async def run_consumer_until_settled(consumer: EventConsumer, client: NATS, durable: str) -> None:
+    js = client.jetstream()
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run(js, stopping))
+    last_seq = (await js.stream_info(STREAM)).state.last_seq
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        info = await js.consumer_info(STREAM, durable)
+        if info.ack_floor.stream_seq >= last_seq and info.num_ack_pending == 0:
+            break
+    stopping.set()
+    await task
+
+
+async def test_a_redelivered_event_is_applied_once_and_both_deliveries_are_acked(
+    engine: AsyncEngine, client: NATS
+) -> None:
+    applied: list[str] = []
+
+    async def handler(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
+        applied.append(event.id)
+        await connection.execute(effects.insert().values(event_id=event.id))
+
+    outbox = Outbox(engine, outbox_table)
+    consumer = EventConsumer(
+        durable="contract",
+        handlers={INCIDENT_REPORTED: handler},
+        outbox=outbox,
+        inbox=inbox_table,
+        batch_size=16,
+    )
+    event = reported_event()
+    js = client.jetstream()
+    for delivery in range(3):
+        await js.publish(
+            subject_for(INCIDENT_REPORTED),
+            event.SerializeToString(),
+            headers={"Nats-Msg-Id": f"{event.id}-{delivery}"},
+        )
+    await run_consumer_until_settled(consumer, client, "contract")
+
+    assert applied == [event.id]
+    assert await count(engine, select(func.count()).select_from(effects)) == 1
+    assert await count(engine, select(func.count()).select_from(inbox_table)) == 1
+
+
+async def test_a_failed_handler_leaves_no_trace_and_the_event_comes_again(
+    engine: AsyncEngine, client: NATS
+) -> None:
+    attempts: list[str] = []
+
+    async def flaky(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
+        attempts.append(event.id)
+        await connection.execute(effects.insert().values(event_id=event.id))
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt fails after writing")
+
+    consumer = EventConsumer(
+        durable="flaky",
+        handlers={INCIDENT_REPORTED: flaky},
+        outbox=Outbox(engine, outbox_table),
+        inbox=inbox_table,
+        batch_size=16,
+    )
+    event = reported_event()
+    await client.jetstream().publish(subject_for(INCIDENT_REPORTED), event.SerializeToString())
+    await run_consumer_until_settled(consumer, client, "flaky")
+
+    assert attempts == [event.id, event.id]
+    assert await count(engine, select(func.count()).select_from(effects)) == 1
+
+
+async def test_a_malformed_message_is_dropped_not_retried(
+    engine: AsyncEngine, client: NATS
+) -> None:
+    calls: list[str] = []
+
+    async def handler(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
+        calls.append(event.id)
+
+    consumer = EventConsumer(
+        durable="strict",
+        handlers={INCIDENT_REPORTED: handler},
+        outbox=Outbox(engine, outbox_table),
+        inbox=inbox_table,
+        batch_size=16,
+    )
+    js = client.jetstream()
+    await js.publish(subject_for(INCIDENT_REPORTED), b"\xff\x00 not protobuf")
+    await js.publish(subject_for(INCIDENT_REPORTED), reported_event().SerializeToString())
+    await run_consumer_until_settled(consumer, client, "strict")
+    assert len(calls) == 1
+    info = await js.consumer_info(STREAM, "strict")
+    assert info.num_pending == 0 and info.num_redelivered == 0

@@ -21,10 +21,8 @@ from nats.js.api import PubAck
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import (
-    BigInteger,
     Column,
     DateTime,
-    Integer,
     LargeBinary,
     MetaData,
     Row,
@@ -38,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
-from firebreak.database import is_postgres
+from firebreak.database import is_postgres, sequence_column
 from firebreak.events import STREAM, subject_for
 
 log = logging.getLogger(__name__)
@@ -51,12 +49,7 @@ def define_outbox_table(metadata: MetaData) -> Table:
     return Table(
         "outbox",
         metadata,
-        Column(
-            "seq",
-            BigInteger().with_variant(Integer, "sqlite"),
-            primary_key=True,
-            autoincrement=True,
-        ),
+        sequence_column(),
         Column("event_id", String(36), nullable=False, unique=True),
         Column("subject", String(200), nullable=False),
         Column("payload", LargeBinary, nullable=False),

@@ -7,13 +7,14 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus
-from firebreak.consumer import EventConsumer
+from firebreak.consumer import EventConsumer, Handler
 from firebreak.database import create_schema
 from firebreak.grpc_server import create_server, mark_serving
 from firebreak.outbox import Outbox
@@ -29,10 +30,12 @@ class ServiceProcess:
     name: str
     engine: AsyncEngine
     metadata: MetaData
-    grpc_services: list[str]  # full names, for grpc.health.v1
-    register: Callable[[grpc.aio.Server], None]
     outbox: Outbox
-    consumer: EventConsumer | None = None
+    servicer: object
+    add_servicer: Callable[[Any, grpc.aio.Server], None]  # the generated add_..._to_server
+    grpc_service: str  # full name, for grpc.health.v1
+    handlers: dict[str, Handler] | None = None  # events consumed, by type
+    inbox: Table | None = None
 
 
 async def run_service(settings: Settings, process: ServiceProcess) -> None:
@@ -42,11 +45,11 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     await bus.ensure_stream(js)
 
     server, health_servicer = create_server()
-    process.register(server)
+    process.add_servicer(process.servicer, server)
     address = settings.grpc_addr(process.name)
     server.add_insecure_port(address)
     await server.start()
-    await mark_serving(health_servicer, process.grpc_services)
+    await mark_serving(health_servicer, [process.grpc_service])
     log.info("%s serving gRPC on %s", process.name, address)
 
     stopping = asyncio.Event()
@@ -57,8 +60,15 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     workers = [
         asyncio.create_task(process.outbox.run_relay(nats_client, stopping), name="outbox-relay")
     ]
-    if process.consumer is not None:
-        workers.append(asyncio.create_task(process.consumer.run(js, stopping), name="consumer"))
+    if process.handlers is not None and process.inbox is not None:
+        consumer = EventConsumer(
+            durable=process.name,
+            handlers=process.handlers,
+            outbox=process.outbox,
+            inbox=process.inbox,
+            batch_size=settings.consumer_batch_size,
+        )
+        workers.append(asyncio.create_task(consumer.run(js, stopping), name="consumer"))
     stopped = asyncio.create_task(stopping.wait())
     done, _ = await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)
     for task in done - {stopped}:

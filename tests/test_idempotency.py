@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import httpx
 import nats
 import pytest
 
@@ -12,7 +14,7 @@ from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.api.notify.v1 import notify_pb2, notify_pb2_grpc
 from firebreak.api.triage.v1 import triage_pb2, triage_pb2_grpc
 from firebreak.events import STREAM, subject_for
-from tests.gateway_client import Api, eventually
+from tests.gateway_client import Api, eventually, incident_body
 
 
 def test_idempotency_key_replay_returns_the_same_incident_and_creates_nothing(api: Api) -> None:
@@ -98,3 +100,18 @@ async def test_a_redelivered_event_has_one_effect(api: Api) -> None:
         )
     assert decision.priority == "P2"
     eventually(lambda: api.incident(tenant, created["id"])["status"] == "triaged")
+
+
+def test_concurrent_retries_with_one_key_create_one_incident(api: Api) -> None:
+    tenant = api.new_client()
+    url = f"{api.platform.gateway_url}/v1/incidents"
+    headers = tenant.headers | {"Idempotency-Key": "burst"}
+
+    def post(_: int) -> httpx.Response:
+        return httpx.post(url, json=incident_body(), headers=headers, timeout=10)
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(post, range(8)))
+    assert {response.status_code for response in responses} == {201}
+    assert len({response.json()["id"] for response in responses}) == 1
+    assert len(api.list_ids(tenant)) == 1

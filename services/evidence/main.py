@@ -14,17 +14,13 @@ from services.evidence.server import EvidenceServicer
 async def serve(settings: Settings) -> None:
     engine = create_engine(settings.database_url("evidence"))
     outbox = Outbox(engine, models.outbox, poll_seconds=settings.outbox_poll_seconds)
-    servicer = EvidenceServicer(engine, outbox, max_bytes=settings.evidence_max_bytes)
-    await run_service(
-        settings,
-        ServiceProcess(
-            name="evidence",
-            engine=engine,
-            metadata=models.metadata,
-            grpc_services=[evidence_pb2.DESCRIPTOR.services_by_name["EvidenceService"].full_name],
-            register=lambda server: evidence_pb2_grpc.add_EvidenceServiceServicer_to_server(
-                servicer, server
-            ),
-            outbox=outbox,
-        ),
+    process = ServiceProcess(
+        name="evidence",
+        engine=engine,
+        metadata=models.metadata,
+        outbox=outbox,
+        servicer=EvidenceServicer(engine, outbox, max_bytes=settings.evidence_max_bytes),
+        add_servicer=evidence_pb2_grpc.add_EvidenceServiceServicer_to_server,
+        grpc_service=evidence_pb2.DESCRIPTOR.services_by_name["EvidenceService"].full_name,
     )
+    await run_service(settings, process)

@@ -2,7 +2,6 @@
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Column,
     DateTime,
     Index,
@@ -15,6 +14,7 @@ from sqlalchemy import (
 )
 
 from firebreak.consumer import define_inbox_table
+from firebreak.database import sequence_column
 from firebreak.outbox import define_outbox_table
 
 metadata = MetaData()
@@ -22,10 +22,7 @@ metadata = MetaData()
 incidents = Table(
     "incidents",
     metadata,
-    # seq orders the registry and makes keyset pagination cheap.
-    Column(
-        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    sequence_column(),  # orders the registry and makes keyset pagination cheap
     Column("id", String(36), nullable=False, unique=True),
     Column("client_id", String(36), nullable=False),
     Column("reference", String(32), nullable=False),

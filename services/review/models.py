@@ -1,11 +1,9 @@
 """Review's storage: every incident's timeline, plus outbox and inbox."""
 
 from sqlalchemy import (
-    BigInteger,
     Column,
     DateTime,
     Index,
-    Integer,
     MetaData,
     String,
     Table,
@@ -13,6 +11,7 @@ from sqlalchemy import (
 )
 
 from firebreak.consumer import define_inbox_table
+from firebreak.database import sequence_column
 from firebreak.outbox import define_outbox_table
 
 metadata = MetaData()
@@ -20,9 +19,7 @@ metadata = MetaData()
 timeline_entries = Table(
     "timeline_entries",
     metadata,
-    Column(
-        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    sequence_column(),
     Column("event_id", String(36), nullable=False, unique=True),
     Column("incident_id", String(36), nullable=False),
     Column("client_id", String(36), nullable=False),

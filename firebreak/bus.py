@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
@@ -14,6 +12,8 @@ from nats.js.errors import BadRequestError
 from firebreak.events import STREAM, SUBJECT_PREFIX
 
 log = logging.getLogger(__name__)
+
+ACK_WAIT_SECONDS = 30.0
 
 # The stream is the transport, not the record (review keeps the timeline), so it keeps a week.
 STREAM_CONFIG = StreamConfig(
@@ -27,33 +27,36 @@ STREAM_CONFIG = StreamConfig(
 
 async def connect(url: str, name: str) -> NATS:
     """Connects, waiting for the server if it is not up yet; reconnects for ever afterwards."""
+    last_error = ""
 
     async def on_disconnected() -> None:
         log.warning("disconnected from NATS")
 
     async def on_reconnected() -> None:
+        nonlocal last_error
+        last_error = ""
         log.info("reconnected to NATS")
 
     async def on_error(error: Exception) -> None:
-        log.warning("NATS error: %s", error)
+        # While NATS is away every reconnect attempt fails the same way: say it once.
+        nonlocal last_error
+        if str(error) != last_error:
+            last_error = str(error)
+            log.warning("NATS error: %s", error)
 
-    while True:
-        client = NATS()
-        try:
-            await client.connect(
-                url,
-                name=name,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                connect_timeout=2,
-                disconnected_cb=on_disconnected,
-                reconnected_cb=on_reconnected,
-                error_cb=on_error,
-            )
-            return client
-        except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as error:
-            log.warning("NATS at %s not reachable (%s); retrying", url, error)
-            await asyncio.sleep(0.5)
+    client = NATS()
+    # With unlimited reconnect attempts this also waits for a server that is not up yet.
+    await client.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=2,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+        error_cb=on_error,
+    )
+    return client
 
 
 async def ensure_stream(js: JetStreamContext) -> None:
@@ -65,7 +68,7 @@ async def ensure_stream(js: JetStreamContext) -> None:
 
 
 async def durable_pull_subscription(
-    js: JetStreamContext, durable: str, subjects: list[str], *, ack_wait_seconds: float = 30
+    js: JetStreamContext, durable: str, subjects: list[str]
 ) -> JetStreamContext.PullSubscription:
     """Binds to a durable pull consumer that every replica of a service shares."""
     config = ConsumerConfig(
@@ -73,7 +76,7 @@ async def durable_pull_subscription(
         filter_subjects=[SUBJECT_PREFIX + subject for subject in subjects],
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
-        ack_wait=ack_wait_seconds,
+        ack_wait=ACK_WAIT_SECONDS,
         max_ack_pending=4096,
     )
     # Creates the consumer, or updates it in place when an upgrade changed its configuration.

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
@@ -21,7 +23,7 @@ from sqlalchemy import Column, DateTime, MetaData, String, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
-from firebreak.bus import durable_pull_subscription
+from firebreak.bus import durable_pull_subscription, ensure_stream
 from firebreak.database import upsert_insert
 from firebreak.events import MalformedEvent, parse_event
 from firebreak.outbox import Outbox
@@ -34,6 +36,7 @@ Handler = Callable[[AsyncConnection, EventEnvelope], Awaitable[None]]
 IDLE_WAIT_SECONDS = 1.0
 BUSY_WAIT_SECONDS = 0.01
 RETRY_DELAY_SECONDS = 2.0
+MAX_RETRY_DELAY_SECONDS = 60.0
 
 
 def define_inbox_table(metadata: MetaData) -> Table:
@@ -64,11 +67,16 @@ class EventConsumer:
         self._inbox = inbox
         self._batch_size = batch_size
 
-    async def run(self, js: JetStreamContext, stopping: asyncio.Event) -> None:
+    async def run(self, client: NATS, stopping: asyncio.Event) -> None:
         """Fetches until `stopping` is set; the batch in hand is always finished first."""
-        subscription = await durable_pull_subscription(js, self._durable, list(self._handlers))
+        js = client.jetstream()
+        subscription = await self._subscribe(js)
         busy = False
         while not stopping.is_set():
+            if not client.is_connected:
+                # A pull request sent now would wait in the reconnect buffer and arrive stale.
+                await asyncio.sleep(0.2)
+                continue
             # A pull request for more than one message is held by the server until it is full
             # or expires, so an idle consumer asks for one message and waits long (it gets it
             # the moment it arrives), and a busy one asks for a batch and waits very little.
@@ -78,7 +86,18 @@ class EventConsumer:
             except TimeoutError:  # nats' own and asyncio's: nothing came
                 busy = False
                 continue
-            except nats.errors.Error as error:  # disconnected: the client reconnects by itself
+            except (
+                nats.errors.NoRespondersError,
+                nats.js.errors.NotFoundError,
+                nats.js.errors.ServiceUnavailableError,
+            ) as error:
+                # The stream or consumer is gone (a NATS whose store was lost): make them again.
+                log.warning("consumer %s lost (%s); re-creating it", self._durable, error)
+                await subscription.unsubscribe()
+                await asyncio.sleep(0.5)
+                subscription = await self._subscribe(js)
+                continue
+            except nats.errors.Error as error:
                 log.warning("fetch failed: %s", error)
                 await asyncio.sleep(0.5)
                 continue
@@ -89,6 +108,10 @@ class EventConsumer:
         # otherwise sit in the subscription and hold up the connection's drain. JetStream
         # redelivers it, to another replica or after a restart, once its ack wait passes.
         await subscription.unsubscribe()
+
+    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        await ensure_stream(js)
+        return await durable_pull_subscription(js, self._durable, list(self._handlers))
 
     async def process(self, message: Msg) -> None:
         headers = message.headers or {}
@@ -105,7 +128,7 @@ class EventConsumer:
             },
         ) as span:
             try:
-                envelope = parse_event(message.data)
+                envelope = parse_event(message.data, subject=message.subject)
             except MalformedEvent as error:
                 # Redelivery cannot fix a malformed message: drop it, loudly.
                 log.error("dropping malformed message on %s: %s", message.subject, error)
@@ -119,7 +142,7 @@ class EventConsumer:
                 log.exception("handling %s %s failed; will retry", envelope.type, envelope.id)
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
-                await _settle(message.nak(delay=RETRY_DELAY_SECONDS))
+                await _settle(message.nak(delay=_retry_delay(message)))
                 return
             span.set_attribute("firebreak.duplicate", not applied)
             await _settle(message.ack())
@@ -140,6 +163,12 @@ class EventConsumer:
         )
         result = await connection.execute(statement)
         return result.rowcount == 1
+
+
+def _retry_delay(message: Msg) -> float:
+    """Backs off exponentially, so an event that keeps failing does not spin."""
+    attempts = message.metadata.num_delivered or 1
+    return min(RETRY_DELAY_SECONDS * 2 ** (attempts - 1), MAX_RETRY_DELAY_SECONDS)
 
 
 async def _settle(reply: Awaitable[None]) -> None:

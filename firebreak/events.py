@@ -76,7 +76,8 @@ class MalformedEvent(ValueError):
     """A message on the bus that is not a valid envelope of a known type and schema."""
 
 
-def parse_event(data: bytes) -> EventEnvelope:
+def parse_event(data: bytes, *, subject: str) -> EventEnvelope:
+    """The envelope in a message, checked against the subject it arrived on."""
     envelope = EventEnvelope()
     try:
         envelope.ParseFromString(data)
@@ -88,4 +89,6 @@ def parse_event(data: bytes) -> EventEnvelope:
         raise MalformedEvent(f"unsupported schema version {envelope.schema_version}")
     if envelope.WhichOneof("payload") != PAYLOAD_FIELDS[envelope.type]:
         raise MalformedEvent(f"{envelope.type} carries no {PAYLOAD_FIELDS[envelope.type]}")
+    if subject != subject_for(envelope.type):
+        raise MalformedEvent(f"{envelope.type} arrived on {subject}")
     return envelope

@@ -8,6 +8,7 @@ dropped by JetStream's duplicate window; consumers' inboxes catch anything older
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -36,7 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
-from firebreak.database import is_postgres, sequence_column
+from firebreak.bus import ensure_stream
+from firebreak.database import is_postgres, reading, sequence_column
 from firebreak.events import STREAM, subject_for
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,10 @@ def define_outbox_table(metadata: MetaData) -> Table:
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), index=True),
     )
+
+
+class PublishIncomplete(Exception):
+    """Some events of a batch were not acknowledged; they stay pending."""
 
 
 class Outbox:
@@ -94,31 +100,43 @@ class Outbox:
 
     async def run_relay(self, client: NATS, stopping: asyncio.Event) -> None:
         """Publishes pending events until `stopping` is set, then flushes what is left once."""
+        js = client.jetstream()  # one context: each would subscribe its own ack inbox
+        last_error = ""
         while not stopping.is_set():
             self._wake.clear()
             try:
-                published = await self.publish_pending(client)
+                published = await self.publish_pending(client, js)
             except Exception as error:  # NATS down or the database busy: keep rows, retry
-                log.warning("outbox relay could not publish: %s", error)
+                if str(error) != last_error:  # every commit retries: say it once
+                    log.warning("outbox relay could not publish: %s", error)
+                last_error = str(error)
                 await self._idle(stopping)
+                if client.is_connected:
+                    # Connected but not acknowledged: perhaps NATS lost the stream.
+                    with contextlib.suppress(Exception):
+                        await ensure_stream(js)
                 continue
+            last_error = ""
             if published < self._batch_size:
                 await self._idle(stopping)
         try:
-            while await self.publish_pending(client) == self._batch_size:
+            while await self.publish_pending(client, js) == self._batch_size:
                 pass
         except Exception as error:
             log.warning("outbox left events for the next start: %s", error)
 
     async def _idle(self, stopping: asyncio.Event) -> None:
         """Waits for a commit's wake-up, the poll interval or shutdown, whichever comes first."""
-        waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())}
+        waiters = {
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(stopping.wait()),
+        }
         await asyncio.wait(waiters, timeout=self._poll_seconds, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
 
-    async def publish_pending(self, client: NATS) -> int:
-        """Publishes one batch of pending events; returns how many."""
+    async def publish_pending(self, client: NATS, js: JetStreamContext) -> int:
+        """Publishes one batch of pending events; returns how many JetStream acknowledged."""
         if not client.is_connected:
             # Fail fast: publishing into the reconnect buffer would only time out later.
             raise ConnectionError("not connected to NATS")
@@ -127,17 +145,21 @@ class Outbox:
             # the row locks (which block no one else's inserts) until the rows are marked sent.
             async with self._engine.begin() as connection:
                 rows = await self._pending(connection, claim=True)
-                await self._publish_all(client.jetstream(), rows)
-                await self._mark_published(connection, rows)
-            return len(rows)
-        # SQLite locks the whole database for a write transaction, so never hold one while
-        # waiting on NATS: read, publish, then mark.
-        async with self._engine.begin() as connection:
-            rows = await self._pending(connection, claim=False)
-        await self._publish_all(client.jetstream(), rows)
-        async with self._engine.begin() as connection:
-            await self._mark_published(connection, rows)
-        return len(rows)
+                acked, failures = await self._publish_all(js, rows)
+                await self._mark_published(connection, acked)
+        else:
+            # SQLite locks the whole database for a write transaction, so never hold one while
+            # waiting on NATS: read, publish, then mark. (Replicas sharing one SQLite file may
+            # both publish a row; JetStream drops the second copy by its message id.)
+            async with reading(self._engine) as connection:
+                rows = await self._pending(connection, claim=False)
+            acked, failures = await self._publish_all(js, rows)
+            if acked:
+                async with self._engine.begin() as connection:
+                    await self._mark_published(connection, acked)
+        if failures:
+            raise PublishIncomplete(f"{len(failures)} of {len(rows)} not acked: {failures[0]!r}")
+        return len(acked)
 
     async def _pending(self, connection: AsyncConnection, *, claim: bool) -> list[Row[Any]]:
         table = self._table
@@ -151,11 +173,23 @@ class Outbox:
             query = query.with_for_update(skip_locked=True)
         return list((await connection.execute(query)).all())
 
-    async def _publish_all(self, js: JetStreamContext, rows: list[Row[Any]]) -> None:
-        """Publishes pipelined and returns once JetStream acknowledged every one."""
+    async def _publish_all(
+        self, js: JetStreamContext, rows: list[Row[Any]]
+    ) -> tuple[list[Row[Any]], list[BaseException]]:
+        """Publishes pipelined; returns the rows JetStream acknowledged and the failures. One
+        rejected event does not hold back the others: it stays pending and is tried again."""
+        if not rows:
+            return [], []
         acks = [await self._publish(js, row) for row in rows]
-        if acks:
-            await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_ACK_TIMEOUT_SECONDS)
+        results = await asyncio.wait_for(
+            asyncio.gather(*acks, return_exceptions=True), PUBLISH_ACK_TIMEOUT_SECONDS
+        )
+        acked = [
+            row
+            for row, result in zip(rows, results, strict=True)
+            if not isinstance(result, BaseException)
+        ]
+        return acked, [result for result in results if isinstance(result, BaseException)]
 
     async def _mark_published(self, connection: AsyncConnection, rows: list[Row[Any]]) -> None:
         if rows:

@@ -37,12 +37,16 @@ class ServiceProcess:
     handlers: dict[str, Handler] | None = None  # events consumed, by type
     inbox: Table | None = None
 
+    def __post_init__(self) -> None:
+        if (self.handlers is None) != (self.inbox is None):
+            raise ValueError(f"{self.name}: consuming events takes both handlers and an inbox")
+
 
 async def run_service(settings: Settings, process: ServiceProcess) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully; exits 1 if a worker failed."""
     await create_schema(process.engine, process.metadata)
     nats_client = await bus.connect(settings.bus_url, name=f"{process.name}-{settings.instance_id}")
-    js = nats_client.jetstream()
-    await bus.ensure_stream(js)
+    await bus.ensure_stream(nats_client.jetstream())
 
     server, health_servicer = create_server()
     process.add_servicer(process.servicer, server)
@@ -52,14 +56,16 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     await mark_serving(health_servicer, [process.grpc_service])
     log.info("%s serving gRPC on %s", process.name, address)
 
-    stopping = asyncio.Event()
+    shutdown_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, shutdown_requested.set)
 
-    workers = [
-        asyncio.create_task(process.outbox.run_relay(nats_client, stopping), name="outbox-relay")
-    ]
+    stop_consuming, stop_relaying = asyncio.Event(), asyncio.Event()
+    relay = asyncio.create_task(
+        process.outbox.run_relay(nats_client, stop_relaying), name="outbox relay"
+    )
+    workers = [relay]
     if process.handlers is not None and process.inbox is not None:
         consumer = EventConsumer(
             durable=process.name,
@@ -68,19 +74,27 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
             inbox=process.inbox,
             batch_size=settings.consumer_batch_size,
         )
-        workers.append(asyncio.create_task(consumer.run(js, stopping), name="consumer"))
-    stopped = asyncio.create_task(stopping.wait())
-    done, _ = await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)
-    for task in done - {stopped}:
-        # A worker ended on its own: that is a bug; stop the process so it gets restarted.
+        workers.append(
+            asyncio.create_task(consumer.run(nats_client, stop_consuming), name="consumer")
+        )
+    requested = asyncio.create_task(shutdown_requested.wait())
+    done, _ = await asyncio.wait([requested, *workers], return_when=asyncio.FIRST_COMPLETED)
+    failed = [task for task in done if task is not requested]
+    for task in failed:
         log.error("%s stopped unexpectedly", task.get_name(), exc_info=task.exception())
-        stopping.set()
+    requested.cancel()
 
-    # Graceful shutdown: stop taking work, finish what is in hand, drain the bus, stop serving.
+    # Graceful shutdown, in order: stop taking work; finish the messages and requests in hand;
+    # publish the events they produced; drain the bus.
     log.info("%s shutting down", process.name)
     await health_servicer.enter_graceful_shutdown()
-    await asyncio.gather(*workers, return_exceptions=True)
-    await nats_client.drain()
+    stop_consuming.set()
+    await asyncio.gather(*workers[1:], return_exceptions=True)
     await server.stop(settings.shutdown_grace_seconds)
+    stop_relaying.set()
+    await asyncio.gather(relay, return_exceptions=True)
+    await nats_client.drain()
     await process.engine.dispose()
     log.info("%s stopped", process.name)
+    if failed:
+        raise SystemExit(1)  # a worker died: that is a bug; let the supervisor restart us

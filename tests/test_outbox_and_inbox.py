@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import nats
+import nats.js.errors
 import pytest
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
@@ -17,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from firebreak import bus
 from firebreak.api.events.v1 import events_pb2
 from firebreak.consumer import EventConsumer, define_inbox_table
-from firebreak.database import create_engine, create_schema
-from firebreak.events import INCIDENT_REPORTED, STREAM, new_event, subject_for
+from firebreak.database import create_engine, create_schema, reading
+from firebreak.events import INCIDENT_REPORTED, INCIDENT_TRIAGED, STREAM, new_event, subject_for
 from firebreak.outbox import Outbox, define_outbox_table
 from tests.conftest import BACKENDS, NatsServer
 
@@ -62,7 +63,7 @@ def reported_event(incident_id: str = "inc-1") -> events_pb2.EventEnvelope:
 
 
 async def count(engine: AsyncEngine, query: object) -> int:
-    async with engine.connect() as connection:
+    async with reading(engine) as connection:
         return (await connection.execute(query)).scalar_one()  # type: ignore[arg-type]
 
 
@@ -80,8 +81,10 @@ async def test_only_committed_events_are_published_once_with_their_id(
             await outbox.add(connection, rolled_back)
             raise RuntimeError("the unit of work failed")
 
-    assert await outbox.publish_pending(client) == 1
-    assert await outbox.publish_pending(client) == 0  # marked sent: nothing left
+    assert await outbox.publish_pending(client, client.jetstream()) == 1
+    assert (
+        await outbox.publish_pending(client, client.jetstream()) == 0
+    )  # marked sent: nothing left
     published = await count(
         engine, select(func.count()).where(outbox_table.c.published_at.is_not(None))
     )
@@ -118,17 +121,21 @@ async def test_the_relay_publishes_promptly_after_commit(engine: AsyncEngine, cl
 
 
 async def run_consumer_until_settled(consumer: EventConsumer, client: NATS, durable: str) -> None:
+    """Runs the consumer until it has acknowledged everything in the stream."""
     js = client.jetstream()
     stopping = asyncio.Event()
-    task = asyncio.create_task(consumer.run(js, stopping))
+    task = asyncio.create_task(consumer.run(client, stopping))
     last_seq = (await js.stream_info(STREAM)).state.last_seq
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        info = await js.consumer_info(STREAM, durable)
-        if info.ack_floor.stream_seq >= last_seq and info.num_ack_pending == 0:
-            break
-    stopping.set()
-    await task
+    try:
+        for _ in range(300):
+            await asyncio.sleep(0.05)
+            info = await js.consumer_info(STREAM, durable)
+            if info.ack_floor.stream_seq >= last_seq and info.num_ack_pending == 0:
+                return
+        pytest.fail(f"{durable} did not acknowledge everything: {info}")
+    finally:
+        stopping.set()
+        await task
 
 
 async def test_a_redelivered_event_is_applied_once_and_both_deliveries_are_acked(
@@ -161,6 +168,8 @@ async def test_a_redelivered_event_is_applied_once_and_both_deliveries_are_acked
     assert applied == [event.id]
     assert await count(engine, select(func.count()).select_from(effects)) == 1
     assert await count(engine, select(func.count()).select_from(inbox_table)) == 1
+    info = await js.consumer_info(STREAM, "contract")
+    assert info.num_redelivered == 0  # the duplicates were acked, not failed and retried
 
 
 async def test_a_failed_handler_leaves_no_trace_and_the_event_comes_again(
@@ -211,3 +220,63 @@ async def test_a_malformed_message_is_dropped_not_retried(
     assert len(calls) == 1
     info = await js.consumer_info(STREAM, "strict")
     assert info.num_pending == 0 and info.num_redelivered == 0
+
+
+async def test_an_event_on_the_wrong_subject_is_dropped(engine: AsyncEngine, client: NATS) -> None:
+    calls: list[str] = []
+
+    async def handler(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
+        calls.append(event.id)
+
+    consumer = EventConsumer(
+        durable="subjects",
+        handlers={INCIDENT_REPORTED: handler, INCIDENT_TRIAGED: handler},
+        outbox=Outbox(engine, outbox_table),
+        inbox=inbox_table,
+        batch_size=16,
+    )
+    # An incident.reported envelope published as if it were incident.triaged.
+    await client.jetstream().publish(
+        subject_for(INCIDENT_TRIAGED), reported_event().SerializeToString()
+    )
+    await run_consumer_until_settled(consumer, client, "subjects")
+    assert calls == []
+
+
+async def test_a_consumer_recreates_its_stream_when_nats_lost_it(
+    engine: AsyncEngine, client: NATS
+) -> None:
+    applied: list[str] = []
+
+    async def handler(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
+        applied.append(event.id)
+
+    consumer = EventConsumer(
+        durable="survivor",
+        handlers={INCIDENT_REPORTED: handler},
+        outbox=Outbox(engine, outbox_table),
+        inbox=inbox_table,
+        batch_size=16,
+    )
+    js = client.jetstream()
+    stopping = asyncio.Event()
+    task = asyncio.create_task(consumer.run(client, stopping))
+    try:
+        await asyncio.sleep(0.3)
+        await js.delete_stream(STREAM)  # as after a NATS whose store was wiped
+        event = reported_event()
+        for _ in range(100):  # the consumer puts the stream back; then the event can land
+            await asyncio.sleep(0.1)
+            try:
+                await js.publish(subject_for(INCIDENT_REPORTED), event.SerializeToString())
+                break
+            except nats.js.errors.NoStreamResponseError:
+                continue
+        for _ in range(100):
+            if applied:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stopping.set()
+        await task
+    assert applied == [event.id]

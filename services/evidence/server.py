@@ -9,6 +9,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.api.evidence.v1 import evidence_pb2, evidence_pb2_grpc
+from firebreak.database import reading
 from firebreak.events import to_timestamp
 from firebreak.outbox import Outbox
 from services.evidence import service
@@ -31,7 +32,7 @@ class EvidenceServicer(evidence_pb2_grpc.EvidenceServiceServicer):
     async def GetEvidence(
         self, request: evidence_pb2.GetEvidenceRequest, context: grpc.aio.ServicerContext
     ) -> evidence_pb2.EvidenceItem:
-        async with self._engine.connect() as connection:
+        async with reading(self._engine) as connection:
             row = await service.get_item(
                 connection, client_id=request.client_id, evidence_id=request.evidence_id
             )

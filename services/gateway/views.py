@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from firebreak.api.intake.v1 import intake_pb2
 from firebreak.api.review.v1 import review_pb2
+from firebreak.database import reading
 from firebreak.events import from_timestamp, to_timestamp
 from services.gateway import schemas, tenants
 from services.gateway.backends import Backends
@@ -36,7 +37,7 @@ async def authenticate(
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise unauthorized
-    async with backends.engine.connect() as connection:
+    async with reading(backends.engine) as connection:
         principal = await tenants.authenticate(connection, key=key.strip())
     if principal is None:
         raise unauthorized

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.api.intake.v1 import intake_pb2, intake_pb2_grpc
+from firebreak.database import reading
 from firebreak.events import to_timestamp
 from firebreak.outbox import Outbox
 from firebreak.telemetry import current_trace_id
@@ -38,7 +39,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             # incident.
             if not request.idempotency_key:
                 raise
-            async with self._engine.connect() as connection:
+            async with reading(self._engine) as connection:
                 row = await service.find_by_idempotency_key(connection, request=request)
             if row is None:
                 raise
@@ -47,7 +48,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def GetIncident(
         self, request: intake_pb2.GetIncidentRequest, context: grpc.aio.ServicerContext
     ) -> intake_pb2.Incident:
-        async with self._engine.connect() as connection:
+        async with reading(self._engine) as connection:
             row = await service.get_incident(
                 connection, client_id=request.client_id, incident_id=request.incident_id
             )
@@ -56,7 +57,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def ListIncidents(
         self, request: intake_pb2.ListIncidentsRequest, context: grpc.aio.ServicerContext
     ) -> intake_pb2.ListIncidentsResponse:
-        async with self._engine.connect() as connection:
+        async with reading(self._engine) as connection:
             rows, next_token = await service.list_incidents(connection, request=request)
         return intake_pb2.ListIncidentsResponse(
             incidents=[incident_message(row) for row in rows], next_page_token=next_token

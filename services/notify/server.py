@@ -6,6 +6,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.api.notify.v1 import notify_pb2, notify_pb2_grpc
+from firebreak.database import reading
 from firebreak.events import to_timestamp
 from services.notify import service
 
@@ -17,7 +18,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
     async def ListNotifications(
         self, request: notify_pb2.ListNotificationsRequest, context: grpc.aio.ServicerContext
     ) -> notify_pb2.ListNotificationsResponse:
-        async with self._engine.connect() as connection:
+        async with reading(self._engine) as connection:
             rows = await service.list_notifications(connection, incident_id=request.incident_id)
         return notify_pb2.ListNotificationsResponse(
             notifications=[

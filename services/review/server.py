@@ -6,6 +6,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.api.review.v1 import review_pb2, review_pb2_grpc
+from firebreak.database import reading
 from firebreak.events import to_timestamp
 from services.review import service
 
@@ -17,7 +18,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def GetTimeline(
         self, request: review_pb2.GetTimelineRequest, context: grpc.aio.ServicerContext
     ) -> review_pb2.Timeline:
-        async with self._engine.connect() as connection:
+        async with reading(self._engine) as connection:
             rows = await service.get_timeline(
                 connection, client_id=request.client_id, incident_id=request.incident_id
             )

@@ -6,6 +6,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.api.triage.v1 import triage_pb2, triage_pb2_grpc
+from firebreak.database import reading
 from firebreak.events import to_timestamp
 from services.triage import service
 
@@ -17,7 +18,7 @@ class TriageServicer(triage_pb2_grpc.TriageServiceServicer):
     async def GetDecision(
         self, request: triage_pb2.GetDecisionRequest, context: grpc.aio.ServicerContext
     ) -> triage_pb2.TriageDecision:
-        async with self._engine.connect() as connection:
+        async with reading(self._engine) as connection:
             row = await service.get_decision(connection, incident_id=request.incident_id)
         return triage_pb2.TriageDecision(
             incident_id=row.incident_id,

@@ -54,7 +54,7 @@ async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
 
 
 def create_server() -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """A server with tracing and error mapping, serving grpc.health.v1 for the given services."""
+    """A server with tracing and domain-error mapping that serves grpc.health.v1."""
     server = grpc.aio.server(interceptors=[aio_server_interceptor(), DomainErrorInterceptor()])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -79,7 +79,8 @@ class Api:
 
     def timeline(self, tenant: Tenant, incident_id: str) -> list[dict[str, Any]]:
         response = self.http.get(f"/v1/incidents/{incident_id}/timeline", headers=tenant.headers)
-        return response.json()["entries"] if response.status_code == 200 else []
+        assert response.status_code == 200, response.text
+        return response.json()["entries"]
 
     def wait_until_notified(self, tenant: Tenant, incident_id: str) -> dict[str, Any]:
         def notified() -> dict[str, Any] | None:

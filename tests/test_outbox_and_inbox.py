@@ -125,12 +125,11 @@ async def run_consumer_until_settled(consumer: EventConsumer, client: NATS, dura
     js = client.jetstream()
     stopping = asyncio.Event()
     task = asyncio.create_task(consumer.run(client, stopping))
-    last_seq = (await js.stream_info(STREAM)).state.last_seq
     try:
         for _ in range(300):
             await asyncio.sleep(0.05)
             info = await js.consumer_info(STREAM, durable)
-            if info.ack_floor.stream_seq >= last_seq and info.num_ack_pending == 0:
+            if info.num_pending == 0 and info.num_ack_pending == 0:
                 return
         pytest.fail(f"{durable} did not acknowledge everything: {info}")
     finally:

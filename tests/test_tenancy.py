@@ -54,13 +54,27 @@ def test_only_admins_manage_clients_and_keys(api: Api) -> None:
     assert unknown.status_code == 404
 
 
-def test_an_admin_key_issued_for_a_client_sees_across_clients(api: Api) -> None:
-    tenant = api.new_client()
-    created = api.report(tenant).json()
+def test_admin_keys_belong_to_the_operator_and_see_across_clients(api: Api) -> None:
+    alpha, beta = api.new_client("Alpha LLP"), api.new_client("Beta LLP")
+    refused = api.http.post(
+        f"/v1/clients/{alpha.id}/api-keys", json={"role": "admin"}, headers=api.admin.headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "role"
+
     key = api.http.post(
-        f"/v1/clients/{tenant.id}/api-keys", json={"role": "admin"}, headers=api.admin.headers
+        "/v1/clients/operator/api-keys", json={"role": "admin"}, headers=api.admin.headers
     )
     assert key.status_code == 201
     assert key.json()["key"].startswith("fbk_")
-    staff = Tenant(tenant.id, {"Authorization": f"Bearer {key.json()['key']}"})
-    assert api.incident(staff, created["id"])["id"] == created["id"]
+    staff = Tenant("operator", {"Authorization": f"Bearer {key.json()['key']}"})
+    ids = [api.report(alpha).json()["id"], api.report(beta).json()["id"]]
+    assert [api.incident(staff, incident_id)["id"] for incident_id in ids] == ids
+
+
+def test_a_new_incident_has_a_timeline_before_review_saw_it(api: Api) -> None:
+    tenant = api.new_client()
+    created = api.report(tenant).json()
+    response = api.http.get(f"/v1/incidents/{created['id']}/timeline", headers=tenant.headers)
+    assert response.status_code == 200  # possibly still empty, never a 404
+    assert response.json()["incident_id"] == created["id"]

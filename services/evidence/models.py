@@ -1,4 +1,4 @@
-"""Evidence's storage: items with their digests, plus outbox and inbox."""
+"""Evidence's storage: items with their digests, and its outbox."""
 
 from sqlalchemy import (
     BigInteger,

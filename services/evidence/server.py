@@ -12,6 +12,7 @@ from firebreak.api.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from firebreak.database import reading
 from firebreak.events import to_timestamp
 from firebreak.outbox import Outbox
+from firebreak.tenancy import client_scope
 from services.evidence import service
 
 
@@ -34,7 +35,11 @@ class EvidenceServicer(evidence_pb2_grpc.EvidenceServiceServicer):
     ) -> evidence_pb2.EvidenceItem:
         async with reading(self._engine) as connection:
             row = await service.get_item(
-                connection, client_id=request.client_id, evidence_id=request.evidence_id
+                connection,
+                client_id=client_scope(
+                    client_id=request.client_id, all_clients=request.all_clients
+                ),
+                evidence_id=request.evidence_id,
             )
         return item_message(row)
 

@@ -17,11 +17,18 @@ from firebreak.events import EVIDENCE_COLLECTED, new_event
 from firebreak.outbox import Outbox
 from services.evidence.models import evidence_items
 
+FIELD_LIMITS = {"client_id": 36, "incident_id": 36, "filename": 255, "collected_by": 200}
+
 
 def validate_item(request: StoreEvidenceRequest, *, max_bytes: int) -> None:
-    for field in ("client_id", "incident_id", "filename", "collected_by"):
-        if not getattr(request, field).strip():
-            raise InvalidArgument(field, "is required")
+    for field, limit in FIELD_LIMITS.items():
+        if not 1 <= len(getattr(request, field).strip()) <= limit:
+            raise InvalidArgument(field, f"must be 1 to {limit} characters")
+    for field in (*FIELD_LIMITS, "description"):
+        if "\x00" in getattr(request, field):
+            raise InvalidArgument(field, "must not contain NUL characters")
+    if len(request.description) > 20_000:
+        raise InvalidArgument("description", "must be at most 20000 characters")
     if not request.content:
         raise InvalidArgument("content", "must not be empty")
     if len(request.content) > max_bytes:
@@ -69,9 +76,13 @@ async def store_item(
     return await get_item(connection, client_id=request.client_id, evidence_id=evidence_id)
 
 
-async def get_item(connection: AsyncConnection, *, client_id: str, evidence_id: str) -> Row[Any]:
-    query = select(evidence_items).where(evidence_items.c.id == evidence_id)
-    if client_id:
+async def get_item(
+    connection: AsyncConnection, *, client_id: str | None, evidence_id: str
+) -> Row[Any]:
+    """The item's record, without its bytes."""
+    record = [column for column in evidence_items.c if column.name != "content"]
+    query = select(*record).where(evidence_items.c.id == evidence_id)
+    if client_id is not None:
         query = query.where(evidence_items.c.client_id == client_id)
     row = (await connection.execute(query)).first()
     if row is None:

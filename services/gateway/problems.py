@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -14,27 +15,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from firebreak.errors import Conflict, DomainError, InvalidArgument, NotFound
+from firebreak.errors import DomainError, InvalidArgument, NotFound
 from firebreak.grpc_server import FIELD_METADATA_KEY
 
 PROBLEM_JSON = "application/problem+json"
+
+log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
     """An error the gateway answers with directly."""
 
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        field: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.field = field
         self.headers = headers
 
 
@@ -95,9 +90,7 @@ async def _on_validation_error(request: Request, error: Exception) -> JSONRespon
 
 async def _on_problem(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, Problem)
-    return problem_response(
-        error.status, error.detail, request=request, field=error.field, headers=error.headers
-    )
+    return problem_response(error.status, error.detail, request=request, headers=error.headers)
 
 
 async def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
@@ -110,7 +103,7 @@ async def _on_http_exception(request: Request, error: Exception) -> JSONResponse
 async def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, InvalidArgument):
         return problem_response(422, error.message, request=request, field=error.field)
-    status = {NotFound: 404, Conflict: 409}.get(type(error), 400)
+    status = 404 if isinstance(error, NotFound) else 409  # as FAILED_PRECONDITION over gRPC
     return problem_response(status, str(error), request=request)
 
 
@@ -120,7 +113,7 @@ _GRPC_TO_HTTP = {
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.FAILED_PRECONDITION: 409,
     grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 
 
@@ -134,6 +127,14 @@ async def _on_rpc_error(request: Request, error: Exception) -> JSONResponse:
             request=request,
             headers={"Retry-After": "1"},
         )
+    if status == 504:
+        # The write may still commit: only a retry with the same Idempotency-Key is safe.
+        return problem_response(
+            504,
+            "A backing service did not answer in time; the request may or may not have taken "
+            "effect. Retry with the same Idempotency-Key.",
+            request=request,
+        )
     if status == 502:
         return problem_response(502, "A backing service failed.", request=request)
     field = dict(error.trailing_metadata() or ()).get(FIELD_METADATA_KEY)
@@ -142,12 +143,19 @@ async def _on_rpc_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    # A bug, not the caller's fault; the traceback goes to the log, not to the client.
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem_response(500, "An internal error occurred.", request=request)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(grpc.aio.AioRpcError, _on_rpc_error)
+    app.add_exception_handler(Exception, _on_unexpected)
 
 
 class BodySizeLimit:
@@ -174,7 +182,7 @@ class BodySizeLimit:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break  # the client went away; the app will see the disconnect
+                return  # the client went away mid-body: there is nothing to answer
             size += len(message.get("body", b""))
             if size > self._max_bytes:
                 await self._too_large(send)

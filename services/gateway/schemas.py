@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 IncidentType = Literal[
     "security_breach",
@@ -24,12 +31,23 @@ Status = Literal["reported", "triaged"]
 Priority = Literal["P1", "P2", "P3", "P4"]
 Role = Literal["client", "admin"]
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# No text may hold NUL: PostgreSQL refuses it, so SQLite must not quietly accept it either.
+NO_NUL = r"^[^\x00]*$"
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+]
+LongText = Annotated[str, StringConstraints(max_length=20_000, pattern=NO_NUL)]
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    StringConstraints(
+        strip_whitespace=True, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+    ),
 ]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)
+]
+# Clocks disagree a little; a detection time further ahead than this is a mistake.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class Strict(BaseModel):
@@ -44,7 +62,7 @@ class Reporter(Strict):
 
 class IncidentReport(Strict):
     title: ShortText
-    description: Annotated[str, Field(max_length=20_000)]
+    description: LongText
     type: IncidentType
     impact: Impact
     urgency: Urgency
@@ -52,6 +70,21 @@ class IncidentReport(Strict):
     affected_assets: Annotated[list[ShortText], Field(max_length=100)] = []
     detected_at: AwareDatetime | None = None
     labels: Annotated[list[Label], Field(max_length=50)] = []
+
+    @field_validator("detected_at")
+    @classmethod
+    def _detected_in_the_past(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            moment = value.astimezone(UTC)
+        except OverflowError as error:
+            raise ValueError("is out of range") from error
+        if moment.year < 1970:
+            raise ValueError("must be after 1970")
+        if moment > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError("must not be in the future")
+        return moment
 
 
 class Incident(BaseModel):

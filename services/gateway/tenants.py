@@ -12,10 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.database import upsert_insert
-from firebreak.errors import NotFound
+from firebreak.errors import InvalidArgument, NotFound
 from services.gateway.models import api_keys, clients
 
-ROLES = ("client", "admin")
 OPERATOR_CLIENT_ID = "operator"  # the services firm itself; owns the bootstrap admin key
 BOOTSTRAP_KEY_ID = "bootstrap"
 
@@ -27,12 +26,8 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    @property
-    def visible_client_id(self) -> str:
-        """The client whose incidents this caller may see; empty means every client."""
-        return "" if self.is_admin else self.client_id
+        """The firm's own staff: only the operator's keys may carry the admin role."""
+        return self.role == "admin" and self.client_id == OPERATOR_CLIENT_ID
 
 
 def _hash(key: str) -> str:
@@ -62,6 +57,8 @@ async def create_client(connection: AsyncConnection, *, name: str) -> dict[str, 
 
 async def issue_key(connection: AsyncConnection, *, client_id: str, role: str) -> dict[str, str]:
     """Creates a key; the key itself is returned this once and only its hash is kept."""
+    if role == "admin" and client_id != OPERATOR_CLIENT_ID:
+        raise InvalidArgument("role", f"only the operator ({OPERATOR_CLIENT_ID}) has admin keys")
     exists = (
         await connection.execute(select(clients.c.id).where(clients.c.id == client_id))
     ).first()

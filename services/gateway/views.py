@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from services.gateway.backends import Backends
 from services.gateway.problems import Problem
 
 RPC_TIMEOUT_SECONDS = 5.0
+ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 router = APIRouter()
 
@@ -52,6 +54,23 @@ async def require_admin(
     return principal
 
 
+def _known_id(value: str) -> str:
+    # Ids are UUIDs (or "operator"): anything else cannot exist, whatever the store would say.
+    if not ID_PATTERN.fullmatch(value):
+        raise Problem(404, "Not found.")
+    return value
+
+
+def incident_id_path(incident_id: str) -> str:
+    return _known_id(incident_id)
+
+
+def client_id_path(client_id: str) -> str:
+    return _known_id(client_id)
+
+
+IncidentId = Annotated[str, Depends(incident_id_path)]
+ClientId = Annotated[str, Depends(client_id_path)]
 Caller = Annotated[tenants.Principal, Depends(authenticate)]
 Admin = Annotated[tenants.Principal, Depends(require_admin)]
 Services = Annotated[Backends, Depends(get_backends)]
@@ -123,7 +142,8 @@ async def list_incidents(
     """Incidents visible to the caller, newest first; pass next_cursor back for the next page."""
     page = await services.intake.ListIncidents(
         intake_pb2.ListIncidentsRequest(
-            client_id=caller.visible_client_id,
+            client_id=caller.client_id,
+            all_clients=caller.is_admin,
             status=status or "",
             priority=priority or "",
             type=type or "",
@@ -139,10 +159,13 @@ async def list_incidents(
 
 
 @router.get("/v1/incidents/{incident_id}", response_model=schemas.Incident, tags=["incidents"])
-async def get_incident(incident_id: str, caller: Caller, services: Services) -> schemas.Incident:
+async def get_incident(
+    incident_id: IncidentId, caller: Caller, services: Services
+) -> schemas.Incident:
     incident = await services.intake.GetIncident(
         intake_pb2.GetIncidentRequest(
-            client_id=caller.visible_client_id,
+            client_id=caller.client_id,
+            all_clients=caller.is_admin,
             incident_id=incident_id,
         ),
         timeout=RPC_TIMEOUT_SECONDS,
@@ -153,11 +176,22 @@ async def get_incident(incident_id: str, caller: Caller, services: Services) -> 
 @router.get(
     "/v1/incidents/{incident_id}/timeline", response_model=schemas.Timeline, tags=["incidents"]
 )
-async def get_timeline(incident_id: str, caller: Caller, services: Services) -> schemas.Timeline:
+async def get_timeline(
+    incident_id: IncidentId, caller: Caller, services: Services
+) -> schemas.Timeline:
     """Everything that happened to the incident, in order."""
+    # Intake is the registry: it says whether the incident exists and is the caller's, even
+    # before review has recorded anything of it.
+    await services.intake.GetIncident(
+        intake_pb2.GetIncidentRequest(
+            client_id=caller.client_id, all_clients=caller.is_admin, incident_id=incident_id
+        ),
+        timeout=RPC_TIMEOUT_SECONDS,
+    )
     timeline = await services.review.GetTimeline(
         review_pb2.GetTimelineRequest(
-            client_id=caller.visible_client_id,
+            client_id=caller.client_id,
+            all_clients=caller.is_admin,
             incident_id=incident_id,
         ),
         timeout=RPC_TIMEOUT_SECONDS,
@@ -190,7 +224,7 @@ async def create_client(body: schemas.NewClient, _: Admin, services: Services) -
     tags=["admin"],
 )
 async def create_api_key(
-    client_id: str, body: schemas.NewApiKey, _: Admin, services: Services
+    client_id: ClientId, body: schemas.NewApiKey, _: Admin, services: Services
 ) -> schemas.ApiKey:
     async with services.engine.begin() as connection:
         return schemas.ApiKey(

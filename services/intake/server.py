@@ -14,6 +14,7 @@ from firebreak.database import reading
 from firebreak.events import to_timestamp
 from firebreak.outbox import Outbox
 from firebreak.telemetry import current_trace_id
+from firebreak.tenancy import client_scope
 from services.intake import service
 
 
@@ -50,7 +51,11 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     ) -> intake_pb2.Incident:
         async with reading(self._engine) as connection:
             row = await service.get_incident(
-                connection, client_id=request.client_id, incident_id=request.incident_id
+                connection,
+                client_id=client_scope(
+                    client_id=request.client_id, all_clients=request.all_clients
+                ),
+                incident_id=request.incident_id,
             )
         return incident_message(row)
 
@@ -58,7 +63,13 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         self, request: intake_pb2.ListIncidentsRequest, context: grpc.aio.ServicerContext
     ) -> intake_pb2.ListIncidentsResponse:
         async with reading(self._engine) as connection:
-            rows, next_token = await service.list_incidents(connection, request=request)
+            rows, next_token = await service.list_incidents(
+                connection,
+                client_id=client_scope(
+                    client_id=request.client_id, all_clients=request.all_clients
+                ),
+                request=request,
+            )
         return intake_pb2.ListIncidentsResponse(
             incidents=[incident_message(row) for row in rows], next_page_token=next_token
         )

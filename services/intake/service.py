@@ -46,13 +46,31 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def validate_report(request: ReportIncidentRequest) -> None:
-    """Raises InvalidArgument naming the first field that is wrong."""
+    """Raises InvalidArgument naming the first field that is wrong. The gateway checks the same
+    and more for its clients; this is what any caller of intake is held to."""
     if not request.client_id:
         raise InvalidArgument("client_id", "is required")
+    texts = {
+        "title": request.title,
+        "description": request.description,
+        "reporter.name": request.reporter.name,
+        "reporter.email": request.reporter.email,
+        **{f"affected_assets.{i}": asset for i, asset in enumerate(request.affected_assets)},
+        **{f"labels.{i}": label for i, label in enumerate(request.labels)},
+    }
+    for field, text in texts.items():
+        if "\x00" in text:
+            raise InvalidArgument(field, "must not contain NUL characters")
     if not 1 <= len(request.title.strip()) <= 200:
         raise InvalidArgument("title", "must be 1 to 200 characters")
     if len(request.description) > 20_000:
         raise InvalidArgument("description", "must be at most 20000 characters")
+    if len(request.affected_assets) > 100 or any(
+        not 1 <= len(asset) <= 200 for asset in request.affected_assets
+    ):
+        raise InvalidArgument("affected_assets", "must be at most 100 items of 1 to 200 characters")
+    if len(request.labels) > 50 or any(not 1 <= len(label) <= 64 for label in request.labels):
+        raise InvalidArgument("labels", "must be at most 50 items of 1 to 64 characters")
     for field, value, allowed in (
         ("type", request.type, INCIDENT_TYPES),
         ("impact", request.impact, IMPACTS),
@@ -60,9 +78,9 @@ def validate_report(request: ReportIncidentRequest) -> None:
     ):
         if value not in allowed:
             raise InvalidArgument(field, f"must be one of {', '.join(sorted(allowed))}")
-    if not request.reporter.name.strip():
-        raise InvalidArgument("reporter.name", "is required")
-    if not EMAIL.match(request.reporter.email):
+    if not 1 <= len(request.reporter.name.strip()) <= 200:
+        raise InvalidArgument("reporter.name", "must be 1 to 200 characters")
+    if len(request.reporter.email) > 320 or not EMAIL.match(request.reporter.email):
         raise InvalidArgument("reporter.email", "must be an email address")
 
 
@@ -157,11 +175,11 @@ async def _next_reference(connection: AsyncConnection, *, client_id: str, year: 
 
 
 async def get_incident(
-    connection: AsyncConnection, *, client_id: str, incident_id: str
+    connection: AsyncConnection, *, client_id: str | None, incident_id: str
 ) -> Row[Any]:
     """An incident; another client's incident is as absent as one that never existed."""
     query = select(incidents).where(incidents.c.id == incident_id)
-    if client_id:
+    if client_id is not None:
         query = query.where(incidents.c.client_id == client_id)
     row = (await connection.execute(query)).first()
     if row is None:
@@ -170,13 +188,13 @@ async def get_incident(
 
 
 async def list_incidents(
-    connection: AsyncConnection, *, request: ListIncidentsRequest
+    connection: AsyncConnection, *, client_id: str | None, request: ListIncidentsRequest
 ) -> tuple[list[Row[Any]], str]:
     """Newest first, filtered, one page at a time; returns the rows and the next page token."""
     page_size = min(request.page_size or 50, MAX_PAGE_SIZE)
     query = select(incidents).order_by(incidents.c.seq.desc()).limit(page_size + 1)
-    if request.client_id:
-        query = query.where(incidents.c.client_id == request.client_id)
+    if client_id is not None:
+        query = query.where(incidents.c.client_id == client_id)
     for field, value, allowed in (
         ("status", request.status, STATUSES),
         ("priority", request.priority, PRIORITIES),
@@ -203,7 +221,7 @@ def _decode_page_token(token: str) -> int:
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         prefix, _, seq = text.partition(":")
-        if prefix != "seq":
+        if prefix != "seq" or not 0 < int(seq) < 2**63:
             raise ValueError(text)
         return int(seq)
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak.api.review.v1 import review_pb2, review_pb2_grpc
 from firebreak.database import reading
 from firebreak.events import to_timestamp
+from firebreak.tenancy import client_scope
 from services.review import service
 
 
@@ -20,7 +21,11 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     ) -> review_pb2.Timeline:
         async with reading(self._engine) as connection:
             rows = await service.get_timeline(
-                connection, client_id=request.client_id, incident_id=request.incident_id
+                connection,
+                client_id=client_scope(
+                    client_id=request.client_id, all_clients=request.all_clients
+                ),
+                incident_id=request.incident_id,
             )
         return review_pb2.Timeline(
             incident_id=request.incident_id,

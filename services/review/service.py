@@ -8,7 +8,6 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
-from firebreak.errors import NotFound
 from firebreak.events import (
     EVIDENCE_COLLECTED,
     INCIDENT_REPORTED,
@@ -56,16 +55,14 @@ async def record_event(connection: AsyncConnection, *, event: EventEnvelope) -> 
 
 
 async def get_timeline(
-    connection: AsyncConnection, *, client_id: str, incident_id: str
+    connection: AsyncConnection, *, client_id: str | None, incident_id: str
 ) -> list[Row[Any]]:
+    """The incident's entries in order; empty until review has seen its first event."""
     query = (
         select(timeline_entries)
         .where(timeline_entries.c.incident_id == incident_id)
         .order_by(timeline_entries.c.occurred_at, timeline_entries.c.seq)
     )
-    if client_id:
+    if client_id is not None:
         query = query.where(timeline_entries.c.client_id == client_id)
-    rows = list((await connection.execute(query)).all())
-    if not rows:
-        raise NotFound(f"no timeline for incident {incident_id}")
-    return rows
+    return list((await connection.execute(query)).all())

@@ -78,6 +78,9 @@ Press Ctrl-C to stop.
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
     finally:
+        # A second Ctrl-C must not cut the shutdown short and orphan the services.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         platform.stop()
 
 

@@ -34,7 +34,7 @@ async def triage_incident(
     outbox: Outbox,
     reported: events_pb2.EventEnvelope,
     decided_by: str,
-) -> str:
+) -> None:
     """Decides the priority of a reported incident and records it with incident.triaged."""
     report = reported.incident_reported
     priority = prioritise(report.impact, report.urgency)
@@ -67,7 +67,6 @@ async def triage_incident(
             ),
         ),
     )
-    return priority
 
 
 async def get_decision(connection: AsyncConnection, *, incident_id: str) -> Row[Any]:

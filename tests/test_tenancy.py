@@ -78,3 +78,8 @@ def test_a_new_incident_has_a_timeline_before_review_saw_it(api: Api) -> None:
     response = api.http.get(f"/v1/incidents/{created['id']}/timeline", headers=tenant.headers)
     assert response.status_code == 200  # possibly still empty, never a 404
     assert response.json()["incident_id"] == created["id"]
+
+
+def test_authentication_comes_before_anything_about_the_resource(api: Api) -> None:
+    for path in ("/v1/incidents/%00", "/v1/incidents/no-such-id/timeline"):
+        assert api.http.get(path).status_code == 401, path

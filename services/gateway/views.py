@@ -160,7 +160,7 @@ async def list_incidents(
 
 @router.get("/v1/incidents/{incident_id}", response_model=schemas.Incident, tags=["incidents"])
 async def get_incident(
-    incident_id: IncidentId, caller: Caller, services: Services
+    caller: Caller, incident_id: IncidentId, services: Services
 ) -> schemas.Incident:
     incident = await services.intake.GetIncident(
         intake_pb2.GetIncidentRequest(
@@ -177,7 +177,7 @@ async def get_incident(
     "/v1/incidents/{incident_id}/timeline", response_model=schemas.Timeline, tags=["incidents"]
 )
 async def get_timeline(
-    incident_id: IncidentId, caller: Caller, services: Services
+    caller: Caller, incident_id: IncidentId, services: Services
 ) -> schemas.Timeline:
     """Everything that happened to the incident, in order."""
     # Intake is the registry: it says whether the incident exists and is the caller's, even
@@ -224,7 +224,7 @@ async def create_client(body: schemas.NewClient, _: Admin, services: Services) -
     tags=["admin"],
 )
 async def create_api_key(
-    client_id: ClientId, body: schemas.NewApiKey, _: Admin, services: Services
+    _: Admin, client_id: ClientId, body: schemas.NewApiKey, services: Services
 ) -> schemas.ApiKey:
     async with services.engine.begin() as connection:
         return schemas.ApiKey(

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from firebreak.settings import GRPC_SERVICES
 
@@ -36,6 +38,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _serving(port: int) -> bool:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=1
+            )
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def wait_for_port(port: int, timeout: float = 15.0) -> None:
@@ -156,6 +169,7 @@ class Platform:
                     self.log_line(label, line.rstrip("\n"))
 
     def wait_until_ready(self, timeout: float = 60.0) -> None:
+        """Waits until every gRPC service reports SERVING and the gateway is ready."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for label, process in self.processes.items():
@@ -164,33 +178,37 @@ class Platform:
                         f"{label} exited with {process.returncode}; see "
                         f"{self.var_dir / 'logs' / (label + '.log')}"
                     )
-            try:
-                if httpx.get(f"{self.gateway_url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            if all(map(_serving, self.grpc_ports.values())) and self._gateway_ready():
+                return
             time.sleep(0.1)
         raise TimeoutError(f"the platform was not ready after {timeout}s")
 
+    def _gateway_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.gateway_url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def stop_process(self, label: str, *, timeout: float = 15.0) -> int:
-        """Stops one process gracefully (SIGTERM), killing it only if it will not stop."""
-        process = self.processes.pop(label)
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        """Stops one process gracefully; returns its exit code."""
+        return self.stop_processes([label], timeout=timeout)[0]
+
+    def stop_processes(self, labels: list[str], *, timeout: float = 15.0) -> list[int]:
+        """Sends each one SIGTERM, once, together; kills only those that will not stop."""
+        processes = [self.processes.pop(label) for label in labels]
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        return process.returncode
+        return [process.returncode for process in processes]
 
     def stop(self) -> None:
         """Stops the services together, each gracefully, and NATS after them."""
-        services = [label for label in self.processes if label != "nats"]
-        for label in services:
-            if self.processes[label].poll() is None:
-                self.processes[label].send_signal(signal.SIGTERM)
-        for label in services:
-            self.stop_process(label)
+        self.stop_processes([label for label in self.processes if label != "nats"])
         if "nats" in self.processes:
             self.stop_process("nats")

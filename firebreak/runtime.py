@@ -44,6 +44,11 @@ class ServiceProcess:
 
 async def run_service(settings: Settings, process: ServiceProcess) -> None:
     """Runs until SIGTERM or SIGINT, then shuts down gracefully; exits 1 if a worker failed."""
+    # First of all, so that a stop during start-up is graceful too.
+    shutdown_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, shutdown_requested.set)
     await create_schema(process.engine, process.metadata)
     nats_client = await bus.connect(settings.bus_url, name=f"{process.name}-{settings.instance_id}")
     await bus.ensure_stream(nats_client.jetstream())
@@ -55,11 +60,6 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     await server.start()
     await mark_serving(health_servicer, [process.grpc_service])
     log.info("%s serving gRPC on %s", process.name, address)
-
-    shutdown_requested = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, shutdown_requested.set)
 
     stop_consuming, stop_relaying = asyncio.Event(), asyncio.Event()
     relay = asyncio.create_task(

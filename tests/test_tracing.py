@@ -36,10 +36,15 @@ def test_one_trace_covers_the_incident_from_http_to_notification(api: Api) -> No
     api.wait_for_timeline(tenant, created["id"], 3)
 
     def whole_trace() -> list[dict[str, Any]] | None:
+        # Each process exports on its own schedule, so a child can be on disk before its
+        # parent: wait for every span we expect, and for every parent of those that arrived.
         spans = spans_of_trace(api.platform, created["trace_id"])
-        consumers = [s for s in spans if s["kind"] == "CONSUMER"]
-        # intake x2, triage, notify, review x3
-        return spans if len(consumers) >= 7 else None
+        kinds = [span["kind"] for span in spans]
+        ids = {span["span_id"] for span in spans}
+        orphans = [s for s in spans if s["parent_span_id"] and s["parent_span_id"] not in ids]
+        # consumers: intake x2, triage, notify, review x3; producers: intake, triage, notify
+        complete = kinds.count("CONSUMER") >= 7 and kinds.count("PRODUCER") >= 3
+        return spans if complete and not orphans else None
 
     spans = eventually(whole_trace)
     by_id = {span["span_id"]: span for span in spans}

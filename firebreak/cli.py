@@ -113,6 +113,7 @@ def _demo_client(platform: Platform) -> tuple[str, str]:
         .json()
     )
     saved.write_text(json.dumps({"client_id": client["id"], "key": key["key"]}))
+    saved.chmod(0o600)  # a live key: readable by its owner only
     return client["id"], key["key"]
 
 

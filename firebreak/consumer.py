@@ -8,6 +8,7 @@ effect. The message is acknowledged only after that transaction committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -93,9 +94,7 @@ class EventConsumer:
             ) as error:
                 # The stream or consumer is gone (a NATS whose store was lost): make them again.
                 log.warning("consumer %s lost (%s); re-creating it", self._durable, error)
-                await subscription.unsubscribe()
-                await asyncio.sleep(0.5)
-                subscription = await self._subscribe(js)
+                subscription = await self._resubscribe(js, subscription)
                 continue
             except nats.errors.Error as error:
                 log.warning("fetch failed: %s", error)
@@ -108,6 +107,19 @@ class EventConsumer:
         # otherwise sit in the subscription and hold up the connection's drain. JetStream
         # redelivers it, to another replica or after a restart, once its ack wait passes.
         await subscription.unsubscribe()
+
+    async def _resubscribe(
+        self, js: JetStreamContext, lost: JetStreamContext.PullSubscription
+    ) -> JetStreamContext.PullSubscription:
+        """Binds again, retrying until NATS answers: recovery must not end the consumer."""
+        with contextlib.suppress(nats.errors.Error):
+            await lost.unsubscribe()
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                return await self._subscribe(js)
+            except (nats.errors.Error, TimeoutError) as error:
+                log.warning("re-creating consumer %s failed: %s", self._durable, error)
 
     async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
         await ensure_stream(js)

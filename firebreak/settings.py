@@ -21,6 +21,13 @@ DEFAULT_GRPC_PORTS = {
 }
 
 
+ASYNC_DRIVERS = {
+    "postgresql://": "postgresql+asyncpg://",
+    "postgres://": "postgresql+asyncpg://",
+    "sqlite://": "sqlite+aiosqlite://",
+}
+
+
 class Settings(BaseSettings):
     """Every FIREBREAK_* variable. Database URLs default to SQLite files in var_dir."""
 
@@ -70,10 +77,15 @@ class Settings(BaseSettings):
         return self.nats_url or f"nats://127.0.0.1:{self.local_nats_port}"
 
     def database_url(self, service: str) -> str:
+        """The service's async SQLAlchemy URL; plain postgresql:// and sqlite:// URLs are taken
+        to mean the async drivers Firebreak ships with."""
         explicit = getattr(self, f"{service}_database_url")
-        if explicit:
-            return explicit
-        return f"sqlite+aiosqlite:///{(self.var_dir / f'{service}.db').resolve()}"
+        if not explicit:
+            return f"sqlite+aiosqlite:///{(self.var_dir / f'{service}.db').resolve()}"
+        for plain, driver in ASYNC_DRIVERS.items():
+            if explicit.startswith(plain):
+                return driver + explicit.removeprefix(plain)
+        return explicit
 
     def grpc_addr(self, service: str) -> str:
         return getattr(self, f"{service}_addr")

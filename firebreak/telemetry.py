@@ -69,7 +69,8 @@ def setup_telemetry(service: str, traces_dir: Path, log_level: str = "INFO") -> 
 
         exporter: SpanExporter = OTLPSpanExporter()
     else:
-        exporter = JsonLinesSpanExporter(traces_dir / f"{service}.jsonl")
+        # One file per process: replicas appending to one file could interleave lines.
+        exporter = JsonLinesSpanExporter(traces_dir / f"{service}-{os.getpid()}.jsonl")
     # BatchSpanProcessor honours OTEL_BSP_SCHEDULE_DELAY and friends.
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)

@@ -93,7 +93,7 @@ async def test_redelivered_events_have_one_effect_in_every_consumer(api: Api) ->
     assert api.incident(tenant, created["id"]) == notified
     with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_ports['notify']}") as channel:
         sent = notify_pb2_grpc.NotifyServiceStub(channel).ListNotifications(
-            notify_pb2.ListNotificationsRequest(incident_id=created["id"])
+            notify_pb2.ListNotificationsRequest(incident_id=created["id"], client_id=tenant.id)
         )
     assert len(sent.notifications) == 1
 

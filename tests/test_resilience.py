@@ -126,6 +126,31 @@ def test_two_triage_replicas_share_one_stream_and_triage_each_incident_once(
     with grpc.insecure_channel(f"127.0.0.1:{own_platform.grpc_ports['triage']}") as channel:
         stub = triage_pb2_grpc.TriageServiceStub(channel)
         for incident_id in ids:
-            decision = stub.GetDecision(triage_pb2.GetDecisionRequest(incident_id=incident_id))
+            decision = stub.GetDecision(
+                triage_pb2.GetDecisionRequest(incident_id=incident_id, client_id=tenant.id)
+            )
             replicas.add(decision.decided_by)
     assert len(replicas) == 2, replicas
+    # One shared consumer that handed each report to one replica, once: not one consumer per
+    # replica with the inbox quietly dropping the copies.
+    triage = asyncio.run(consumer_state(own_platform.nats_url, "triage"))
+    assert triage == {
+        "consumers": ["intake", "notify", "review", "triage"],
+        "delivered": len(ids),
+        "redelivered": 0,
+    }
+
+
+async def consumer_state(nats_url: str, durable: str) -> dict[str, object]:
+    client = await nats.connect(nats_url)
+    try:
+        js = client.jetstream()
+        names = sorted(info.name for info in await js.consumers_info(STREAM))
+        info = await js.consumer_info(STREAM, durable)
+        return {
+            "consumers": names,
+            "delivered": info.delivered.consumer_seq,
+            "redelivered": info.num_redelivered,
+        }
+    finally:
+        await client.close()

@@ -17,6 +17,8 @@ from firebreak.events import EVIDENCE_COLLECTED, new_event
 from firebreak.outbox import Outbox
 from services.evidence.models import evidence_items
 
+# An item's record: every column but the bytes themselves.
+RECORD = [column for column in evidence_items.c if column.name != "content"]
 FIELD_LIMITS = {"client_id": 36, "incident_id": 36, "filename": 255, "collected_by": 200}
 
 
@@ -42,20 +44,24 @@ async def store_item(
     evidence_id = str(uuid.uuid4())
     digest = hashlib.sha256(request.content).hexdigest()
     now = datetime.now(UTC)
-    await connection.execute(
-        evidence_items.insert().values(
-            id=evidence_id,
-            incident_id=request.incident_id,
-            client_id=request.client_id,
-            filename=request.filename,
-            description=request.description,
-            collected_by=request.collected_by,
-            sha256=digest,
-            size_bytes=len(request.content),
-            content=request.content,
-            collected_at=now,
+    row = (
+        await connection.execute(
+            evidence_items.insert()
+            .returning(*RECORD)
+            .values(
+                id=evidence_id,
+                incident_id=request.incident_id,
+                client_id=request.client_id,
+                filename=request.filename,
+                description=request.description,
+                collected_by=request.collected_by,
+                sha256=digest,
+                size_bytes=len(request.content),
+                content=request.content,
+                collected_at=now,
+            )
         )
-    )
+    ).one()
     await outbox.add(
         connection,
         new_event(
@@ -73,15 +79,14 @@ async def store_item(
             ),
         ),
     )
-    return await get_item(connection, client_id=request.client_id, evidence_id=evidence_id)
+    return row
 
 
 async def get_item(
     connection: AsyncConnection, *, client_id: str | None, evidence_id: str
 ) -> Row[Any]:
     """The item's record, without its bytes."""
-    record = [column for column in evidence_items.c if column.name != "content"]
-    query = select(*record).where(evidence_items.c.id == evidence_id)
+    query = select(*RECORD).where(evidence_items.c.id == evidence_id)
     if client_id is not None:
         query = query.where(evidence_items.c.client_id == client_id)
     row = (await connection.execute(query)).first()

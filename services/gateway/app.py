@@ -24,12 +24,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url("gateway"))
         await create_schema(engine, models.metadata)
-        admin_key = settings.admin_key
-        if admin_key is None:
-            admin_key = tenants.generate_key()
-            log.warning("FIREBREAK_ADMIN_KEY is not set; generated admin key: %s", admin_key)
         async with engine.begin() as connection:
-            await tenants.install_bootstrap_key(connection, key=admin_key)
+            if settings.admin_key is not None:
+                await tenants.install_bootstrap_key(connection, key=settings.admin_key)
+            elif not await tenants.has_bootstrap_key(connection):
+                # Only the first start generates one: a restart or a second replica must not
+                # silently replace the key an operator was shown.
+                admin_key = tenants.generate_key()
+                await tenants.install_bootstrap_key(connection, key=admin_key)
+                log.warning("FIREBREAK_ADMIN_KEY is not set; generated admin key: %s", admin_key)
         app.state.backends = Backends.open(settings, engine)
         yield
         await app.state.backends.close()

@@ -78,6 +78,11 @@ async def issue_key(connection: AsyncConnection, *, client_id: str, role: str) -
     return {"id": key_id, "client_id": client_id, "role": role, "key": key}
 
 
+async def has_bootstrap_key(connection: AsyncConnection) -> bool:
+    query = select(api_keys.c.id).where(api_keys.c.id == BOOTSTRAP_KEY_ID)
+    return (await connection.execute(query)).first() is not None
+
+
 async def install_bootstrap_key(connection: AsyncConnection, *, key: str) -> None:
     """Makes `key` the operator's admin key, replacing any earlier bootstrap key."""
     now = datetime.now(UTC)

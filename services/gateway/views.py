@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated
 
+import grpc
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from firebreak.api.intake.v1 import intake_pb2
@@ -180,22 +181,22 @@ async def get_timeline(
     caller: Caller, incident_id: IncidentId, services: Services
 ) -> schemas.Timeline:
     """Everything that happened to the incident, in order."""
-    # Intake is the registry: it says whether the incident exists and is the caller's, even
-    # before review has recorded anything of it.
-    await services.intake.GetIncident(
-        intake_pb2.GetIncidentRequest(
-            client_id=caller.client_id, all_clients=caller.is_admin, incident_id=incident_id
-        ),
-        timeout=RPC_TIMEOUT_SECONDS,
-    )
-    timeline = await services.review.GetTimeline(
-        review_pb2.GetTimelineRequest(
-            client_id=caller.client_id,
-            all_clients=caller.is_admin,
-            incident_id=incident_id,
-        ),
-        timeout=RPC_TIMEOUT_SECONDS,
-    )
+    scope = {"client_id": caller.client_id, "all_clients": caller.is_admin}
+    try:
+        timeline = await services.review.GetTimeline(
+            review_pb2.GetTimelineRequest(incident_id=incident_id, **scope),
+            timeout=RPC_TIMEOUT_SECONDS,
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        # Review has nothing yet: intake, the registry, says whether the incident exists (and
+        # is the caller's) or is a 404. Only this rare path costs a second call.
+        await services.intake.GetIncident(
+            intake_pb2.GetIncidentRequest(incident_id=incident_id, **scope),
+            timeout=RPC_TIMEOUT_SECONDS,
+        )
+        return schemas.Timeline(incident_id=incident_id, entries=[])
     return schemas.Timeline(
         incident_id=timeline.incident_id,
         entries=[

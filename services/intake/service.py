@@ -113,28 +113,32 @@ async def report_incident(
     incident_id = str(uuid.uuid4())
     reference = await _next_reference(connection, client_id=request.client_id, year=now.year)
     detected_at = from_timestamp(request.detected_at) if request.HasField("detected_at") else None
-    await connection.execute(
-        incidents.insert().values(
-            id=incident_id,
-            client_id=request.client_id,
-            reference=reference,
-            idempotency_key=request.idempotency_key or None,
-            request_fingerprint=_fingerprint(request),
-            status="reported",
-            title=request.title.strip(),
-            description=request.description,
-            type=request.type,
-            impact=request.impact,
-            urgency=request.urgency,
-            reporter_name=request.reporter.name.strip(),
-            reporter_email=request.reporter.email,
-            affected_assets=list(request.affected_assets),
-            labels=list(request.labels),
-            detected_at=detected_at,
-            created_at=now,
-            trace_id=trace_id,
+    row = (
+        await connection.execute(
+            incidents.insert()
+            .returning(*incidents.c)
+            .values(
+                id=incident_id,
+                client_id=request.client_id,
+                reference=reference,
+                idempotency_key=request.idempotency_key or None,
+                request_fingerprint=_fingerprint(request),
+                status="reported",
+                title=request.title.strip(),
+                description=request.description,
+                type=request.type,
+                impact=request.impact,
+                urgency=request.urgency,
+                reporter_name=request.reporter.name.strip(),
+                reporter_email=request.reporter.email,
+                affected_assets=list(request.affected_assets),
+                labels=list(request.labels),
+                detected_at=detected_at,
+                created_at=now,
+                trace_id=trace_id,
+            )
         )
-    )
+    ).one()
     payload = events_pb2.IncidentReported(
         reference=reference,
         title=request.title.strip(),
@@ -159,7 +163,7 @@ async def report_incident(
             occurred_at=now,
         ),
     )
-    return await get_incident(connection, client_id=request.client_id, incident_id=incident_id)
+    return row
 
 
 async def _next_reference(connection: AsyncConnection, *, client_id: str, year: int) -> str:

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak.api.notify.v1 import notify_pb2, notify_pb2_grpc
 from firebreak.database import reading
 from firebreak.events import to_timestamp
+from firebreak.tenancy import client_scope
 from services.notify import service
 
 
@@ -19,7 +20,13 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         self, request: notify_pb2.ListNotificationsRequest, context: grpc.aio.ServicerContext
     ) -> notify_pb2.ListNotificationsResponse:
         async with reading(self._engine) as connection:
-            rows = await service.list_notifications(connection, incident_id=request.incident_id)
+            rows = await service.list_notifications(
+                connection,
+                client_id=client_scope(
+                    client_id=request.client_id, all_clients=request.all_clients
+                ),
+                incident_id=request.incident_id,
+            )
         return notify_pb2.ListNotificationsResponse(
             notifications=[
                 notify_pb2.Notification(

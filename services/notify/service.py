@@ -62,10 +62,14 @@ async def notify_responders(
     )
 
 
-async def list_notifications(connection: AsyncConnection, *, incident_id: str) -> list[Row[Any]]:
-    rows = await connection.execute(
+async def list_notifications(
+    connection: AsyncConnection, *, client_id: str | None, incident_id: str
+) -> list[Row[Any]]:
+    query = (
         select(notifications)
         .where(notifications.c.incident_id == incident_id)
         .order_by(notifications.c.sent_at)
     )
-    return list(rows.all())
+    if client_id is not None:
+        query = query.where(notifications.c.client_id == client_id)
+    return list((await connection.execute(query)).all())

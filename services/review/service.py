@@ -8,6 +8,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
+from firebreak.errors import NotFound
 from firebreak.events import (
     EVIDENCE_COLLECTED,
     INCIDENT_REPORTED,
@@ -57,7 +58,7 @@ async def record_event(connection: AsyncConnection, *, event: EventEnvelope) -> 
 async def get_timeline(
     connection: AsyncConnection, *, client_id: str | None, incident_id: str
 ) -> list[Row[Any]]:
-    """The incident's entries in order; empty until review has seen its first event."""
+    """The incident's entries in order; NotFound until review has seen its first event."""
     query = (
         select(timeline_entries)
         .where(timeline_entries.c.incident_id == incident_id)
@@ -65,4 +66,7 @@ async def get_timeline(
     )
     if client_id is not None:
         query = query.where(timeline_entries.c.client_id == client_id)
-    return list((await connection.execute(query)).all())
+    rows = list((await connection.execute(query)).all())
+    if not rows:
+        raise NotFound(f"no timeline entries for incident {incident_id}")
+    return rows

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak.api.triage.v1 import triage_pb2, triage_pb2_grpc
 from firebreak.database import reading
 from firebreak.events import to_timestamp
+from firebreak.tenancy import client_scope
 from services.triage import service
 
 
@@ -19,7 +20,13 @@ class TriageServicer(triage_pb2_grpc.TriageServiceServicer):
         self, request: triage_pb2.GetDecisionRequest, context: grpc.aio.ServicerContext
     ) -> triage_pb2.TriageDecision:
         async with reading(self._engine) as connection:
-            row = await service.get_decision(connection, incident_id=request.incident_id)
+            row = await service.get_decision(
+                connection,
+                client_id=client_scope(
+                    client_id=request.client_id, all_clients=request.all_clients
+                ),
+                incident_id=request.incident_id,
+            )
         return triage_pb2.TriageDecision(
             incident_id=row.incident_id,
             priority=row.priority,

@@ -69,10 +69,13 @@ async def triage_incident(
     )
 
 
-async def get_decision(connection: AsyncConnection, *, incident_id: str) -> Row[Any]:
-    row = (
-        await connection.execute(select(decisions).where(decisions.c.incident_id == incident_id))
-    ).first()
+async def get_decision(
+    connection: AsyncConnection, *, client_id: str | None, incident_id: str
+) -> Row[Any]:
+    query = select(decisions).where(decisions.c.incident_id == incident_id)
+    if client_id is not None:
+        query = query.where(decisions.c.client_id == client_id)
+    row = (await connection.execute(query)).first()
     if row is None:
         raise NotFound(f"no triage decision for incident {incident_id}")
     return row

@@ -82,6 +82,7 @@ Press Ctrl-C to stop.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         platform.stop()
+        print("Firebreak stopped.", flush=True)
 
 
 def _demo_client(platform: Platform) -> tuple[str, str]:

@@ -34,10 +34,20 @@ def nats_server_binary() -> str:
     return found
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports, held open together so that none is handed out twice."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def _serving(port: int) -> bool:

@@ -15,7 +15,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from firebreak.launcher import Platform, free_port, nats_server_binary, wait_for_port
+from firebreak.launcher import (
+    Platform,
+    free_port,
+    free_ports,
+    nats_server_binary,
+    wait_for_port,
+)
 from firebreak.settings import GRPC_SERVICES, SERVICES
 from tests.gateway_client import Api
 
@@ -135,11 +141,12 @@ def start_platform(
     database_urls: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Platform:
+    nats_port, gateway_port, *grpc_ports = free_ports(2 + len(GRPC_SERVICES))
     platform = Platform(
         var_dir=var_dir,
-        nats_port=free_port(),
-        gateway_port=free_port(),
-        grpc_ports={name: free_port() for name in GRPC_SERVICES},
+        nats_port=nats_port,
+        gateway_port=gateway_port,
+        grpc_ports=dict(zip(GRPC_SERVICES, grpc_ports, strict=True)),
         admin_key="fbk_test_" + secrets.token_urlsafe(24),
         database_urls=database_urls or {},
         # Export spans quickly so trace tests need not wait for the default 5 s batch.

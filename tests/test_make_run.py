@@ -1,4 +1,4 @@
-"""`firebreak run` (what `make run` calls) starts it all, prints how to use it, stops cleanly."""
+"""`make run` starts it all, prints how to use it, and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,36 +6,40 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from firebreak.launcher import free_port
+from firebreak.launcher import free_ports
 from firebreak.settings import GRPC_SERVICES
 from tests.gateway_client import incident_body
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 
-def test_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    gateway_port = free_port()
+
+def test_make_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    gateway_port, nats_port, *grpc_ports = free_ports(2 + len(GRPC_SERVICES))
     var_dir = tmp_path / "var"
     env = dict(
         os.environ,
         FIREBREAK_VAR_DIR=str(var_dir),
         FIREBREAK_GATEWAY_PORT=str(gateway_port),
-        FIREBREAK_LOCAL_NATS_PORT=str(free_port()),
+        FIREBREAK_LOCAL_NATS_PORT=str(nats_port),
     )
     env.pop("FIREBREAK_NATS_URL", None)
     env.pop("FIREBREAK_ADMIN_KEY", None)
-    for service in GRPC_SERVICES:
-        env[f"FIREBREAK_{service.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
+    for service, port in zip(GRPC_SERVICES, grpc_ports, strict=True):
+        env[f"FIREBREAK_{service.upper()}_ADDR"] = f"127.0.0.1:{port}"
+    # The README's command, in its own process group as a terminal would run it.
     process = subprocess.Popen(
-        [sys.executable, "-m", "firebreak.cli", "run"],
+        ["make", "--no-print-directory", "run"],
+        cwd=REPOSITORY,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     output: list[str] = []
     try:
@@ -44,10 +48,10 @@ def test_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path) -> N
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             output.append(line)
-            if line.startswith("Press Ctrl-C to stop."):
+            if line.startswith("Press Ctrl-C to stop.") or not line:  # ready, or it ended
                 break
         text = "".join(output)
-        assert f"http://127.0.0.1:{gateway_port}" in text
+        assert f"http://127.0.0.1:{gateway_port}" in text, text[-3000:]
         demo_key = re.search(r"demo key\s+(\S+)", text)
         assert demo_key is not None and re.search(r"admin key\s+fbk_\S+", text)
         for label in ("intake", "triage", "notify", "evidence", "review", "gateway", "nats"):
@@ -60,10 +64,9 @@ def test_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path) -> N
         )
         assert created.status_code == 201
     finally:
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=30)
-    assert process.returncode == 0
-    assert "stopping" in rest
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        rest, _ = process.communicate(timeout=30)  # returns once the launcher closed stdout
+    assert "Firebreak stopped." in rest
     assert processes_started_for(var_dir) == []
 
 

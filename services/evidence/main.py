@@ -7,7 +7,7 @@ from firebreak.database import create_engine
 from firebreak.outbox import Outbox
 from firebreak.runtime import ServiceProcess, run_service
 from firebreak.settings import Settings
-from services.evidence import models
+from services.evidence import handlers, models
 from services.evidence.server import EvidenceServicer
 
 
@@ -22,5 +22,7 @@ async def serve(settings: Settings) -> None:
         servicer=EvidenceServicer(engine, outbox, max_bytes=settings.evidence_max_bytes),
         add_servicer=evidence_pb2_grpc.add_EvidenceServiceServicer_to_server,
         grpc_service=evidence_pb2.DESCRIPTOR.services_by_name["EvidenceService"].full_name,
+        handlers=handlers.HANDLERS,
+        inbox=models.inbox,
     )
     await run_service(settings, process)

@@ -1,4 +1,5 @@
-"""Evidence's storage: items with their digests, and its outbox."""
+"""Evidence's storage: the incidents it may hold evidence for, items with their digests,
+outbox and inbox."""
 
 from sqlalchemy import (
     BigInteger,
@@ -12,9 +13,19 @@ from sqlalchemy import (
     Text,
 )
 
+from firebreak.consumer import define_inbox_table
 from firebreak.outbox import define_outbox_table
 
 metadata = MetaData()
+
+# Which client each reported incident belongs to, learnt from incident.reported, so evidence
+# can refuse items for unknown incidents or another client's without asking intake each time.
+known_incidents = Table(
+    "known_incidents",
+    metadata,
+    Column("incident_id", String(36), primary_key=True),
+    Column("client_id", String(36), nullable=False),
+)
 
 evidence_items = Table(
     "evidence_items",
@@ -33,3 +44,4 @@ evidence_items = Table(
 )
 
 outbox = define_outbox_table(metadata)
+inbox = define_inbox_table(metadata)

@@ -15,7 +15,7 @@ from firebreak.api.evidence.v1.evidence_pb2 import StoreEvidenceRequest
 from firebreak.errors import InvalidArgument, NotFound
 from firebreak.events import EVIDENCE_COLLECTED, new_event
 from firebreak.outbox import Outbox
-from services.evidence.models import evidence_items
+from services.evidence.models import evidence_items, known_incidents
 
 # An item's record: every column but the bytes themselves.
 RECORD = [column for column in evidence_items.c if column.name != "content"]
@@ -37,10 +37,30 @@ def validate_item(request: StoreEvidenceRequest, *, max_bytes: int) -> None:
         raise InvalidArgument("content", f"must be at most {max_bytes} bytes")
 
 
+async def learn_incident(connection: AsyncConnection, *, incident_id: str, client_id: str) -> None:
+    await connection.execute(
+        known_incidents.insert().values(incident_id=incident_id, client_id=client_id)
+    )
+
+
+async def _require_incident(
+    connection: AsyncConnection, *, incident_id: str, client_id: str
+) -> None:
+    query = select(known_incidents.c.incident_id).where(
+        known_incidents.c.incident_id == incident_id, known_incidents.c.client_id == client_id
+    )
+    if (await connection.execute(query)).first() is None:
+        # Another client's incident is as unknown as one never reported.
+        raise NotFound(f"incident {incident_id} not found")
+
+
 async def store_item(
     connection: AsyncConnection, *, outbox: Outbox, request: StoreEvidenceRequest
 ) -> Row[Any]:
     """Stores the bytes with their SHA-256 and size, and emits evidence.collected."""
+    await _require_incident(
+        connection, incident_id=request.incident_id, client_id=request.client_id
+    )
     evidence_id = str(uuid.uuid4())
     digest = hashlib.sha256(request.content).hexdigest()
     now = datetime.now(UTC)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import nats.errors
 import nats.js.errors
@@ -20,7 +21,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import Column, DateTime, MetaData, String, Table
+from sqlalchemy import Column, DateTime, MetaData, String, Table, delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
@@ -34,6 +35,10 @@ tracer = trace.get_tracer(__name__)
 
 Handler = Callable[[AsyncConnection, EventEnvelope], Awaitable[None]]
 
+# JetStream keeps an event a week (firebreak.bus), so it cannot come again after that; the
+# inbox remembers it a day longer, then forgets it, checked about hourly.
+INBOX_RETENTION = timedelta(days=8)
+PRUNE_INTERVAL_SECONDS = 3600.0
 IDLE_WAIT_SECONDS = 1.0
 BUSY_WAIT_SECONDS = 0.01
 RETRY_DELAY_SECONDS = 2.0
@@ -46,7 +51,7 @@ def define_inbox_table(metadata: MetaData) -> Table:
         metadata,
         Column("event_id", String(36), primary_key=True),
         Column("event_type", String(100), nullable=False),
-        Column("processed_at", DateTime(timezone=True), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
     )
 
 
@@ -73,7 +78,11 @@ class EventConsumer:
         js = client.jetstream()
         subscription = await self._subscribe(js)
         busy = False
+        next_prune = 0.0
         while not stopping.is_set():
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
+                await self.prune_inbox(datetime.now(UTC) - INBOX_RETENTION)
             if not client.is_connected:
                 # A pull request sent now would wait in the reconnect buffer and arrive stale.
                 await asyncio.sleep(0.2)
@@ -107,6 +116,14 @@ class EventConsumer:
         # otherwise sit in the subscription and hold up the connection's drain. JetStream
         # redelivers it, to another replica or after a restart, once its ack wait passes.
         await subscription.unsubscribe()
+
+    async def prune_inbox(self, processed_before: datetime) -> int:
+        """Forgets events processed before the given time; returns how many."""
+        async with self._outbox.transaction() as connection:
+            result = await connection.execute(
+                delete(self._inbox).where(self._inbox.c.processed_at < processed_before)
+            )
+        return result.rowcount
 
     async def _resubscribe(
         self, js: JetStreamContext, lost: JetStreamContext.PullSubscription

@@ -11,16 +11,17 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import (
     Column,
     DateTime,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
     select,
     update,
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 PUBLISH_ACK_TIMEOUT_SECONDS = 5.0
+# Published rows are kept a day for inspection, then deleted, checked about hourly.
+PUBLISHED_RETENTION = timedelta(days=1)
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 def define_outbox_table(metadata: MetaData) -> Table:
@@ -102,8 +107,12 @@ class Outbox:
         """Publishes pending events until `stopping` is set, then flushes what is left once."""
         js = client.jetstream()  # one context: each would subscribe its own ack inbox
         last_error = ""
+        next_prune = 0.0
         while not stopping.is_set():
             self._wake.clear()
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
+                await self.prune(datetime.now(UTC) - PUBLISHED_RETENTION)
             try:
                 published = await self.publish_pending(client, js)
             except Exception as error:  # NATS down or the database busy: keep rows, retry
@@ -124,6 +133,15 @@ class Outbox:
                 pass
         except Exception as error:
             log.warning("outbox left events for the next start: %s", error)
+
+    async def prune(self, published_before: datetime) -> int:
+        """Deletes events published before the given time; returns how many."""
+        table = self._table
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                delete(table).where(table.c.published_at < published_before)
+            )
+        return result.rowcount
 
     async def _idle(self, stopping: asyncio.Event) -> None:
         """Waits for a commit's wake-up, the poll interval or shutdown, whichever comes first."""
@@ -200,21 +218,39 @@ class Outbox:
             )
 
     async def _publish(self, js: JetStreamContext, row: Row[Any]) -> asyncio.Future[PubAck]:
+        """Sends one event; its PRODUCER span lasts until JetStream acknowledges it."""
         headers: dict[str, str] = json.loads(row.headers)
-        subject: str = row.subject
-        event_id: str = row.event_id
-        with tracer.start_as_current_span(
-            f"publish {subject}",
+        span = tracer.start_span(
+            f"publish {row.subject}",
             context=propagate.extract(headers),
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "nats",
                 "messaging.operation.type": "publish",
-                "messaging.destination.name": subject,
-                "messaging.message.id": event_id,
+                "messaging.destination.name": row.subject,
+                "messaging.message.id": row.event_id,
             },
-        ):
-            # The consumer's span continues from this publish span.
-            propagate.inject(headers)
-            headers["Nats-Msg-Id"] = event_id
-            return await js.publish_async(subject, row.payload, headers=headers, stream=STREAM)
+        )
+        with trace.use_span(span, end_on_exit=False, record_exception=False):
+            propagate.inject(headers)  # the consumer's span continues from this one
+        headers["Nats-Msg-Id"] = row.event_id
+        try:
+            ack = await js.publish_async(row.subject, row.payload, headers=headers, stream=STREAM)
+        except Exception as error:
+            _end_span(span, error)
+            raise
+        ack.add_done_callback(lambda done: _end_span(span, _failure(done)))
+        return ack
+
+
+def _failure(done: asyncio.Future[PubAck]) -> BaseException | None:
+    if done.cancelled():  # timed out waiting for the ack
+        return asyncio.CancelledError()
+    return done.exception()
+
+
+def _end_span(span: trace.Span, error: BaseException | None) -> None:
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, repr(error)))
+    span.end()

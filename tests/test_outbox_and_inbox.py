@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
@@ -12,7 +13,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import Column, MetaData, String, Table, func, select
+from sqlalchemy import Column, MetaData, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak import bus
@@ -279,3 +280,49 @@ async def test_a_consumer_recreates_its_stream_when_nats_lost_it(
         stopping.set()
         await task
     assert applied == [event.id]
+
+
+async def test_old_published_events_and_old_inbox_entries_are_pruned(
+    engine: AsyncEngine, client: NATS
+) -> None:
+    outbox = Outbox(engine, outbox_table)
+    old, recent, unpublished = reported_event("old"), reported_event("recent"), reported_event()
+    for event in (old, recent):
+        async with outbox.transaction() as connection:
+            await outbox.add(connection, event)
+    assert await outbox.publish_pending(client, client.jetstream()) == 2
+    async with outbox.transaction() as connection:
+        await outbox.add(connection, unpublished)
+
+    now = datetime.now(UTC)
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(outbox_table)
+            .where(outbox_table.c.event_id == old.id)
+            .values(published_at=now - timedelta(days=3))
+        )
+    assert await outbox.prune(now - timedelta(days=1)) == 1
+    async with reading(engine) as connection:
+        kept = set((await connection.execute(select(outbox_table.c.event_id))).scalars())
+    assert kept == {recent.id, unpublished.id}  # never an event still to be published
+
+    consumer = EventConsumer(
+        durable="pruned",
+        handlers={INCIDENT_REPORTED: ignore},
+        outbox=outbox,
+        inbox=inbox_table,
+        batch_size=16,
+    )
+    await run_consumer_until_settled(consumer, client, "pruned")
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(inbox_table)
+            .where(inbox_table.c.event_id == old.id)
+            .values(processed_at=now - timedelta(days=9))
+        )
+    assert await consumer.prune_inbox(now - timedelta(days=8)) == 1
+    assert await count(engine, select(func.count()).select_from(inbox_table)) == 1
+
+
+async def ignore(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
+    """A handler with no effect of its own: only the inbox records the event."""

@@ -135,7 +135,7 @@ def test_two_triage_replicas_share_one_stream_and_triage_each_incident_once(
     # replica with the inbox quietly dropping the copies.
     triage = asyncio.run(consumer_state(own_platform.nats_url, "triage"))
     assert triage == {
-        "consumers": ["intake", "notify", "review", "triage"],
+        "consumers": ["evidence", "intake", "notify", "review", "triage"],
         "delivered": len(ids),
         "redelivered": 0,
     }

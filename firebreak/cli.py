@@ -33,7 +33,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run() -> None:
-    # Stop the platform cleanly on SIGTERM too, not only on Ctrl-C.
+    # Stop cleanly on Ctrl-C and on SIGTERM, even when started with SIGINT ignored (as a
+    # non-interactive shell does for background jobs, and children inherit).
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings()
     admin_key = settings.admin_key or "fbk_" + secrets.token_urlsafe(32)

@@ -17,6 +17,7 @@ test: $(GENERATED)
 lint: $(GENERATED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 gen: $(GENERATED)
 

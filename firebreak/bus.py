@@ -50,7 +50,7 @@ async def connect(url: str, name: str) -> NATS:
         url,
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]  # typed int, takes seconds as float
         connect_timeout=2,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,

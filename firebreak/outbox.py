@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -179,21 +179,21 @@ class Outbox:
             raise PublishIncomplete(f"{len(failures)} of {len(rows)} not acked: {failures[0]!r}")
         return len(acked)
 
-    async def _pending(self, connection: AsyncConnection, *, claim: bool) -> list[Row[Any]]:
+    async def _pending(self, connection: AsyncConnection, *, claim: bool) -> Sequence[Row[Any]]:
         table = self._table
         query = (
-            select(table.c.seq, table.c.event_id, table.c.subject, table.c.payload, table.c.headers)
+            select(table)
             .where(table.c.published_at.is_(None))
             .order_by(table.c.seq)
             .limit(self._batch_size)
         )
         if claim:
             query = query.with_for_update(skip_locked=True)
-        return list((await connection.execute(query)).all())
+        return (await connection.execute(query)).all()
 
     async def _publish_all(
-        self, js: JetStreamContext, rows: list[Row[Any]]
-    ) -> tuple[list[Row[Any]], list[BaseException]]:
+        self, js: JetStreamContext, rows: Sequence[Row[Any]]
+    ) -> tuple[Sequence[Row[Any]], list[BaseException]]:
         """Publishes pipelined; returns the rows JetStream acknowledged and the failures. One
         rejected event does not hold back the others: it stays pending and is tried again."""
         if not rows:
@@ -209,7 +209,7 @@ class Outbox:
         ]
         return acked, [result for result in results if isinstance(result, BaseException)]
 
-    async def _mark_published(self, connection: AsyncConnection, rows: list[Row[Any]]) -> None:
+    async def _mark_published(self, connection: AsyncConnection, rows: Sequence[Row[Any]]) -> None:
         if rows:
             await connection.execute(
                 update(self._table)

@@ -44,6 +44,7 @@ class JsonLinesSpanExporter(SpanExporter):
 
 def _span_record(span: ReadableSpan) -> dict[str, object]:
     context = span.get_span_context()
+    assert context is not None  # a finished SDK span always has one
     return {
         "service": span.resource.attributes.get(SERVICE_NAME),
         "name": span.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -21,14 +22,18 @@ def evidence(api: Api) -> Iterator[evidence_pb2_grpc.EvidenceServiceStub]:
 
 
 def store(
-    evidence: evidence_pb2_grpc.EvidenceServiceStub, **fields: object
+    evidence: evidence_pb2_grpc.EvidenceServiceStub, **fields: Any
 ) -> evidence_pb2.EvidenceItem:
-    request = {"filename": "auth.log", "collected_by": "Grace Hopper", "content": b"x"} | fields
+    request: dict[str, Any] = {
+        "filename": "auth.log",
+        "collected_by": "Grace Hopper",
+        "content": b"x",
+    } | fields
     return evidence.StoreEvidence(evidence_pb2.StoreEvidenceRequest(**request))
 
 
 def store_once_known(
-    evidence: evidence_pb2_grpc.EvidenceServiceStub, **fields: object
+    evidence: evidence_pb2_grpc.EvidenceServiceStub, **fields: Any
 ) -> evidence_pb2.EvidenceItem:
     """Evidence learns of a new incident from incident.reported, a moment after the report."""
 
@@ -116,7 +121,7 @@ def test_invalid_evidence_is_rejected_naming_the_field(
     overrides: dict[str, object],
     field: str,
 ) -> None:
-    request = {
+    request: dict[str, Any] = {
         "client_id": "c",
         "incident_id": "i",
         "filename": "f",

@@ -66,6 +66,7 @@ async def test_redelivered_events_have_one_effect_in_every_consumer(api: Api) ->
         # own de-duplication lets them through: only the consumers' inboxes stand in the way.
         for event_type in ("incident.reported", "incident.triaged", "notification.sent"):
             original = await js.get_last_msg(STREAM, subject_for(event_type))
+            assert original.subject and original.data
             envelope = EventEnvelope.FromString(original.data)
             assert envelope.incident_id == created["id"]
             for attempt in range(2):

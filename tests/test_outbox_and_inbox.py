@@ -13,7 +13,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import Column, MetaData, String, Table, func, select, update
+from sqlalchemy import Column, MetaData, Select, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak import bus
@@ -63,9 +63,9 @@ def reported_event(incident_id: str = "inc-1") -> events_pb2.EventEnvelope:
     )
 
 
-async def count(engine: AsyncEngine, query: object) -> int:
+async def count(engine: AsyncEngine, query: Select[int]) -> int:
     async with reading(engine) as connection:
-        return (await connection.execute(query)).scalar_one()  # type: ignore[arg-type]
+        return (await connection.execute(query)).scalar_one()
 
 
 async def test_only_committed_events_are_published_once_with_their_id(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -57,7 +57,7 @@ def problem_response(
     request: Request | None = None,
     field: str | None = None,
     errors: Sequence[dict[str, str]] = (),
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     if field and not errors:
         errors = [{"field": field, "message": detail}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 import grpc
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -87,7 +87,7 @@ def incident_body(message: intake_pb2.Incident) -> schemas.Incident:
         reference=message.reference,
         client_id=message.client_id,
         status=message.status,
-        priority=message.priority or None,
+        priority=cast(schemas.Priority | None, message.priority or None),
         title=message.title,
         description=message.description,
         type=message.type,
@@ -181,10 +181,11 @@ async def get_timeline(
     caller: Caller, incident_id: IncidentId, services: Services
 ) -> schemas.Timeline:
     """Everything that happened to the incident, in order."""
-    scope = {"client_id": caller.client_id, "all_clients": caller.is_admin}
     try:
         timeline = await services.review.GetTimeline(
-            review_pb2.GetTimelineRequest(incident_id=incident_id, **scope),
+            review_pb2.GetTimelineRequest(
+                client_id=caller.client_id, all_clients=caller.is_admin, incident_id=incident_id
+            ),
             timeout=RPC_TIMEOUT_SECONDS,
         )
     except grpc.aio.AioRpcError as error:
@@ -193,7 +194,9 @@ async def get_timeline(
         # Review has nothing yet: intake, the registry, says whether the incident exists (and
         # is the caller's) or is a 404. Only this rare path costs a second call.
         await services.intake.GetIncident(
-            intake_pb2.GetIncidentRequest(incident_id=incident_id, **scope),
+            intake_pb2.GetIncidentRequest(
+                client_id=caller.client_id, all_clients=caller.is_admin, incident_id=incident_id
+            ),
             timeout=RPC_TIMEOUT_SECONDS,
         )
         return schemas.Timeline(incident_id=incident_id, entries=[])
@@ -215,7 +218,9 @@ async def get_timeline(
 @router.post("/v1/clients", status_code=201, response_model=schemas.Client, tags=["admin"])
 async def create_client(body: schemas.NewClient, _: Admin, services: Services) -> schemas.Client:
     async with services.engine.begin() as connection:
-        return schemas.Client(**await tenants.create_client(connection, name=body.name))
+        return schemas.Client.model_validate(
+            await tenants.create_client(connection, name=body.name)
+        )
 
 
 @router.post(
@@ -228,8 +233,8 @@ async def create_api_key(
     _: Admin, client_id: ClientId, body: schemas.NewApiKey, services: Services
 ) -> schemas.ApiKey:
     async with services.engine.begin() as connection:
-        return schemas.ApiKey(
-            **await tenants.issue_key(connection, client_id=client_id, role=body.role)
+        return schemas.ApiKey.model_validate(
+            await tenants.issue_key(connection, client_id=client_id, role=body.role)
         )
 
 

@@ -29,10 +29,12 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         service.validate_report(request)
         try:
             async with self._outbox.transaction() as connection:
-                existing = None
+                earlier = None
                 if request.idempotency_key:
-                    existing = await service.find_by_idempotency_key(connection, request=request)
-                row = existing or await service.report_incident(
+                    earlier = await service.find_by_idempotency_key(connection, request=request)
+                if earlier is not None:
+                    return incident_message(earlier)
+                row = await service.report_incident(
                     connection, outbox=self._outbox, request=request, trace_id=current_trace_id()
                 )
         except IntegrityError:
@@ -41,9 +43,10 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             if not request.idempotency_key:
                 raise
             async with reading(self._engine) as connection:
-                row = await service.find_by_idempotency_key(connection, request=request)
-            if row is None:
+                earlier = await service.find_by_idempotency_key(connection, request=request)
+            if earlier is None:
                 raise
+            return incident_message(earlier)
         return incident_message(row)
 
     async def GetIncident(

@@ -167,14 +167,14 @@ async def report_incident(
 
 
 async def _next_reference(connection: AsyncConnection, *, client_id: str, year: int) -> str:
-    statement = upsert_insert(connection, reference_counters).values(
+    counter = upsert_insert(connection, reference_counters).values(
         client_id=client_id, year=year, last_value=1
     )
-    statement = statement.on_conflict_do_update(
+    increment = counter.on_conflict_do_update(
         index_elements=["client_id", "year"],
         set_={"last_value": reference_counters.c.last_value + 1},
     ).returning(reference_counters.c.last_value)
-    number = (await connection.execute(statement)).scalar_one()
+    number = (await connection.execute(increment)).scalar_one()
     return f"INC-{year}-{number:06d}"
 
 

@@ -82,7 +82,10 @@ class EventConsumer:
         while not stopping.is_set():
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
-                await self.prune_inbox(datetime.now(UTC) - INBOX_RETENTION)
+                try:
+                    await self.prune_inbox(datetime.now(UTC) - INBOX_RETENTION)
+                except Exception as error:  # housekeeping must never stop consumption
+                    log.warning("pruning inbox failed; will try again: %s", error)
             if not client.is_connected:
                 # A pull request sent now would wait in the reconnect buffer and arrive stale.
                 await asyncio.sleep(0.2)

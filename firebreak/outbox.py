@@ -112,7 +112,10 @@ class Outbox:
             self._wake.clear()
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
-                await self.prune(datetime.now(UTC) - PUBLISHED_RETENTION)
+                try:
+                    await self.prune(datetime.now(UTC) - PUBLISHED_RETENTION)
+                except Exception as error:  # housekeeping must never stop publishing
+                    log.warning("pruning outbox failed; will try again: %s", error)
             try:
                 published = await self.publish_pending(client, js)
             except Exception as error:  # NATS down or the database busy: keep rows, retry

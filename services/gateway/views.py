@@ -1,4 +1,4 @@
-"""HTTP routes. Each authenticates, validates, makes one call to the owning service, answers."""
+"""HTTP routes: each authenticates, validates, calls the owning service over gRPC, answers."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak import bus
 from firebreak.api.events.v1 import events_pb2
-from firebreak.consumer import EventConsumer, define_inbox_table
+from firebreak.consumer import EventConsumer, Handler, define_inbox_table
 from firebreak.database import create_engine, create_schema, reading
 from firebreak.events import INCIDENT_REPORTED, INCIDENT_TRIAGED, STREAM, new_event, subject_for
 from firebreak.outbox import Outbox, define_outbox_table
@@ -138,23 +138,40 @@ async def run_consumer_until_settled(consumer: EventConsumer, client: NATS, dura
         await task
 
 
-async def test_a_redelivered_event_is_applied_once_and_both_deliveries_are_acked(
-    engine: AsyncEngine, client: NATS
-) -> None:
-    applied: list[str] = []
+class Recorder:
+    """A handler that notes the id of each event it is given; with `effect`, it also writes a
+    row in the same transaction, and fails the first time when `fail_first`."""
 
-    async def handler(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
-        applied.append(event.id)
-        await connection.execute(effects.insert().values(event_id=event.id))
+    def __init__(self, *, effect: bool = False, fail_first: bool = False) -> None:
+        self.ids: list[str] = []
+        self._effect = effect
+        self._fail_first = fail_first
 
-    outbox = Outbox(engine, outbox_table)
-    consumer = EventConsumer(
-        durable="contract",
-        handlers={INCIDENT_REPORTED: handler},
-        outbox=outbox,
+    async def __call__(self, connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
+        self.ids.append(event.id)
+        if self._effect:
+            await connection.execute(effects.insert().values(event_id=event.id))
+        if self._fail_first and len(self.ids) == 1:
+            raise RuntimeError("first attempt fails after writing")
+
+
+def consumer_for(
+    engine: AsyncEngine, durable: str, handlers: dict[str, Handler], outbox: Outbox | None = None
+) -> EventConsumer:
+    return EventConsumer(
+        durable=durable,
+        handlers=handlers,
+        outbox=outbox or Outbox(engine, outbox_table),
         inbox=inbox_table,
         batch_size=16,
     )
+
+
+async def test_a_redelivered_event_is_applied_once_and_both_deliveries_are_acked(
+    engine: AsyncEngine, client: NATS
+) -> None:
+    handler = Recorder(effect=True)
+    consumer = consumer_for(engine, "contract", {INCIDENT_REPORTED: handler})
     event = reported_event()
     js = client.jetstream()
     for delivery in range(3):
@@ -165,7 +182,7 @@ async def test_a_redelivered_event_is_applied_once_and_both_deliveries_are_acked
         )
     await run_consumer_until_settled(consumer, client, "contract")
 
-    assert applied == [event.id]
+    assert handler.ids == [event.id]
     assert await count(engine, select(func.count()).select_from(effects)) == 1
     assert await count(engine, select(func.count()).select_from(inbox_table)) == 1
     info = await js.consumer_info(STREAM, "contract")
@@ -175,89 +192,48 @@ async def test_a_redelivered_event_is_applied_once_and_both_deliveries_are_acked
 async def test_a_failed_handler_leaves_no_trace_and_the_event_comes_again(
     engine: AsyncEngine, client: NATS
 ) -> None:
-    attempts: list[str] = []
-
-    async def flaky(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
-        attempts.append(event.id)
-        await connection.execute(effects.insert().values(event_id=event.id))
-        if len(attempts) == 1:
-            raise RuntimeError("first attempt fails after writing")
-
-    consumer = EventConsumer(
-        durable="flaky",
-        handlers={INCIDENT_REPORTED: flaky},
-        outbox=Outbox(engine, outbox_table),
-        inbox=inbox_table,
-        batch_size=16,
-    )
+    flaky = Recorder(effect=True, fail_first=True)
+    consumer = consumer_for(engine, "flaky", {INCIDENT_REPORTED: flaky})
     event = reported_event()
     await client.jetstream().publish(subject_for(INCIDENT_REPORTED), event.SerializeToString())
     await run_consumer_until_settled(consumer, client, "flaky")
 
-    assert attempts == [event.id, event.id]
+    assert flaky.ids == [event.id, event.id]
     assert await count(engine, select(func.count()).select_from(effects)) == 1
 
 
 async def test_a_malformed_message_is_dropped_not_retried(
     engine: AsyncEngine, client: NATS
 ) -> None:
-    calls: list[str] = []
-
-    async def handler(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
-        calls.append(event.id)
-
-    consumer = EventConsumer(
-        durable="strict",
-        handlers={INCIDENT_REPORTED: handler},
-        outbox=Outbox(engine, outbox_table),
-        inbox=inbox_table,
-        batch_size=16,
-    )
+    handler = Recorder()
+    consumer = consumer_for(engine, "strict", {INCIDENT_REPORTED: handler})
     js = client.jetstream()
     await js.publish(subject_for(INCIDENT_REPORTED), b"\xff\x00 not protobuf")
     await js.publish(subject_for(INCIDENT_REPORTED), reported_event().SerializeToString())
     await run_consumer_until_settled(consumer, client, "strict")
-    assert len(calls) == 1
+    assert len(handler.ids) == 1
     info = await js.consumer_info(STREAM, "strict")
     assert info.num_pending == 0 and info.num_redelivered == 0
 
 
 async def test_an_event_on_the_wrong_subject_is_dropped(engine: AsyncEngine, client: NATS) -> None:
-    calls: list[str] = []
-
-    async def handler(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
-        calls.append(event.id)
-
-    consumer = EventConsumer(
-        durable="subjects",
-        handlers={INCIDENT_REPORTED: handler, INCIDENT_TRIAGED: handler},
-        outbox=Outbox(engine, outbox_table),
-        inbox=inbox_table,
-        batch_size=16,
+    handler = Recorder()
+    consumer = consumer_for(
+        engine, "subjects", {INCIDENT_REPORTED: handler, INCIDENT_TRIAGED: handler}
     )
     # An incident.reported envelope published as if it were incident.triaged.
     await client.jetstream().publish(
         subject_for(INCIDENT_TRIAGED), reported_event().SerializeToString()
     )
     await run_consumer_until_settled(consumer, client, "subjects")
-    assert calls == []
+    assert handler.ids == []
 
 
 async def test_a_consumer_recreates_its_stream_when_nats_lost_it(
     engine: AsyncEngine, client: NATS
 ) -> None:
-    applied: list[str] = []
-
-    async def handler(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
-        applied.append(event.id)
-
-    consumer = EventConsumer(
-        durable="survivor",
-        handlers={INCIDENT_REPORTED: handler},
-        outbox=Outbox(engine, outbox_table),
-        inbox=inbox_table,
-        batch_size=16,
-    )
+    handler = Recorder()
+    consumer = consumer_for(engine, "survivor", {INCIDENT_REPORTED: handler})
     js = client.jetstream()
     stopping = asyncio.Event()
     task = asyncio.create_task(consumer.run(client, stopping))
@@ -273,13 +249,13 @@ async def test_a_consumer_recreates_its_stream_when_nats_lost_it(
             except nats.js.errors.NoStreamResponseError:
                 continue
         for _ in range(100):
-            if applied:
+            if handler.ids:
                 break
             await asyncio.sleep(0.05)
     finally:
         stopping.set()
         await task
-    assert applied == [event.id]
+    assert handler.ids == [event.id]
 
 
 async def test_old_published_events_and_old_inbox_entries_are_pruned(
@@ -306,13 +282,7 @@ async def test_old_published_events_and_old_inbox_entries_are_pruned(
         kept = set((await connection.execute(select(outbox_table.c.event_id))).scalars())
     assert kept == {recent.id, unpublished.id}  # never an event still to be published
 
-    consumer = EventConsumer(
-        durable="pruned",
-        handlers={INCIDENT_REPORTED: ignore},
-        outbox=outbox,
-        inbox=inbox_table,
-        batch_size=16,
-    )
+    consumer = consumer_for(engine, "pruned", {INCIDENT_REPORTED: Recorder()}, outbox)
     await run_consumer_until_settled(consumer, client, "pruned")
     async with engine.begin() as connection:
         await connection.execute(
@@ -322,7 +292,3 @@ async def test_old_published_events_and_old_inbox_entries_are_pruned(
         )
     assert await consumer.prune_inbox(now - timedelta(days=8)) == 1
     assert await count(engine, select(func.count()).select_from(inbox_table)) == 1
-
-
-async def ignore(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
-    """A handler with no effect of its own: only the inbox records the event."""

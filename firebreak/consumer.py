@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -36,10 +35,10 @@ tracer = trace.get_tracer(__name__)
 Handler = Callable[[AsyncConnection, EventEnvelope], Awaitable[None]]
 
 # JetStream keeps an event a week (firebreak.bus), so it cannot come again after that; the
-# inbox remembers it a day longer, then forgets it, checked about hourly.
+# inbox remembers it a day longer, then forgets it.
 INBOX_RETENTION = timedelta(days=8)
-PRUNE_INTERVAL_SECONDS = 3600.0
 IDLE_WAIT_SECONDS = 1.0
+LATE_DELIVERY_GRACE_SECONDS = 0.05
 BUSY_WAIT_SECONDS = 0.01
 RETRY_DELAY_SECONDS = 2.0
 MAX_RETRY_DELAY_SECONDS = 60.0
@@ -78,14 +77,7 @@ class EventConsumer:
         js = client.jetstream()
         subscription = await self._subscribe(js)
         busy = False
-        next_prune = 0.0
         while not stopping.is_set():
-            if time.monotonic() >= next_prune:
-                next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
-                try:
-                    await self.prune_inbox(datetime.now(UTC) - INBOX_RETENTION)
-                except Exception as error:  # housekeeping must never stop consumption
-                    log.warning("pruning inbox failed; will try again: %s", error)
             if not client.is_connected:
                 # A pull request sent now would wait in the reconnect buffer and arrive stale.
                 await asyncio.sleep(0.2)
@@ -115,10 +107,29 @@ class EventConsumer:
             busy = True
             for message in messages:
                 await self.process(message)
-        # Leave the consumer now: a message the server delivers after the last fetch would
-        # otherwise sit in the subscription and hold up the connection's drain. JetStream
-        # redelivers it, to another replica or after a restart, once its ack wait passes.
+        await self._finish_late_deliveries(subscription)
+        # Leave the consumer now: anything delivered after this would sit in the subscription
+        # and hold up the connection's drain. JetStream redelivers such a message, to another
+        # replica or after a restart, once its ack wait passes.
         await subscription.unsubscribe()
+
+    async def _finish_late_deliveries(
+        self, subscription: JetStreamContext.PullSubscription
+    ) -> None:
+        """A pull request we stopped waiting for may still have been answered: process what
+        arrived, rather than leave it unacknowledged until its ack wait runs out."""
+        await asyncio.sleep(LATE_DELIVERY_GRACE_SECONDS)
+        if not subscription.pending_msgs:
+            return
+        try:
+            # A batch fetch hands over what is already queued before it asks for more.
+            late = await subscription.fetch(
+                max(2, subscription.pending_msgs), timeout=LATE_DELIVERY_GRACE_SECONDS
+            )
+        except (TimeoutError, nats.errors.Error):
+            return
+        for message in late:
+            await self.process(message)
 
     async def prune_inbox(self, processed_before: datetime) -> int:
         """Forgets events processed before the given time; returns how many."""

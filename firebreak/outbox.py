@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -47,9 +46,8 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 PUBLISH_ACK_TIMEOUT_SECONDS = 5.0
-# Published rows are kept a day for inspection, then deleted, checked about hourly.
+# Published rows are kept a day for inspection, then deleted.
 PUBLISHED_RETENTION = timedelta(days=1)
-PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 def define_outbox_table(metadata: MetaData) -> Table:
@@ -107,15 +105,8 @@ class Outbox:
         """Publishes pending events until `stopping` is set, then flushes what is left once."""
         js = client.jetstream()  # one context: each would subscribe its own ack inbox
         last_error = ""
-        next_prune = 0.0
         while not stopping.is_set():
             self._wake.clear()
-            if time.monotonic() >= next_prune:
-                next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
-                try:
-                    await self.prune(datetime.now(UTC) - PUBLISHED_RETENTION)
-                except Exception as error:  # housekeeping must never stop publishing
-                    log.warning("pruning outbox failed; will try again: %s", error)
             try:
                 published = await self.publish_pending(client, js)
             except Exception as error:  # NATS down or the database busy: keep rows, retry

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -14,13 +16,15 @@ from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus
-from firebreak.consumer import EventConsumer, Handler
+from firebreak.consumer import INBOX_RETENTION, EventConsumer, Handler
 from firebreak.database import create_schema
 from firebreak.grpc_server import create_server, mark_serving
-from firebreak.outbox import Outbox
+from firebreak.outbox import PUBLISHED_RETENTION, Outbox
 from firebreak.settings import Settings
 
 log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -61,11 +65,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     await mark_serving(health_servicer, [process.grpc_service])
     log.info("%s serving gRPC on %s", process.name, address)
 
-    stop_consuming, stop_relaying = asyncio.Event(), asyncio.Event()
-    relay = asyncio.create_task(
-        process.outbox.run_relay(nats_client, stop_relaying), name="outbox relay"
-    )
-    workers = [relay]
+    consumer = None
     if process.handlers is not None and process.inbox is not None:
         consumer = EventConsumer(
             durable=process.name,
@@ -74,9 +74,19 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
             inbox=process.inbox,
             batch_size=settings.consumer_batch_size,
         )
-        workers.append(
+    stop_consuming, stop_relaying = asyncio.Event(), asyncio.Event()
+    relay = asyncio.create_task(
+        process.outbox.run_relay(nats_client, stop_relaying), name="outbox relay"
+    )
+    consuming: list[asyncio.Task[None]] = []
+    if consumer is not None:
+        consuming.append(
             asyncio.create_task(consumer.run(nats_client, stop_consuming), name="consumer")
         )
+    housekeeping = asyncio.create_task(
+        _keep_house(process.outbox, consumer, stop_consuming), name="housekeeping"
+    )
+    workers = [relay, *consuming, housekeeping]
     requested = asyncio.create_task(shutdown_requested.wait())
     done, _ = await asyncio.wait([requested, *workers], return_when=asyncio.FIRST_COMPLETED)
     failed = [task for task in done if task is not requested]
@@ -89,7 +99,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     log.info("%s shutting down", process.name)
     await health_servicer.enter_graceful_shutdown()
     stop_consuming.set()
-    await asyncio.gather(*workers[1:], return_exceptions=True)
+    await asyncio.gather(*consuming, housekeeping, return_exceptions=True)
     await server.stop(settings.shutdown_grace_seconds)
     stop_relaying.set()
     await asyncio.gather(relay, return_exceptions=True)
@@ -98,3 +108,20 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     log.info("%s stopped", process.name)
     if failed:
         raise SystemExit(1)  # a worker died: that is a bug; let the supervisor restart us
+
+
+async def _keep_house(
+    outbox: Outbox, consumer: EventConsumer | None, stopping: asyncio.Event
+) -> None:
+    """Prunes published outbox rows and old inbox entries, about hourly. A failure is logged
+    and tried again next time: housekeeping must never stop the service."""
+    while not stopping.is_set():
+        now = datetime.now(UTC)
+        try:
+            await outbox.prune(now - PUBLISHED_RETENTION)
+            if consumer is not None:
+                await consumer.prune_inbox(now - INBOX_RETENTION)
+        except Exception as error:
+            log.warning("housekeeping failed; will try again: %s", error)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), HOUSEKEEPING_INTERVAL_SECONDS)

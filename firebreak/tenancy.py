@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from firebreak.errors import InvalidArgument
 
 
-def client_scope(*, client_id: str, all_clients: bool) -> str | None:
+class ScopedRequest(Protocol):
+    """Every read request in proto/ carries these two fields."""
+
+    client_id: str
+    all_clients: bool
+
+
+def client_scope(request: ScopedRequest) -> str | None:
     """The client to filter by, or None for every client. Never "everything" by omission."""
-    if all_clients:
+    if request.all_clients:
         return None
-    if not client_id:
+    if not request.client_id:
         raise InvalidArgument("client_id", "is required unless all_clients is set")
-    return client_id
+    return request.client_id

@@ -36,9 +36,7 @@ class EvidenceServicer(evidence_pb2_grpc.EvidenceServiceServicer):
         async with reading(self._engine) as connection:
             row = await service.get_item(
                 connection,
-                client_id=client_scope(
-                    client_id=request.client_id, all_clients=request.all_clients
-                ),
+                client_id=client_scope(request),
                 evidence_id=request.evidence_id,
             )
         return item_message(row)

@@ -55,9 +55,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         async with reading(self._engine) as connection:
             row = await service.get_incident(
                 connection,
-                client_id=client_scope(
-                    client_id=request.client_id, all_clients=request.all_clients
-                ),
+                client_id=client_scope(request),
                 incident_id=request.incident_id,
             )
         return incident_message(row)
@@ -68,9 +66,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         async with reading(self._engine) as connection:
             rows, next_token = await service.list_incidents(
                 connection,
-                client_id=client_scope(
-                    client_id=request.client_id, all_clients=request.all_clients
-                ),
+                client_id=client_scope(request),
                 request=request,
             )
         return intake_pb2.ListIncidentsResponse(

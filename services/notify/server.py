@@ -22,9 +22,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         async with reading(self._engine) as connection:
             rows = await service.list_notifications(
                 connection,
-                client_id=client_scope(
-                    client_id=request.client_id, all_clients=request.all_clients
-                ),
+                client_id=client_scope(request),
                 incident_id=request.incident_id,
             )
         return notify_pb2.ListNotificationsResponse(

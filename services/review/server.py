@@ -22,9 +22,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         async with reading(self._engine) as connection:
             rows = await service.get_timeline(
                 connection,
-                client_id=client_scope(
-                    client_id=request.client_id, all_clients=request.all_clients
-                ),
+                client_id=client_scope(request),
                 incident_id=request.incident_id,
             )
         return review_pb2.Timeline(

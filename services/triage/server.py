@@ -22,9 +22,7 @@ class TriageServicer(triage_pb2_grpc.TriageServiceServicer):
         async with reading(self._engine) as connection:
             row = await service.get_decision(
                 connection,
-                client_id=client_scope(
-                    client_id=request.client_id, all_clients=request.all_clients
-                ),
+                client_id=client_scope(request),
                 incident_id=request.incident_id,
             )
         return triage_pb2.TriageDecision(

@@ -15,14 +15,18 @@ log = logging.getLogger(__name__)
 
 ACK_WAIT_SECONDS = 30.0
 
-# The stream is the transport, not the record (review keeps the timeline), so it keeps a week.
-STREAM_CONFIG = StreamConfig(
-    name=STREAM,
-    subjects=[SUBJECT_PREFIX + ">"],
-    storage=StorageType.FILE,
-    max_age=7 * 24 * 3600,
-    duplicate_window=120,
-)
+
+def stream_config(replicas: int = 1) -> StreamConfig:
+    """The one stream. It is the transport, not the record (review keeps the timeline), so it
+    keeps a week; `replicas` > 1 needs a NATS cluster of at least that many servers."""
+    return StreamConfig(
+        name=STREAM,
+        subjects=[SUBJECT_PREFIX + ">"],
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        max_age=7 * 24 * 3600,
+        duplicate_window=120,
+    )
 
 
 async def connect(url: str, name: str) -> NATS:
@@ -59,12 +63,12 @@ async def connect(url: str, name: str) -> NATS:
     return client
 
 
-async def ensure_stream(js: JetStreamContext) -> None:
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     """Creates the stream, or brings an existing one to the current configuration."""
     try:
-        await js.add_stream(STREAM_CONFIG)
+        await js.add_stream(config)
     except BadRequestError:
-        await js.update_stream(STREAM_CONFIG)
+        await js.update_stream(config)
 
 
 async def durable_pull_subscription(

@@ -18,6 +18,7 @@ import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import Column, DateTime, MetaData, String, Table, delete
@@ -65,8 +66,10 @@ class EventConsumer:
         outbox: Outbox,
         inbox: Table,
         batch_size: int,
+        stream: StreamConfig,
     ) -> None:
         self._durable = durable
+        self._stream = stream
         self._handlers = handlers
         self._outbox = outbox
         self._inbox = inbox
@@ -153,7 +156,7 @@ class EventConsumer:
                 log.warning("re-creating consumer %s failed: %s", self._durable, error)
 
     async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
-        await ensure_stream(js)
+        await ensure_stream(js, self._stream)
         return await durable_pull_subscription(js, self._durable, list(self._handlers))
 
     async def process(self, message: Msg) -> None:

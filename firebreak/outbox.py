@@ -18,7 +18,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
+from nats.js.api import PubAck, StreamConfig
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import (
@@ -101,8 +101,9 @@ class Outbox:
             )
         )
 
-    async def run_relay(self, client: NATS, stopping: asyncio.Event) -> None:
-        """Publishes pending events until `stopping` is set, then flushes what is left once."""
+    async def run_relay(self, client: NATS, stopping: asyncio.Event, stream: StreamConfig) -> None:
+        """Publishes pending events until `stopping` is set, then flushes what is left once;
+        re-creates `stream` if NATS lost it."""
         js = client.jetstream()  # one context: each would subscribe its own ack inbox
         last_error = ""
         while not stopping.is_set():
@@ -117,7 +118,7 @@ class Outbox:
                 if client.is_connected:
                     # Connected but not acknowledged: perhaps NATS lost the stream.
                     with contextlib.suppress(Exception):
-                        await ensure_stream(js)
+                        await ensure_stream(js, stream)
                 continue
             last_error = ""
             if published < self._batch_size:

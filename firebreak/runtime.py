@@ -55,11 +55,12 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
         loop.add_signal_handler(signum, shutdown_requested.set)
     await create_schema(process.engine, process.metadata)
     nats_client = await bus.connect(settings.bus_url, name=f"{process.name}-{settings.instance_id}")
-    await bus.ensure_stream(nats_client.jetstream())
+    stream = bus.stream_config(settings.stream_replicas)
+    await bus.ensure_stream(nats_client.jetstream(), stream)
 
     server, health_servicer = create_server()
     process.add_servicer(process.servicer, server)
-    address = settings.grpc_addr(process.name)
+    address = settings.grpc_listen_addr or settings.grpc_addr(process.name)
     server.add_insecure_port(address)
     await server.start()
     await mark_serving(health_servicer, [process.grpc_service])
@@ -73,10 +74,11 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
             outbox=process.outbox,
             inbox=process.inbox,
             batch_size=settings.consumer_batch_size,
+            stream=stream,
         )
     stop_consuming, stop_relaying = asyncio.Event(), asyncio.Event()
     relay = asyncio.create_task(
-        process.outbox.run_relay(nats_client, stop_relaying), name="outbox relay"
+        process.outbox.run_relay(nats_client, stop_relaying, stream), name="outbox relay"
     )
     consuming: list[asyncio.Task[None]] = []
     if consumer is not None:

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     notify_addr: str = f"127.0.0.1:{DEFAULT_GRPC_PORTS['notify']}"
     evidence_addr: str = f"127.0.0.1:{DEFAULT_GRPC_PORTS['evidence']}"
     review_addr: str = f"127.0.0.1:{DEFAULT_GRPC_PORTS['review']}"
+    # Where this process's gRPC server listens, when not on its own address above (in a
+    # container: all interfaces, while callers use the service's DNS name).
+    grpc_listen_addr: str | None = None
 
     gateway_database_url: str | None = None
     intake_database_url: str | None = None
@@ -62,6 +65,8 @@ class Settings(BaseSettings):
     review_database_url: str | None = None
 
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # JetStream copies of every event; more than 1 needs a NATS cluster of that many servers.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
     consumer_batch_size: int = Field(default=128, ge=1, le=4096)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
 

@@ -1,7 +1,8 @@
 """OpenTelemetry set-up for every process: one tracer provider, one exporter, trace-aware logs.
 
 Spans go to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the standard OTEL_* variables configure
-it); otherwise to a JSON-lines file per service under var/traces/, which is what tests read.
+it), nowhere when OTEL_TRACES_EXPORTER=none, and otherwise to a JSON-lines file per service under
+var/traces/, which is what tests read.
 """
 
 from __future__ import annotations
@@ -63,17 +64,21 @@ def setup_telemetry(service: str, traces_dir: Path, log_level: str = "INFO") -> 
     """Installs the global tracer provider and trace-aware logging for this process."""
     service_name = os.environ.get("OTEL_SERVICE_NAME", f"firebreak-{service}")
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+    if os.environ.get("OTEL_TRACES_EXPORTER") == "none":
+        # Spans are still made, so trace context still flows to the services that export.
+        exporter: SpanExporter | None = None
+    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
     ):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        exporter: SpanExporter = OTLPSpanExporter()
+        exporter = OTLPSpanExporter()
     else:
         # One file per process: replicas appending to one file could interleave lines.
         exporter = JsonLinesSpanExporter(traces_dir / f"{service}-{os.getpid()}.jsonl")
-    # BatchSpanProcessor honours OTEL_BSP_SCHEDULE_DELAY and friends.
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    if exporter is not None:
+        # BatchSpanProcessor honours OTEL_BSP_SCHEDULE_DELAY and friends.
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     _setup_logging(service, log_level)
     return provider

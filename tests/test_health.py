@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from firebreak.launcher import free_port
 from firebreak.settings import GRPC_SERVICES
-from tests.gateway_client import Api
+from tests.conftest import NatsServer
+from tests.gateway_client import Api, eventually
+
+
+def overall_health(address: str) -> int | None:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=1
+            )
+        except grpc.RpcError:
+            return None
+    return int(reply.status)
 
 
 def test_every_grpc_service_reports_serving(api: Api) -> None:
@@ -29,3 +48,38 @@ def test_gateway_health_readiness_and_docs(api: Api) -> None:
     assert api.http.get("/docs").status_code == 200
     schema = api.http.get("/openapi.json").json()
     assert "/v1/incidents" in schema["paths"]
+
+
+def test_a_service_runs_as_the_chart_configures_it(nats_server: NatsServer, tmp_path: Path) -> None:
+    """In a pod: listening on all interfaces while callers use the Service's name, no trace
+    files without a collector, and a clean exit on the SIGTERM Kubernetes sends."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "FIREBREAK_VAR_DIR": str(tmp_path / "var"),
+        "FIREBREAK_NATS_URL": nats_server.url,
+        "FIREBREAK_GRPC_LISTEN_ADDR": f"[::]:{port}",
+        "FIREBREAK_TRIAGE_ADDR": "fb-firebreak-triage:50051",
+        "FIREBREAK_INSTANCE_ID": "fb-firebreak-triage-7d9f-abcde",
+        "OTEL_SERVICE_NAME": "firebreak-triage",
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+    triage = subprocess.Popen(
+        [sys.executable, "-m", "firebreak.cli", "serve", "triage"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        eventually(lambda: overall_health(f"127.0.0.1:{port}") == serving, timeout=20)
+        assert overall_health(f"[::1]:{port}") == serving  # all interfaces, IPv6 too
+    finally:
+        triage.send_signal(signal.SIGTERM)
+        output, _ = triage.communicate(timeout=20)
+    assert triage.returncode == 0, output
+    assert f"triage serving gRPC on [::]:{port}" in output
+    assert not (tmp_path / "var" / "traces").exists() or not any(
+        (tmp_path / "var" / "traces").iterdir()
+    )

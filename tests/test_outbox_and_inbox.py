@@ -46,7 +46,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 @pytest.fixture
 async def client(nats_server: NatsServer) -> AsyncIterator[NATS]:
     connection = await nats.connect(nats_server.url)
-    await bus.ensure_stream(connection.jetstream())
+    await bus.ensure_stream(connection.jetstream(), bus.stream_config())
     yield connection
     await connection.close()
 
@@ -105,7 +105,7 @@ async def test_the_relay_publishes_promptly_after_commit(engine: AsyncEngine, cl
     # A poll interval far longer than the test: only the commit's wake-up can publish in time.
     outbox = Outbox(engine, outbox_table, poll_seconds=3600)
     stopping = asyncio.Event()
-    relay = asyncio.create_task(outbox.run_relay(client, stopping))
+    relay = asyncio.create_task(outbox.run_relay(client, stopping, bus.stream_config()))
     await asyncio.sleep(0.2)  # the relay is idle and waiting
     async with outbox.transaction() as connection:
         await outbox.add(connection, reported_event())
@@ -164,6 +164,7 @@ def consumer_for(
         outbox=outbox or Outbox(engine, outbox_table),
         inbox=inbox_table,
         batch_size=16,
+        stream=bus.stream_config(),
     )
 
 

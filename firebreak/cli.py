@@ -1,4 +1,5 @@
-"""The `firebreak` command: `serve SERVICE` runs one service; `run` runs the whole platform."""
+"""The `firebreak` command: `serve SERVICE` runs one service; `migrate` creates the services'
+database schemas; `run` runs the whole platform locally."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 
 import httpx
 
+from firebreak.database import create_engine, create_schema
 from firebreak.launcher import Platform
 from firebreak.settings import DEFAULT_GRPC_PORTS, SERVICES, Settings
 from firebreak.telemetry import setup_telemetry
@@ -26,6 +28,24 @@ def serve(service: str) -> None:
         asyncio.run(module.serve(settings))
     finally:
         provider.shutdown()  # flushes the spans still queued
+
+
+def migrate(services: list[str]) -> None:
+    """Creates each service's missing tables (what a deployment runs before new pods start)."""
+    settings = Settings()
+    setup_telemetry("migrate", settings.traces_dir, settings.log_level)
+
+    async def migrate_all() -> None:
+        for service in services:
+            models = importlib.import_module(f"services.{service}.models")
+            engine = create_engine(settings.database_url(service))
+            try:
+                await create_schema(engine, models.metadata)
+            finally:
+                await engine.dispose()
+            print(f"{service}: schema up to date", flush=True)
+
+    asyncio.run(migrate_all())
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -120,15 +140,34 @@ def _demo_client(platform: Platform) -> tuple[str, str]:
     return client["id"], key["key"]
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firebreak", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run one service")
     serve_parser.add_argument("service", choices=SERVICES)
+    migrate_parser = commands.add_parser("migrate", help="create the database schemas")
+    migrate_parser.add_argument(
+        "services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)}; default: all"
+    )
     commands.add_parser("run", help="run the whole platform locally (make run)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    unknown = set(getattr(args, "services", [])) - set(SERVICES)
+    if unknown:
+        parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.command == "serve":
         serve(args.service)
+    elif args.command == "migrate":
+        migrate(args.services or list(SERVICES))
     else:
         run()
 

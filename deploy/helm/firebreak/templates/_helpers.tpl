@@ -1,0 +1,82 @@
+{{/* Names, labels and shared pieces for every template. */}}
+
+{{- define "firebreak.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels every object carries. */}}
+{{- define "firebreak.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: firebreak
+{{- end -}}
+
+{{/* Selector labels of one component; call with (dict "root" $ "component" "intake"). */}}
+{{- define "firebreak.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "firebreak.secretName" -}}
+{{- .Values.secret.existingSecret | default (printf "%s-connections" (include "firebreak.fullname" .)) -}}
+{{- end -}}
+
+{{- define "firebreak.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* A container environment variable read from the connections Secret. */}}
+{{- define "firebreak.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "firebreak.secretName" .root }}
+      key: {{ .key }}
+{{- end -}}
+
+{{/* OpenTelemetry settings of one component; call with (dict "root" $ "component" "intake"). */}}
+{{- define "firebreak.telemetryEnv" -}}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "firebreak-%s" .component | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "service.namespace=%s,k8s.namespace.name=%s,deployment.environment=%s" .root.Release.Name .root.Release.Namespace .root.Values.telemetry.environment | quote }}
+{{- if .root.Values.telemetry.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .root.Values.telemetry.otlpEndpoint | quote }}
+{{- else }}
+{{- /* Without a collector, spans would pile up in the pod's scratch volume. */}}
+- name: OTEL_TRACES_EXPORTER
+  value: "none"
+{{- end }}
+{{- range $name, $value := .root.Values.telemetry.env }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "firebreak.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsUser }}
+fsGroup: {{ .Values.securityContext.runAsUser }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "firebreak.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: [ALL]
+{{- end -}}

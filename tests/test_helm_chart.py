@@ -1,0 +1,365 @@
+"""The Helm chart, rendered by real Helm (helm-python-sdk) and checked against the Kubernetes
+JSON schemas (kubernetes-validate), as an install would see it."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from firebreak.cli import parse_args
+from firebreak.settings import GRPC_SERVICES, SERVICES
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "deploy" / "helm" / "firebreak"
+KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
+RELEASE = "fb"
+NAMESPACE = "incidents"
+
+VALUES: dict[str, Any] = {
+    "secret": {
+        "adminKey": "an-admin-key-of-enough-length",
+        "databaseUrls": {
+            service: f"postgresql://firebreak@postgres:5432/firebreak_{service}"
+            for service in SERVICES
+        },
+    }
+}
+
+Manifest = dict[str, Any]
+
+
+def with_values(**overrides: Any) -> dict[str, Any]:
+    """The test values with `overrides` merged in (nested dicts merge, the rest replaces)."""
+    values = copy.deepcopy(VALUES)
+
+    def merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+
+    merge(values, overrides)
+    return values
+
+
+def render(values: dict[str, Any] | None = None) -> list[Manifest]:
+    with helm.Chart.load(CHART) as chart:
+        files = chart.render(
+            VALUES if values is None else values,
+            name=RELEASE,
+            namespace=NAMESPACE,
+            is_install=True,
+        )
+    return [
+        document
+        for path, text in sorted(files.items())
+        if not path.endswith("NOTES.txt")
+        for document in yaml.safe_load_all(text)
+        if document
+    ]
+
+
+def notes(values: dict[str, Any]) -> str:
+    with helm.Chart.load(CHART) as chart:
+        files = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return files["firebreak/templates/NOTES.txt"]
+
+
+def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
+    """Objects of one kind by their component label."""
+    return {
+        manifest["metadata"]["labels"]["app.kubernetes.io/component"]: manifest
+        for manifest in manifests
+        if manifest["kind"] == kind
+    }
+
+
+def container(deployment: Manifest) -> Manifest:
+    [only] = deployment["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def env_of(workload: Manifest) -> dict[str, Any]:
+    return {item["name"]: item for item in container(workload)["env"]}
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[Manifest]:
+    return render()
+
+
+def test_lint_passes_strictly() -> None:
+    report = helm.lint(CHART, VALUES, strict=True, kube_version=f"v{KUBERNETES_VERSION}.0")
+    problems = [message for message in report["messages"] if message["severity"] >= 2]
+    assert report["errors"] == [] and problems == []
+
+
+@pytest.mark.parametrize(
+    "values_file", ["values.yaml", "values-production.yaml"], ids=["defaults", "production"]
+)
+def test_every_object_is_valid_kubernetes(values_file: str) -> None:
+    values = VALUES
+    if values_file != "values.yaml":
+        values = yaml.safe_load((CHART / values_file).read_text())
+    rendered = render(values)
+    kinds = {manifest["kind"] for manifest in rendered}
+    assert {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "Job"} <= kinds
+    for manifest in rendered:
+        # strict: unknown fields are errors too, as the API server would reject them
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+def test_each_service_has_its_own_deployment_service_and_account(
+    manifests: list[Manifest],
+) -> None:
+    for kind in ("Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"):
+        assert set(of_kind(manifests, kind)) == set(SERVICES), kind
+    for name, deployment in of_kind(manifests, "Deployment").items():
+        assert container(deployment)["args"] == ["serve", name]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector["app.kubernetes.io/component"] == name
+        service = of_kind(manifests, "Service")[name]
+        assert service["spec"]["selector"] == selector
+
+
+def test_replicas_are_set_per_service() -> None:
+    rendered = render(with_values(services={"triage": {"replicas": 5}, "intake": {"replicas": 0}}))
+    replicas = {
+        name: deployment["spec"]["replicas"]
+        for name, deployment in of_kind(rendered, "Deployment").items()
+    }
+    assert replicas == {name: 1 for name in SERVICES} | {"triage": 5, "intake": 0}
+
+
+def test_autoscaling_replaces_the_fixed_replica_count() -> None:
+    autoscaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 9}
+    rendered = render(with_values(services={"notify": {"autoscaling": autoscaling}}))
+    [autoscaler] = of_kind(rendered, "HorizontalPodAutoscaler").values()
+    assert autoscaler["spec"]["scaleTargetRef"]["name"] == f"{RELEASE}-firebreak-notify"
+    assert (autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"]) == (2, 9)
+    deployments = of_kind(rendered, "Deployment")
+    assert "replicas" not in deployments["notify"]["spec"]
+    assert deployments["review"]["spec"]["replicas"] == 1
+
+
+def test_probes_speak_grpc_health_or_http(manifests: list[Manifest]) -> None:
+    for name, deployment in of_kind(manifests, "Deployment").items():
+        spec = container(deployment)
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if name == "gateway":
+                assert spec[probe]["httpGet"]["port"] == "http"
+            else:
+                assert spec[probe]["grpc"] == {"port": 50051}
+        if name == "gateway":
+            assert spec["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert spec["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        else:
+            assert env_of(deployment)["FIREBREAK_GRPC_LISTEN_ADDR"]["value"] == "[::]:50051"
+
+
+def test_pods_are_locked_down(manifests: list[Manifest]) -> None:
+    workloads = [*of_kind(manifests, "Deployment").values(), *of_kind(manifests, "Job").values()]
+    assert len(workloads) == len(SERVICES) + 1
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] != 0
+        assert pod["automountServiceAccountToken"] is False
+        security = container(workload)["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        # the only writable place is a size-limited emptyDir
+        [volume] = pod["volumes"]
+        assert volume["emptyDir"]["sizeLimit"]
+        assert [mount["name"] for mount in container(workload)["volumeMounts"]] == [volume["name"]]
+        resources = container(workload)["resources"]
+        assert resources["requests"]["cpu"] and resources["requests"]["memory"]
+        assert resources["limits"]["memory"]
+    for account in of_kind(manifests, "ServiceAccount").values():
+        assert account["automountServiceAccountToken"] is False
+
+
+def test_network_policies_admit_only_the_callers_that_need_it(
+    manifests: list[Manifest],
+) -> None:
+    policies = of_kind(manifests, "NetworkPolicy")
+    assert set(policies) == set(SERVICES)
+    # the gateway takes traffic from anywhere, on its HTTP port only
+    assert policies["gateway"]["spec"]["ingress"] == [
+        {"ports": [{"port": "http", "protocol": "TCP"}]}
+    ]
+    for name in GRPC_SERVICES:
+        rules = policies[name]["spec"]["ingress"]
+        callers = [
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            for rule in rules
+            for peer in rule["from"]
+        ]
+        # the gateway calls intake and review; the others are reached only through NATS
+        assert callers == (["gateway"] if name in ("intake", "review") else [])
+    restricted = render(with_values(networkPolicy={"gatewayFrom": [{"podSelector": {}}]}))
+    assert of_kind(restricted, "NetworkPolicy")["gateway"]["spec"]["ingress"][0]["from"] == [
+        {"podSelector": {}}
+    ]
+    assert of_kind(render(with_values(networkPolicy={"enabled": False})), "NetworkPolicy") == {}
+
+
+def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
+    [secret] = [manifest for manifest in manifests if manifest["kind"] == "Secret"]
+    secret_name = secret["metadata"]["name"]
+    assert secret["stringData"]["admin-key"] == VALUES["secret"]["adminKey"]
+    for name, deployment in of_kind(manifests, "Deployment").items():
+        env = env_of(deployment)
+        own_database = f"FIREBREAK_{name.upper()}_DATABASE_URL"
+        from_secret = {
+            variable: item["valueFrom"]["secretKeyRef"]
+            for variable, item in env.items()
+            if "secretKeyRef" in item.get("valueFrom", {})
+        }
+        expected = {"FIREBREAK_NATS_URL", own_database}
+        if name == "gateway":
+            expected.add("FIREBREAK_ADMIN_KEY")
+        # each service sees its own database only, and only the gateway the admin key
+        assert set(from_secret) == expected
+        assert {reference["name"] for reference in from_secret.values()} == {secret_name}
+        assert {reference["key"] for reference in from_secret.values()} <= set(secret["stringData"])
+        assert env["OTEL_SERVICE_NAME"]["value"] == f"firebreak-{name}"
+    gateway_env = env_of(of_kind(manifests, "Deployment")["gateway"])
+    assert gateway_env["FIREBREAK_INTAKE_ADDR"]["value"] == f"{RELEASE}-firebreak-intake:50051"
+    assert gateway_env["FIREBREAK_REVIEW_ADDR"]["value"] == f"{RELEASE}-firebreak-review:50051"
+
+
+def test_an_existing_secret_replaces_the_chart_made_one() -> None:
+    rendered = render({"secret": {"existingSecret": "firebreak-connections"}})
+    assert [manifest for manifest in rendered if manifest["kind"] == "Secret"] == []
+    for deployment in [
+        *of_kind(rendered, "Deployment").values(),
+        *of_kind(rendered, "Job").values(),
+    ]:
+        names = {
+            item["valueFrom"]["secretKeyRef"]["name"]
+            for item in container(deployment)["env"]
+            if "secretKeyRef" in item.get("valueFrom", {})
+        }
+        assert names == {"firebreak-connections"}
+
+
+def test_a_missing_secret_value_stops_the_install_with_its_name() -> None:
+    values = with_values()
+    del values["secret"]["databaseUrls"]["review"]
+    with pytest.raises(helm.HelmError, match=r"secret\.databaseUrls\.review is required"):
+        render(values)
+
+
+def test_telemetry_endpoint_is_configurable(manifests: list[Manifest]) -> None:
+    for deployment in of_kind(manifests, "Deployment").values():
+        env = env_of(deployment)
+        assert env["OTEL_TRACES_EXPORTER"]["value"] == "none"
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env
+    endpoint = "http://otel-collector.observability:4317"
+    rendered = render(
+        with_values(
+            telemetry={"otlpEndpoint": endpoint, "env": {"OTEL_TRACES_SAMPLER": "always_on"}}
+        )
+    )
+    for deployment in of_kind(rendered, "Deployment").values():
+        env = env_of(deployment)
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == endpoint
+        assert env["OTEL_TRACES_SAMPLER"]["value"] == "always_on"
+        assert "OTEL_TRACES_EXPORTER" not in env
+
+
+def test_migrations_run_as_a_hook_before_new_pods_and_after_the_secret(
+    manifests: list[Manifest],
+) -> None:
+    [job] = of_kind(manifests, "Job").values()
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert container(job)["args"] == ["migrate"]
+    database_variables = {name for name in env_of(job) if name.endswith("_DATABASE_URL")}
+    assert database_variables == {f"FIREBREAK_{name.upper()}_DATABASE_URL" for name in SERVICES}
+    [secret] = [manifest for manifest in manifests if manifest["kind"] == "Secret"]
+    secret_hook = secret["metadata"]["annotations"]
+    assert "pre-install" in secret_hook["helm.sh/hook"]
+    assert int(secret_hook["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+
+
+def test_ingress_is_optional_and_points_at_the_gateway(manifests: list[Manifest]) -> None:
+    assert of_kind(manifests, "Ingress") == {}
+    rendered = render(with_values(ingress={"enabled": True, "host": "ir.example.com"}))
+    [ingress] = of_kind(rendered, "Ingress").values()
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "ir.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"]["name"] == f"{RELEASE}-firebreak-gateway"
+
+
+def test_production_example_scales_and_uses_replicated_jetstream() -> None:
+    rendered = render(yaml.safe_load((CHART / "values-production.yaml").read_text()))
+    autoscaled = set(of_kind(rendered, "HorizontalPodAutoscaler"))
+    assert autoscaled == {"gateway", "intake", "triage", "notify"}
+    deployments = of_kind(rendered, "Deployment")
+    assert deployments["evidence"]["spec"]["replicas"] == 3
+    for deployment in deployments.values():
+        assert env_of(deployment)["FIREBREAK_STREAM_REPLICAS"]["value"] == "3"
+        assert deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    budgets = of_kind(rendered, "PodDisruptionBudget")
+    assert budgets["gateway"]["spec"]["minAvailable"] == 2
+    assert "maxUnavailable" not in budgets["gateway"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"services": {"triage": {"replicas": -1}}}, "/services/triage/replicas"),
+        ({"services": {"billing": {"replicas": 1}}}, "billing"),
+        ({"secret": {"adminKey": "too-short"}}, "/secret/adminKey"),
+        ({"streamReplicas": 0}, "/streamReplicas"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"securityContext": {"runAsUser": 0}}, "/securityContext/runAsUser"),
+        ({"telemetry": {"env": {"PATH": "/tmp"}}}, "PATH"),
+    ],
+    ids=[
+        "negative-replicas",
+        "unknown-service",
+        "weak-admin-key",
+        "no-stream-replicas",
+        "pull-policy",
+        "root-user",
+        "non-otel-telemetry-env",
+    ],
+)
+def test_schema_rejects_bad_values(overrides: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=complaint):
+        render(with_values(**overrides))
+    report = helm.lint(CHART, with_values(**overrides))
+    assert any(complaint in error for error in report["errors"])
+
+
+def test_notes_tell_how_to_reach_the_api_and_find_the_admin_key() -> None:
+    text = notes(VALUES)
+    assert f"port-forward svc/{RELEASE}-firebreak-gateway 8080:8080" in text
+    assert f"get secret {RELEASE}-firebreak-connections" in text
+    assert "triage: 1 replica(s)" in text
+
+
+def test_every_command_the_chart_runs_is_an_entry_point_of_the_package(
+    manifests: list[Manifest],
+) -> None:
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    workloads = [*of_kind(manifests, "Deployment").values(), *of_kind(manifests, "Job").values()]
+    for workload in workloads:
+        spec = container(workload)
+        [command] = spec["command"]
+        assert command in scripts
+        parse_args(spec["args"])  # exits (fails the test) on a command the CLI does not know
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["firebreak"]' in dockerfile

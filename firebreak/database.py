@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from firebreak import sqlite_inline
+
 READ_ONLY = "firebreak_read_only"
+# How long a write waits for another process's write (a replica sharing the file) to finish.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -20,14 +25,22 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    database = parsed.database or ":memory:"
+    if database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # One connection, called inline on the event loop (see sqlite_inline): SQLite lets one
+    # writer in at a time anyway, and a call takes microseconds.
+    engine = create_async_engine(
+        url,
+        async_creator=partial(
+            sqlite_inline.connect, database, busy_timeout=SQLITE_BUSY_TIMEOUT_SECONDS
+        ),
+        pool_size=1,
+        max_overflow=0,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
-        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")

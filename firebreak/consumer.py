@@ -2,13 +2,16 @@
 
 Each event id is recorded in the service's own inbox table in the same transaction as the
 handler's effect, so a redelivered event (after a crash, a lost ack, a NATS restart) has one
-effect. The message is acknowledged only after that transaction committed.
+effect. The message is acknowledged only after that transaction committed. A fetched batch
+shares one transaction, each message in a savepoint of its own: a failing handler undoes and
+retries only its own message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -53,6 +56,12 @@ def define_inbox_table(metadata: MetaData) -> Table:
         Column("event_type", String(100), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False, index=True),
     )
+
+
+class Outcome(enum.Enum):
+    DONE = "ack"
+    RETRY = "nak"
+    DROP = "term"
 
 
 class EventConsumer:
@@ -108,8 +117,7 @@ class EventConsumer:
                 await asyncio.sleep(0.5)
                 continue
             busy = True
-            for message in messages:
-                await self.process(message)
+            await self.process(messages)
         await self._finish_late_deliveries(subscription)
         # Leave the consumer now: anything delivered after this would sit in the subscription
         # and hold up the connection's drain. JetStream redelivers such a message, to another
@@ -131,8 +139,7 @@ class EventConsumer:
             )
         except (TimeoutError, nats.errors.Error):
             return
-        for message in late:
-            await self.process(message)
+        await self.process(late)
 
     async def prune_inbox(self, processed_before: datetime) -> int:
         """Forgets events processed before the given time; returns how many."""
@@ -159,7 +166,25 @@ class EventConsumer:
         await ensure_stream(js, self._stream)
         return await durable_pull_subscription(js, self._durable, list(self._handlers))
 
-    async def process(self, message: Msg) -> None:
+    async def process(self, messages: list[Msg]) -> None:
+        """Applies a batch in one transaction, then settles each message by its outcome."""
+        try:
+            async with self._outbox.transaction() as connection:
+                outcomes = [await self._apply(connection, message) for message in messages]
+        except Exception:
+            # The commit failed: nothing of the batch happened; JetStream will offer it again.
+            log.exception("committing %d events failed; will retry", len(messages))
+            outcomes = [Outcome.RETRY] * len(messages)
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if outcome is Outcome.DONE:
+                await _settle(message.ack())
+            elif outcome is Outcome.RETRY:
+                await _settle(message.nak(delay=_retry_delay(message)))
+            else:
+                await _settle(message.term())
+
+    async def _apply(self, connection: AsyncConnection, message: Msg) -> Outcome:
+        """Runs one event's handler, with its inbox row, in a savepoint of the batch."""
         headers = message.headers or {}
         with tracer.start_as_current_span(
             f"process {message.subject}",
@@ -179,27 +204,20 @@ class EventConsumer:
                 # Redelivery cannot fix a malformed message: drop it, loudly.
                 log.error("dropping malformed message on %s: %s", message.subject, error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
-                await _settle(message.term())
-                return
+                return Outcome.DROP
             span.set_attribute("firebreak.incident_id", envelope.incident_id)
             try:
-                applied = await self._apply(envelope)
+                async with connection.begin_nested():
+                    applied = await self._record_in_inbox(connection, envelope)
+                    if applied:
+                        await self._handlers[envelope.type](connection, envelope)
             except Exception as error:
                 log.exception("handling %s %s failed; will retry", envelope.type, envelope.id)
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
-                await _settle(message.nak(delay=_retry_delay(message)))
-                return
+                return Outcome.RETRY
             span.set_attribute("firebreak.duplicate", not applied)
-            await _settle(message.ack())
-
-    async def _apply(self, envelope: EventEnvelope) -> bool:
-        """Runs the handler with the inbox row in one transaction; False if already done."""
-        async with self._outbox.transaction() as connection:
-            if not await self._record_in_inbox(connection, envelope):
-                return False
-            await self._handlers[envelope.type](connection, envelope)
-        return True
+            return Outcome.DONE
 
     async def _record_in_inbox(self, connection: AsyncConnection, envelope: EventEnvelope) -> bool:
         statement = (

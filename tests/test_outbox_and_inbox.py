@@ -140,18 +140,19 @@ async def run_consumer_until_settled(consumer: EventConsumer, client: NATS, dura
 
 class Recorder:
     """A handler that notes the id of each event it is given; with `effect`, it also writes a
-    row in the same transaction, and fails the first time when `fail_first`."""
+    row in the same transaction, and fails (after writing) the first time it is given the event
+    `fail_once_for`."""
 
-    def __init__(self, *, effect: bool = False, fail_first: bool = False) -> None:
+    def __init__(self, *, effect: bool = False, fail_once_for: str | None = None) -> None:
         self.ids: list[str] = []
         self._effect = effect
-        self._fail_first = fail_first
+        self._fail_once_for = fail_once_for
 
     async def __call__(self, connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
         self.ids.append(event.id)
         if self._effect:
             await connection.execute(effects.insert().values(event_id=event.id))
-        if self._fail_first and len(self.ids) == 1:
+        if event.id == self._fail_once_for and self.ids.count(event.id) == 1:
             raise RuntimeError("first attempt fails after writing")
 
 
@@ -193,14 +194,35 @@ async def test_a_redelivered_event_is_applied_once_and_both_deliveries_are_acked
 async def test_a_failed_handler_leaves_no_trace_and_the_event_comes_again(
     engine: AsyncEngine, client: NATS
 ) -> None:
-    flaky = Recorder(effect=True, fail_first=True)
-    consumer = consumer_for(engine, "flaky", {INCIDENT_REPORTED: flaky})
     event = reported_event()
+    flaky = Recorder(effect=True, fail_once_for=event.id)
+    consumer = consumer_for(engine, "flaky", {INCIDENT_REPORTED: flaky})
     await client.jetstream().publish(subject_for(INCIDENT_REPORTED), event.SerializeToString())
     await run_consumer_until_settled(consumer, client, "flaky")
 
     assert flaky.ids == [event.id, event.id]
     assert await count(engine, select(func.count()).select_from(effects)) == 1
+
+
+async def test_a_failed_handler_undoes_only_its_own_event_of_a_batch(
+    engine: AsyncEngine, client: NATS
+) -> None:
+    events = [reported_event(f"inc-{number}") for number in range(5)]
+    flaky = Recorder(effect=True, fail_once_for=events[2].id)
+    consumer = consumer_for(engine, "batch", {INCIDENT_REPORTED: flaky})
+    js = client.jetstream()
+    for event in events:
+        await js.publish(subject_for(INCIDENT_REPORTED), event.SerializeToString())
+    await run_consumer_until_settled(consumer, client, "batch")
+
+    ids = [event.id for event in events]
+    # An idle consumer fetches one message, then the rest as one batch: the events after the
+    # failed one were applied in that same batch, and only the failed one came again.
+    assert flaky.ids == [*ids, ids[2]]
+    async with reading(engine) as connection:
+        effect_ids = (await connection.execute(select(effects.c.event_id))).scalars().all()
+    assert sorted(effect_ids) == sorted(ids)
+    assert await count(engine, select(func.count()).select_from(inbox_table)) == len(ids)
 
 
 async def test_a_malformed_message_is_dropped_not_retried(

@@ -101,9 +101,11 @@ class MemorySampler:
 
 @dataclass
 class IncidentEvents:
-    """Every event seen for one incident: the occurred_at of each, by type."""
+    """Every event seen for one incident: the occurred_at of each, by type, and when the first
+    of each type was stored in the stream (its relay published it)."""
 
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    stored: dict[str, float] = field(default_factory=dict)
 
 
 class EventWatcher:
@@ -147,7 +149,9 @@ class EventWatcher:
             self.malformed += 1
             return
         moment = envelope.occurred_at.seconds + envelope.occurred_at.nanos / 1e9
-        self.incidents[envelope.incident_id].times[envelope.type].append(moment)
+        events = self.incidents[envelope.incident_id]
+        events.times[envelope.type].append(moment)
+        events.stored.setdefault(envelope.type, message.metadata.timestamp.timestamp())
         self.by_type[envelope.type].append(moment)
 
     def first(self, incident_id: str, event_type: str) -> float | None:
@@ -155,6 +159,10 @@ class EventWatcher:
         if found is None or not found.times.get(event_type):
             return None
         return found.times[event_type][0]
+
+    def stored(self, incident_id: str, event_type: str) -> float | None:
+        found = self.incidents.get(incident_id)
+        return None if found is None else found.stored.get(event_type)
 
     def complete(self, incident_id: str) -> bool:
         found = self.incidents.get(incident_id)

@@ -121,6 +121,7 @@ class LoadResult:
     ended: float
     cpu_seconds: float
     errors: dict[str, int]
+    retries: int  # requests sent again on a new connection after a kept-alive one closed
     # [scheduled wall time, actual start wall time, latency s, status, incident id]
     requests: list[list[Any]]
 
@@ -138,6 +139,7 @@ class LoadResult:
             "requests": len(self.requests),
             "accepted": len(self.accepted),
             "errors": dict(sorted(self.errors.items())),
+            "connection_retries": self.retries,
             "http_p50_ms": ms(percentile(latencies, 50)),
             "http_p99_ms": ms(percentile(latencies, 99)),
             "http_max_ms": ms(max(latencies, default=None)),
@@ -640,6 +642,7 @@ def table(report: dict[str, Any]) -> str:
         add(
             f"   accepted         {accept['accepted']} in {accept['seconds']}s = "
             f"{fmt(accept['accepted_per_s'])}/s   errors {accept['errors'] or 'none'}"
+            f"   (resent after a keep-alive close: {accept['connection_retries']})"
         )
         add(
             f"   HTTP latency     p50 {fmt(accept['http_p50_ms'])} ms   "
@@ -666,7 +669,8 @@ def table(report: dict[str, Any]) -> str:
         )
         add(
             f"   accepted         {latency['accepted']}   notified {latency['notified']}   "
-            f"errors {latency['errors'] or 'none'}   kept up: "
+            f"errors {latency['errors'] or 'none'} (resent {latency['connection_retries']})"
+            "   kept up: "
             f"{'yes' if latency['kept_up'] else 'NO: ' + latency['why_not']}"
         )
         add(

@@ -59,6 +59,7 @@ class Connections:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.slots = asyncio.Semaphore(size)
+        self.retries = 0  # requests sent again after a kept-alive connection closed
 
     async def post(self, path: str, headers: bytes, body: bytes) -> tuple[int, bytes]:
         """POSTs; returns the status and the body. Raises OSError, TimeoutError or ValueError."""
@@ -70,25 +71,51 @@ class Connections:
             + body
         )
         async with self.slots:
-            connection = self.idle.pop() if self.idle else None
-            try:
-                async with asyncio.timeout(self.time_limit):
-                    if connection is None:
-                        connection = await asyncio.open_connection(self.host, self.port)
-                    reader, writer = connection
-                    writer.write(request)
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    status, length, keep_alive = parse_head(head)
-                    content = await reader.readexactly(length)
-            except BaseException:
-                if connection is not None:
-                    connection[1].close()
-                raise
-            if keep_alive:
-                self.idle.append(connection)
-            else:
-                writer.close()
-            return status, content
+            for attempt in (1, 2):
+                connection = self.reusable()
+                reused = connection is not None
+                try:
+                    async with asyncio.timeout(self.time_limit):
+                        if connection is None:
+                            connection = await asyncio.open_connection(self.host, self.port)
+                        reader, writer = connection
+                        writer.write(request)
+                        head = await reader.readuntil(b"\r\n\r\n")
+                        status, length, keep_alive = parse_head(head)
+                        content = await reader.readexactly(length)
+                except (asyncio.IncompleteReadError, ConnectionError) as error:
+                    if connection is not None:
+                        connection[1].close()
+                    # uvicorn closes connections idle for 5 s; one may close just as it is
+                    # reused. Nothing of an answer came, so the server dropped the request
+                    # unread: send it once more on a new connection (the Idempotency-Key would
+                    # make even a processed one safe to repeat).
+                    nothing_came = not isinstance(error, asyncio.IncompleteReadError) or (
+                        not error.partial
+                    )
+                    if reused and attempt == 1 and nothing_came:
+                        self.retries += 1
+                        continue
+                    raise
+                except BaseException:
+                    if connection is not None:
+                        connection[1].close()
+                    raise
+                if keep_alive:
+                    self.idle.append(connection)
+                else:
+                    writer.close()
+                return status, content
+        raise AssertionError("unreachable")
+
+    def reusable(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The most recently used idle connection that the server has not closed."""
+        while self.idle:
+            reader, writer = self.idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        return None
 
     def close(self) -> None:
         for _, writer in self.idle:
@@ -187,6 +214,7 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
         "ended": time.time(),
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "errors": load.errors,
+        "retries": load.pool.retries,
         "requests": load.records,
     }
 

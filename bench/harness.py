@@ -35,6 +35,7 @@ import httpx
 
 from bench.observe import (
     FLOW,
+    BackendCpu,
     EventWatcher,
     MemorySampler,
     cpu_delta,
@@ -169,6 +170,8 @@ class Bench:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.var_dir: Path = (args.var_dir or REPOSITORY / "var" / "bench" / stamp).resolve()
         self.databases: list[str] = []
+        self.database_prefix = f"firebreak_bench_{uuid.uuid4().hex[:8]}_"
+        self.backends: BackendCpu | None = None
         self.platform: Platform | None = None
         self.watcher: EventWatcher | None = None
         self.sampler: MemorySampler | None = None
@@ -185,7 +188,7 @@ class Bench:
         urls = {}
         try:
             for service in SERVICES:
-                name = f"firebreak_bench_{service}_{uuid.uuid4().hex[:8]}"
+                name = f"{self.database_prefix}{service}"
                 await admin.execute(f'CREATE DATABASE "{name}"')
                 self.databases.append(name)
                 urls[service] = f"{base}/{name}"
@@ -252,6 +255,13 @@ class Bench:
             if process.poll() is not None:
                 raise RuntimeError(f"{label} exited with {process.returncode} during the bench")
 
+    def cpu_snapshot(self) -> dict[str, float]:
+        """CPU-seconds so far of every platform process, and of its PostgreSQL backends."""
+        snapshot = cpu_snapshot(self.pids)
+        if self.backends is not None:
+            snapshot["postgres"] = self.backends.total()
+        return snapshot
+
     # --- running load ---
 
     async def run_load(self, **config: Any) -> LoadResult:
@@ -283,7 +293,7 @@ class Bench:
         """Runs load, then waits until every event it caused has been processed."""
         assert self.watcher is not None and self.sampler is not None
         self.check_alive()
-        cpu0 = cpu_snapshot(self.pids)
+        cpu0 = self.cpu_snapshot()
         began = time.monotonic()
         self.sampler.loaded.set()
         try:
@@ -292,7 +302,7 @@ class Bench:
         finally:
             self.sampler.loaded.clear()
         seconds = time.monotonic() - began
-        cpu = cpu_delta(cpu0, cpu_snapshot(self.pids))
+        cpu = cpu_delta(cpu0, self.cpu_snapshot())
         self.check_alive()
         return Phase(name, load, cpu, quiet, seconds)
 
@@ -555,15 +565,17 @@ class Bench:
             self.harness_cpu0 = sum(os.times()[:2])
             self.watcher = EventWatcher(platform.nats_url)
             await self.watcher.start()
-            self.sampler = MemorySampler(self.pids)
+            if args.postgres:
+                self.backends = BackendCpu(self.database_prefix)
+            self.sampler = MemorySampler(self.pids, self.backends)
             self.sampler.start()
             self.keys = await self.make_tenants(platform.gateway_url, platform.admin_key)
 
             progress("idle")
-            cpu0 = cpu_snapshot(self.pids)
+            cpu0 = self.cpu_snapshot()
             idle_seconds = 1.0 if args.quick else 3.0
             await asyncio.sleep(idle_seconds)
-            idle_cpu = cpu_delta(cpu0, cpu_snapshot(self.pids))
+            idle_cpu = cpu_delta(cpu0, self.cpu_snapshot())
             idle_rss = self.sampler.sample()
             report["idle_cpu_percent"] = round(sum(idle_cpu.values()) / idle_seconds * 100, 1)
 
@@ -728,14 +740,19 @@ def table(report: dict[str, Any]) -> str:
         for label in per_cpu:
             add(
                 f"   {label:<15} {fmt(per_cpu[label]):>12}            "
-                f"{memory['idle_per_process_mib'][label]:>12.1f}   "
-                f"{memory['load_peak_per_process_mib'][label]:>12.1f}"
+                f"{fmt(memory['idle_per_process_mib'].get(label)):>12}   "
+                f"{fmt(memory['load_peak_per_process_mib'].get(label)):>12}"
             )
         add(
             f"   {'total':<15} {fmt(latency['cpu']['cpu_ms_per_incident']):>12}            "
             f"{memory['idle_rss_mib']:>12.1f}   {memory['load_peak_rss_mib']:>12.1f}"
             "   (peak of the sampled sum)"
         )
+        if "postgres" in per_cpu:
+            add(
+                "   (postgres: the server's backends for the bench's own databases, counted in"
+                " the total; its background writers are not)"
+            )
         add(
             f"   platform idle CPU {report['idle_cpu_percent']}% of one CPU; "
             f"harness (stream reader) used {report['harness_cpu_seconds']} CPU-s in all"

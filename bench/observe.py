@@ -64,11 +64,42 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return {label: after[label] - before[label] for label in before}
 
 
+class BackendCpu:
+    """CPU of the PostgreSQL server processes that serve the bench's databases (not platform
+    processes, but work the platform causes). Each backend's last reading is kept, so one
+    that exits still counts up to its last sample."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker.encode()  # appears in each backend's command line: its database
+        self.seen: dict[int, float] = {}
+        self.lock = threading.Lock()
+
+    def total(self) -> float:
+        """Cumulative CPU-seconds of every backend seen so far; refreshes first."""
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                    if self.marker not in cmdline.read():
+                        continue
+            except OSError:
+                continue
+            seconds = cpu_seconds(int(entry.name))
+            with self.lock:
+                self.seen[int(entry.name)] = max(seconds, self.seen.get(int(entry.name), 0.0))
+        with self.lock:
+            return sum(self.seen.values())
+
+
 class MemorySampler:
     """Samples every process's RSS in a thread; keeps the peak while `loaded` is set."""
 
-    def __init__(self, pids: dict[str, int], interval: float = 0.25) -> None:
+    def __init__(
+        self, pids: dict[str, int], backends: BackendCpu | None = None, interval: float = 0.25
+    ) -> None:
         self.pids = pids
+        self.backends = backends  # refreshed on each tick, so exiting backends are counted
         self.interval = interval
         self.loaded = threading.Event()
         self.peak: dict[str, int] = dict.fromkeys(pids, 0)
@@ -88,6 +119,8 @@ class MemorySampler:
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):
+            if self.backends is not None:
+                self.backends.total()
             if not self.loaded.is_set():
                 continue
             rss = self.sample()

@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 PROTOS := $(shell find proto -name '*.proto')
 GENERATED := firebreak/api/.generated
 
-.PHONY: run test lint gen clean
+.PHONY: run test lint gen bench clean
 
 run: $(GENERATED)
 	$(BIN)/firebreak run
@@ -20,6 +20,11 @@ lint: $(GENERATED)
 	$(BIN)/mypy
 
 gen: $(GENERATED)
+
+# Starts a private platform on free ports and measures it; see "Benchmark" in README.md.
+# e.g. make bench BENCH_ARGS='--quick'   or   make bench BENCH_ARGS='--postgres'
+bench: $(GENERATED)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

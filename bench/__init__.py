@@ -1,0 +1,1 @@
+"""`make bench`: starts a private platform, drives it from a separate load process, measures it."""

@@ -15,6 +15,7 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 import nats.errors
 import nats.js.errors
@@ -24,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import Column, DateTime, MetaData, String, Table, delete
+from sqlalchemy import Column, DateTime, Executable, MetaData, String, Table, delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
@@ -220,13 +221,21 @@ class EventConsumer:
             return Outcome.DONE
 
     async def _record_in_inbox(self, connection: AsyncConnection, envelope: EventEnvelope) -> bool:
-        statement = (
-            upsert_insert(connection, self._inbox)
-            .values(event_id=envelope.id, event_type=envelope.type, processed_at=datetime.now(UTC))
-            .on_conflict_do_nothing(index_elements=["event_id"])
+        result = await connection.execute(
+            _insert_ignoring_duplicates(connection.dialect.name, self._inbox),
+            {
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "processed_at": datetime.now(UTC),
+            },
         )
-        result = await connection.execute(statement)
         return result.rowcount == 1
+
+
+@cache
+def _insert_ignoring_duplicates(dialect: str, inbox: Table) -> Executable:
+    # Built once per inbox: building a statement per event costs more than running it.
+    return upsert_insert(dialect, inbox).on_conflict_do_nothing(index_elements=["event_id"])
 
 
 def _retry_delay(message: Msg) -> float:

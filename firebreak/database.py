@@ -81,9 +81,9 @@ async def create_schema(engine: AsyncEngine, metadata: MetaData) -> None:
         await connection.run_sync(metadata.create_all, checkfirst=True)
 
 
-def upsert_insert(connection: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that supports ON CONFLICT, for the dialect of this connection."""
-    if connection.dialect.name == "postgresql":
+def upsert_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that supports ON CONFLICT, for the named dialect."""
+    if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

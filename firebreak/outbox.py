@@ -30,8 +30,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
-    insert,
     select,
     update,
 )
@@ -79,6 +79,16 @@ class Outbox:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        # Built once: building a statement per event costs more CPU than SQLite takes to run it.
+        self._insert = table.insert()
+        self._mark = (
+            update(table)
+            .where(table.c.seq.in_(bindparam("seqs", expanding=True)))
+            .values(published_at=bindparam("now"))
+        )
+        pending = select(table).where(table.c.published_at.is_(None)).order_by(table.c.seq)
+        self._pending_query = pending.limit(batch_size)
+        self._claim_query = self._pending_query.with_for_update(skip_locked=True)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -92,13 +102,14 @@ class Outbox:
         headers: dict[str, str] = {}
         propagate.inject(headers)
         await connection.execute(
-            insert(self._table).values(
-                event_id=envelope.id,
-                subject=subject_for(envelope.type),
-                payload=envelope.SerializeToString(),
-                headers=json.dumps(headers),
-                created_at=datetime.now(UTC),
-            )
+            self._insert,
+            {
+                "event_id": envelope.id,
+                "subject": subject_for(envelope.type),
+                "payload": envelope.SerializeToString(),
+                "headers": json.dumps(headers),
+                "created_at": datetime.now(UTC),
+            },
         )
 
     async def run_relay(self, client: NATS, stopping: asyncio.Event, stream: StreamConfig) -> None:
@@ -175,15 +186,7 @@ class Outbox:
         return len(acked)
 
     async def _pending(self, connection: AsyncConnection, *, claim: bool) -> Sequence[Row[Any]]:
-        table = self._table
-        query = (
-            select(table)
-            .where(table.c.published_at.is_(None))
-            .order_by(table.c.seq)
-            .limit(self._batch_size)
-        )
-        if claim:
-            query = query.with_for_update(skip_locked=True)
+        query = self._claim_query if claim else self._pending_query
         return (await connection.execute(query)).all()
 
     async def _publish_all(
@@ -207,9 +210,7 @@ class Outbox:
     async def _mark_published(self, connection: AsyncConnection, rows: Sequence[Row[Any]]) -> None:
         if rows:
             await connection.execute(
-                update(self._table)
-                .where(self._table.c.seq.in_([row.seq for row in rows]))
-                .values(published_at=datetime.now(UTC))
+                self._mark, {"seqs": [row.seq for row in rows], "now": datetime.now(UTC)}
             )
 
     async def _publish(self, js: JetStreamContext, row: Row[Any]) -> asyncio.Future[PubAck]:

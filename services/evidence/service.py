@@ -21,6 +21,9 @@ from services.evidence.models import evidence_items, known_incidents
 RECORD = [column for column in evidence_items.c if column.name != "content"]
 FIELD_LIMITS = {"client_id": 36, "incident_id": 36, "filename": 255, "collected_by": 200}
 
+# Built once: a statement made per call costs more CPU to build than to run on SQLite.
+INSERT_KNOWN_INCIDENT = known_incidents.insert()
+
 
 def validate_item(request: StoreEvidenceRequest, *, max_bytes: int) -> None:
     for field, limit in FIELD_LIMITS.items():
@@ -39,7 +42,7 @@ def validate_item(request: StoreEvidenceRequest, *, max_bytes: int) -> None:
 
 async def learn_incident(connection: AsyncConnection, *, incident_id: str, client_id: str) -> None:
     await connection.execute(
-        known_incidents.insert().values(incident_id=incident_id, client_id=client_id)
+        INSERT_KNOWN_INCIDENT, {"incident_id": incident_id, "client_id": client_id}
     )
 
 

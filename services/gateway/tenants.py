@@ -87,7 +87,7 @@ async def install_bootstrap_key(connection: AsyncConnection, *, key: str) -> Non
     """Makes `key` the operator's admin key, replacing any earlier bootstrap key."""
     now = datetime.now(UTC)
     await connection.execute(
-        upsert_insert(connection, clients)
+        upsert_insert(connection.dialect.name, clients)
         .values(
             id=OPERATOR_CLIENT_ID,
             name="Operator",
@@ -95,7 +95,7 @@ async def install_bootstrap_key(connection: AsyncConnection, *, key: str) -> Non
         )
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    statement = upsert_insert(connection, api_keys).values(
+    statement = upsert_insert(connection.dialect.name, api_keys).values(
         id=BOOTSTRAP_KEY_ID,
         client_id=OPERATOR_CLIENT_ID,
         role="admin",

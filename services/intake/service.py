@@ -11,9 +11,10 @@ import hashlib
 import re
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, case, func, select, update
+from sqlalchemy import Executable, Row, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1 import events_pb2
@@ -115,28 +116,27 @@ async def report_incident(
     detected_at = from_timestamp(request.detected_at) if request.HasField("detected_at") else None
     row = (
         await connection.execute(
-            incidents.insert()
-            .returning(*incidents.c)
-            .values(
-                id=incident_id,
-                client_id=request.client_id,
-                reference=reference,
-                idempotency_key=request.idempotency_key or None,
-                request_fingerprint=_fingerprint(request),
-                status="reported",
-                title=request.title.strip(),
-                description=request.description,
-                type=request.type,
-                impact=request.impact,
-                urgency=request.urgency,
-                reporter_name=request.reporter.name.strip(),
-                reporter_email=request.reporter.email,
-                affected_assets=list(request.affected_assets),
-                labels=list(request.labels),
-                detected_at=detected_at,
-                created_at=now,
-                trace_id=trace_id,
-            )
+            INSERT_INCIDENT,
+            {
+                "id": incident_id,
+                "client_id": request.client_id,
+                "reference": reference,
+                "idempotency_key": request.idempotency_key or None,
+                "request_fingerprint": _fingerprint(request),
+                "status": "reported",
+                "title": request.title.strip(),
+                "description": request.description,
+                "type": request.type,
+                "impact": request.impact,
+                "urgency": request.urgency,
+                "reporter_name": request.reporter.name.strip(),
+                "reporter_email": request.reporter.email,
+                "affected_assets": list(request.affected_assets),
+                "labels": list(request.labels),
+                "detected_at": detected_at,
+                "created_at": now,
+                "trace_id": trace_id,
+            },
         )
     ).one()
     payload = events_pb2.IncidentReported(
@@ -166,15 +166,25 @@ async def report_incident(
     return row
 
 
-async def _next_reference(connection: AsyncConnection, *, client_id: str, year: int) -> str:
-    counter = upsert_insert(connection, reference_counters).values(
-        client_id=client_id, year=year, last_value=1
+@cache
+def _increment_counter(dialect: str) -> Executable:
+    return (
+        upsert_insert(dialect, reference_counters)
+        .on_conflict_do_update(
+            index_elements=["client_id", "year"],
+            set_={"last_value": reference_counters.c.last_value + 1},
+        )
+        .returning(reference_counters.c.last_value)
     )
-    increment = counter.on_conflict_do_update(
-        index_elements=["client_id", "year"],
-        set_={"last_value": reference_counters.c.last_value + 1},
-    ).returning(reference_counters.c.last_value)
-    number = (await connection.execute(increment)).scalar_one()
+
+
+async def _next_reference(connection: AsyncConnection, *, client_id: str, year: int) -> str:
+    number = (
+        await connection.execute(
+            _increment_counter(connection.dialect.name),
+            {"client_id": client_id, "year": year, "last_value": 1},
+        )
+    ).scalar_one()
     return f"INC-{year}-{number:06d}"
 
 
@@ -217,6 +227,26 @@ async def list_incidents(
     return rows, _encode_page_token(rows[-1].seq)
 
 
+# The hot path's statements, built once: building one per call costs more CPU than SQLite
+# takes to run it.
+INSERT_INCIDENT = incidents.insert().returning(*incidents.c)
+RECORD_TRIAGE = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("incident_id"))
+    .values(
+        priority=bindparam("new_priority"),
+        triaged_at=bindparam("new_triaged_at"),
+        # Never move an incident backwards if later steps already happened.
+        status=case((incidents.c.status == "reported", "triaged"), else_=incidents.c.status),
+    )
+)
+RECORD_NOTIFICATION = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("incident_id"))
+    .values(notified_at=func.coalesce(incidents.c.notified_at, bindparam("new_notified_at")))
+)
+
+
 def _encode_page_token(seq: int) -> str:
     return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
 
@@ -236,14 +266,8 @@ async def record_triage(
     connection: AsyncConnection, *, incident_id: str, priority: str, triaged_at: datetime
 ) -> None:
     await connection.execute(
-        update(incidents)
-        .where(incidents.c.id == incident_id)
-        .values(
-            priority=priority,
-            triaged_at=triaged_at,
-            # Never move an incident backwards if later steps already happened.
-            status=case((incidents.c.status == "reported", "triaged"), else_=incidents.c.status),
-        )
+        RECORD_TRIAGE,
+        {"incident_id": incident_id, "new_priority": priority, "new_triaged_at": triaged_at},
     )
 
 
@@ -251,9 +275,5 @@ async def record_notification(
     connection: AsyncConnection, *, incident_id: str, notified_at: datetime
 ) -> None:
     await connection.execute(
-        update(incidents)
-        .where(incidents.c.id == incident_id)
-        .values(
-            notified_at=func.coalesce(incidents.c.notified_at, notified_at),
-        )
+        RECORD_NOTIFICATION, {"incident_id": incident_id, "new_notified_at": notified_at}
     )

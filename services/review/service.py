@@ -18,6 +18,9 @@ from firebreak.events import (
 )
 from services.review.models import timeline_entries
 
+# Built once: a statement made per call costs more CPU to build than to run on SQLite.
+INSERT_ENTRY = timeline_entries.insert()
+
 
 def summarise(event: EventEnvelope) -> str:
     """One human line per event, for the timeline an SRE or a court reads."""
@@ -43,15 +46,16 @@ def summarise(event: EventEnvelope) -> str:
 
 async def record_event(connection: AsyncConnection, *, event: EventEnvelope) -> None:
     await connection.execute(
-        timeline_entries.insert().values(
-            event_id=event.id,
-            incident_id=event.incident_id,
-            client_id=event.client_id,
-            type=event.type,
-            producer=event.producer,
-            occurred_at=from_timestamp(event.occurred_at),
-            summary=summarise(event),
-        )
+        INSERT_ENTRY,
+        {
+            "event_id": event.id,
+            "incident_id": event.incident_id,
+            "client_id": event.client_id,
+            "type": event.type,
+            "producer": event.producer,
+            "occurred_at": from_timestamp(event.occurred_at),
+            "summary": summarise(event),
+        },
     )
 
 

@@ -126,10 +126,14 @@ async def run_consumer_until_settled(consumer: EventConsumer, client: NATS, dura
     js = client.jetstream()
     stopping = asyncio.Event()
     task = asyncio.create_task(consumer.run(client, stopping))
+    info = None
     try:
         for _ in range(300):
             await asyncio.sleep(0.05)
-            info = await js.consumer_info(STREAM, durable)
+            try:
+                info = await js.consumer_info(STREAM, durable)
+            except nats.js.errors.NotFoundError:
+                continue  # the consumer has not made its durable consumer yet
             if info.num_pending == 0 and info.num_ack_pending == 0:
                 return
         pytest.fail(f"{durable} did not acknowledge everything: {info}")

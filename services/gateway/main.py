@@ -15,6 +15,7 @@ async def serve(settings: Settings) -> None:
         port=settings.gateway_port,
         log_config=None,
         access_log=False,
+        http="httptools",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
     await uvicorn.Server(config).serve()

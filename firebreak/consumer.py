@@ -65,6 +65,10 @@ class Outcome(enum.Enum):
     DROP = "term"
 
 
+class _UndoLoneEvent(Exception):
+    """Rolls back the transaction of a one-event batch whose handler failed."""
+
+
 class EventConsumer:
     """Feeds the events a service subscribes to into its handlers, once each."""
 
@@ -169,9 +173,17 @@ class EventConsumer:
 
     async def process(self, messages: list[Msg]) -> None:
         """Applies a batch in one transaction, then settles each message by its outcome."""
+        # A lone event's transaction is its savepoint: a savepoint costs more than the insert.
+        isolate = len(messages) > 1
         try:
             async with self._outbox.transaction() as connection:
-                outcomes = [await self._apply(connection, message) for message in messages]
+                outcomes = [
+                    await self._apply(connection, message, isolate=isolate) for message in messages
+                ]
+                if not isolate and outcomes[0] is Outcome.RETRY:
+                    raise _UndoLoneEvent
+        except _UndoLoneEvent:
+            pass  # rolled back: the failed handler's writes are gone
         except Exception:
             # The commit failed: nothing of the batch happened; JetStream will offer it again.
             log.exception("committing %d events failed; will retry", len(messages))
@@ -184,8 +196,8 @@ class EventConsumer:
             else:
                 await _settle(message.term())
 
-    async def _apply(self, connection: AsyncConnection, message: Msg) -> Outcome:
-        """Runs one event's handler, with its inbox row, in a savepoint of the batch."""
+    async def _apply(self, connection: AsyncConnection, message: Msg, *, isolate: bool) -> Outcome:
+        """Runs one event's handler with its inbox row; `isolate`: in a savepoint of its own."""
         headers = message.headers or {}
         with tracer.start_as_current_span(
             f"process {message.subject}",
@@ -208,7 +220,7 @@ class EventConsumer:
                 return Outcome.DROP
             span.set_attribute("firebreak.incident_id", envelope.incident_id)
             try:
-                async with connection.begin_nested():
+                async with connection.begin_nested() if isolate else contextlib.nullcontext():
                     applied = await self._record_in_inbox(connection, envelope)
                     if applied:
                         await self._handlers[envelope.type](connection, envelope)

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 PUBLISH_ACK_TIMEOUT_SECONDS = 5.0
+ADDED_EVENTS = "firebreak.outbox.added"  # marks a connection whose transaction added events
 # Published rows are kept a day for inspection, then deleted.
 PUBLISHED_RETENTION = timedelta(days=1)
 
@@ -92,13 +93,17 @@ class Outbox:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One unit of work: commits once at the end, then wakes the relay."""
+        """One unit of work: commits once at the end, then wakes the relay if it added events."""
         async with self._engine.begin() as connection:
+            connection.info.pop(ADDED_EVENTS, None)  # the pooled connection outlives the unit
             yield connection
-        self._wake.set()
+            added = connection.info.pop(ADDED_EVENTS, False)
+        if added:
+            self._wake.set()
 
     async def add(self, connection: AsyncConnection, envelope: EventEnvelope) -> None:
         """Stores the event with the current trace context, to be published after commit."""
+        connection.info[ADDED_EVENTS] = True
         headers: dict[str, str] = {}
         propagate.inject(headers)
         await connection.execute(

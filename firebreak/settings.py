@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
-from functools import cached_property
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import get_type_hints
 
 SERVICES = ("gateway", "intake", "triage", "notify", "evidence", "review")
 GRPC_SERVICES = ("intake", "triage", "notify", "evidence", "review")
@@ -28,25 +27,44 @@ ASYNC_DRIVERS = {
 }
 
 
-class Settings(BaseSettings):
-    """Every FIREBREAK_* variable. Database URLs default to SQLite files in var_dir."""
+class SettingsError(ValueError):
+    """A FIREBREAK_* variable that cannot be used; the message names it."""
 
-    model_config = SettingsConfigDict(env_prefix="FIREBREAK_", extra="ignore")
+
+# Allowed ranges (inclusive), checked when the environment is read.
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "local_nats_port": (1, 65535),
+    "gateway_port": (1, 65535),
+    "max_body_bytes": (1024, None),
+    # gRPC's default message limit is 4 MiB; larger evidence needs streaming (not yet).
+    "evidence_max_bytes": (1024, 3 * 1024 * 1024),
+    "outbox_poll_seconds": (0.001, None),
+    "stream_replicas": (1, 5),
+    "consumer_batch_size": (1, 4096),
+    "shutdown_grace_seconds": (0, None),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every FIREBREAK_* variable. Database URLs default to SQLite files in var_dir.
+
+    A plain dataclass rather than pydantic-settings: the gRPC services need nothing else from
+    pydantic, and importing it cost each of them about 20 MB of memory."""
 
     var_dir: Path = Path("var")
     # An external NATS. Unset, services use the local one that `firebreak run` starts, on a
     # port that is not 4222 because a system NATS may already listen there.
     nats_url: str | None = None
-    local_nats_port: int = Field(default=14222, ge=1, le=65535)
+    local_nats_port: int = 14222
     log_level: str = "INFO"
-    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     gateway_host: str = "127.0.0.1"
-    gateway_port: int = Field(default=8080, ge=1, le=65535)
+    gateway_port: int = 8080
     admin_key: str | None = None
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    # gRPC's default message limit is 4 MiB; larger evidence needs streaming (not yet).
-    evidence_max_bytes: int = Field(default=3 * 1024 * 1024, ge=1024, le=3 * 1024 * 1024)
+    max_body_bytes: int = 64 * 1024
+    evidence_max_bytes: int = 3 * 1024 * 1024
 
     intake_addr: str = f"127.0.0.1:{DEFAULT_GRPC_PORTS['intake']}"
     triage_addr: str = f"127.0.0.1:{DEFAULT_GRPC_PORTS['triage']}"
@@ -64,18 +82,24 @@ class Settings(BaseSettings):
     evidence_database_url: str | None = None
     review_database_url: str | None = None
 
-    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_poll_seconds: float = 1.0
     # JetStream copies of every event; more than 1 needs a NATS cluster of that many servers.
-    stream_replicas: int = Field(default=1, ge=1, le=5)
-    consumer_batch_size: int = Field(default=128, ge=1, le=4096)
-    shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+    stream_replicas: int = 1
+    consumer_batch_size: int = 128
+    shutdown_grace_seconds: float = 5.0
 
-    @field_validator("admin_key")
     @classmethod
-    def _admin_key_is_strong(cls, value: str | None) -> str | None:
-        if value is not None and len(value) < 24:
-            raise ValueError("FIREBREAK_ADMIN_KEY must be at least 24 characters")
-        return value
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Reads FIREBREAK_<FIELD>; raises SettingsError naming the first unusable variable."""
+        values: dict[str, object] = {}
+        for name, kind in get_type_hints(cls).items():
+            variable = f"FIREBREAK_{name.upper()}"
+            if variable in environ:
+                values[name] = _parse(variable, environ[variable], kind, BOUNDS.get(name))
+        admin_key = values.get("admin_key")
+        if isinstance(admin_key, str) and len(admin_key) < 24:
+            raise SettingsError("FIREBREAK_ADMIN_KEY must be at least 24 characters")
+        return cls(**values)  # type: ignore[arg-type]  # each value was parsed to its type
 
     @property
     def bus_url(self) -> str:
@@ -95,6 +119,25 @@ class Settings(BaseSettings):
     def grpc_addr(self, service: str) -> str:
         return getattr(self, f"{service}_addr")
 
-    @cached_property
+    @property
     def traces_dir(self) -> Path:
         return self.var_dir / "traces"
+
+
+def _parse(
+    variable: str, text: str, kind: object, bounds: tuple[float | None, float | None] | None
+) -> object:
+    if kind in (str, str | None):
+        return text
+    if kind is Path:
+        return Path(text)
+    try:
+        number = int(text) if kind is int else float(text)
+    except ValueError:
+        raise SettingsError(f"{variable} must be a number, not {text!r}") from None
+    low, high = bounds or (None, None)
+    if low is not None and number < low:
+        raise SettingsError(f"{variable} must be at least {low}, not {text}")
+    if high is not None and number > high:
+        raise SettingsError(f"{variable} must be at most {high}, not {text}")
+    return number

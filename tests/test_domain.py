@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-from pydantic import ValidationError
+from pathlib import Path
 
-from firebreak.settings import Settings
+import pytest
+
+from firebreak.settings import Settings, SettingsError
 from services.triage.service import PRIORITY_MATRIX, URGENCIES, prioritise
 
 # The SOP's default matrix, written out independently of the code's table.
@@ -30,15 +31,46 @@ def test_priority_matrix_matches_the_sop() -> None:
 
 def test_settings_refuse_a_weak_admin_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIREBREAK_ADMIN_KEY", "short")
-    with pytest.raises(ValidationError, match="at least 24"):
-        Settings()
+    with pytest.raises(SettingsError, match="FIREBREAK_ADMIN_KEY must be at least 24"):
+        Settings.from_environment()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("FIREBREAK_GATEWAY_PORT", "eighty", "must be a number"),
+        ("FIREBREAK_GATEWAY_PORT", "70000", "must be at most 65535"),
+        ("FIREBREAK_STREAM_REPLICAS", "0", "must be at least 1"),
+        ("FIREBREAK_OUTBOX_POLL_SECONDS", "0", "must be at least 0.001"),
+        ("FIREBREAK_EVIDENCE_MAX_BYTES", str(4 * 1024 * 1024), "must be at most 3145728"),
+    ],
+)
+def test_settings_name_the_variable_they_cannot_use(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, complaint: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"{variable} {complaint}"):
+        Settings.from_environment()
+
+
+def test_settings_parse_each_variable_to_its_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIREBREAK_VAR_DIR", "/srv/firebreak")
+    monkeypatch.setenv("FIREBREAK_GATEWAY_PORT", "9090")
+    monkeypatch.setenv("FIREBREAK_SHUTDOWN_GRACE_SECONDS", "2.5")
+    monkeypatch.setenv("FIREBREAK_NATS_URL", "nats://nats:4222")
+    settings = Settings.from_environment()
+    assert settings.var_dir == Path("/srv/firebreak")
+    assert settings.gateway_port == 9090
+    assert settings.shutdown_grace_seconds == 2.5
+    assert settings.bus_url == "nats://nats:4222"
+    assert Settings.from_environment({}).bus_url == "nats://127.0.0.1:14222"
 
 
 def test_settings_default_to_local_sqlite_and_take_database_urls_per_service(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FIREBREAK_TRIAGE_DATABASE_URL", "postgresql+asyncpg://db/triage")
-    settings = Settings()
+    settings = Settings.from_environment()
     assert settings.database_url("triage") == "postgresql+asyncpg://db/triage"
     assert settings.database_url("intake").startswith("sqlite+aiosqlite:///")
     assert settings.database_url("intake").endswith("var/intake.db")
@@ -47,6 +79,6 @@ def test_settings_default_to_local_sqlite_and_take_database_urls_per_service(
 def test_plain_database_urls_get_the_async_drivers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIREBREAK_INTAKE_DATABASE_URL", "postgresql://u@db:5432/intake")
     monkeypatch.setenv("FIREBREAK_REVIEW_DATABASE_URL", "postgres://u@db/review")
-    settings = Settings()
+    settings = Settings.from_environment()
     assert settings.database_url("intake") == "postgresql+asyncpg://u@db:5432/intake"
     assert settings.database_url("review") == "postgresql+asyncpg://u@db/review"

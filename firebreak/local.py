@@ -1,0 +1,110 @@
+"""`firebreak run`: the whole platform on this machine, as `make run` starts it.
+
+Kept apart from the CLI so that a service process (`firebreak serve`) never loads what only this
+needs (httpx, the launcher).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import sys
+import time
+
+import httpx
+
+from firebreak.launcher import Platform
+from firebreak.settings import DEFAULT_GRPC_PORTS, Settings
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run() -> None:
+    # Stop cleanly on Ctrl-C and on SIGTERM, even when started with SIGINT ignored (as a
+    # non-interactive shell does for background jobs, and children inherit).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    settings = Settings.from_environment()
+    admin_key = settings.admin_key or "fbk_" + secrets.token_urlsafe(32)
+    platform = Platform(
+        var_dir=settings.var_dir.resolve(),
+        nats_port=settings.local_nats_port,
+        nats_url=settings.bus_url,
+        start_nats=settings.nats_url is None,  # an explicit URL means an external NATS
+        gateway_port=settings.gateway_port,
+        grpc_ports={
+            name: int(settings.grpc_addr(name).rsplit(":", 1)[1]) for name in DEFAULT_GRPC_PORTS
+        },
+        admin_key=admin_key,
+        log_line=lambda label, line: print(f"{label:>8} | {line}", flush=True),
+    )
+    try:
+        platform.start()
+        demo_client, demo_key = _demo_client(platform)
+        print(
+            f"""
+Firebreak is running.
+  API          {platform.gateway_url}   (OpenAPI docs: {platform.gateway_url}/docs)
+  admin key    {admin_key}
+  demo client  {demo_client}
+  demo key     {demo_key}
+  data         {platform.var_dir}   (SQLite files, NATS store, traces/*.jsonl, logs/)
+
+Try:
+  curl -s -X POST {platform.gateway_url}/v1/incidents \\
+    -H 'Authorization: Bearer {demo_key}' -H 'Content-Type: application/json' \\
+    -d '{{"title": "VPN down", "description": "No one can connect", "type": "service_outage",
+         "impact": "significant", "urgency": "high",
+         "reporter": {{"name": "Ada", "email": "ada@example.com"}}}}'
+
+Press Ctrl-C to stop.
+""",
+            flush=True,
+        )
+        while all(process.poll() is None for process in platform.processes.values()):
+            time.sleep(0.5)
+        print("a process exited; stopping the platform", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        # A second Ctrl-C must not cut the shutdown short and orphan the services.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        platform.stop()
+        print("Firebreak stopped.", flush=True)
+
+
+def _demo_client(platform: Platform) -> tuple[str, str]:
+    """The demo client and its key, created once and reused while the key still works."""
+    saved = platform.var_dir / "demo-client.json"
+    if saved.exists():
+        demo = json.loads(saved.read_text())
+        check = httpx.get(
+            f"{platform.gateway_url}/v1/incidents?limit=1",
+            headers={"Authorization": f"Bearer {demo['key']}"},
+        )
+        if check.status_code == 200:
+            return demo["client_id"], demo["key"]
+    admin = {"Authorization": f"Bearer {platform.admin_key}"}
+    client = (
+        httpx.post(
+            f"{platform.gateway_url}/v1/clients", json={"name": "Demo client"}, headers=admin
+        )
+        .raise_for_status()
+        .json()
+    )
+    key = (
+        httpx.post(
+            f"{platform.gateway_url}/v1/clients/{client['id']}/api-keys",
+            json={"role": "client"},
+            headers=admin,
+        )
+        .raise_for_status()
+        .json()
+    )
+    saved.write_text(json.dumps({"client_id": client["id"], "key": key["key"]}))
+    saved.chmod(0o600)  # a live key: readable by its owner only
+    return client["id"], key["key"]

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
+import json
 import logging
+import time
 
+import nats.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    Header,
+    StatusCode,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import BadRequestError
 
 from firebreak.events import STREAM, SUBJECT_PREFIX
@@ -14,6 +30,9 @@ from firebreak.events import STREAM, SUBJECT_PREFIX
 log = logging.getLogger(__name__)
 
 ACK_WAIT_SECONDS = 30.0
+# A pull request waits this long for messages before the server ends it (and it is renewed).
+PULL_EXPIRES_SECONDS = 0.5
+PULL_END_GRACE_SECONDS = 0.25
 
 
 def stream_config(replicas: int = 1) -> StreamConfig:
@@ -71,10 +90,9 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         await js.update_stream(config)
 
 
-async def durable_pull_subscription(
-    js: JetStreamContext, durable: str, subjects: list[str]
-) -> JetStreamContext.PullSubscription:
-    """Binds to a durable pull consumer that every replica of a service shares."""
+async def ensure_consumer(js: JetStreamContext, durable: str, subjects: list[str]) -> None:
+    """Creates the durable pull consumer that every replica of a service shares, or updates it
+    in place when an upgrade changed its configuration."""
     config = ConsumerConfig(
         durable_name=durable,
         filter_subjects=[SUBJECT_PREFIX + subject for subject in subjects],
@@ -83,6 +101,89 @@ async def durable_pull_subscription(
         ack_wait=ACK_WAIT_SECONDS,
         max_ack_pending=4096,
     )
-    # Creates the consumer, or updates it in place when an upgrade changed its configuration.
     await js.add_consumer(STREAM, config)
-    return await js.pull_subscribe_bind(durable=durable, stream=STREAM)
+
+
+class ConsumerLost(Exception):
+    """The server says the durable consumer (or its stream) is gone."""
+
+
+class PullFeed:
+    """A continuous pull from a durable consumer: one pull request for up to `batch` messages
+    is kept outstanding, renewed when it is used up or ends, and what arrives is handed over in
+    batches. Unlike a fetch per batch, an event costs no request and no wait of its own."""
+
+    def __init__(self, client: NATS, durable: str, batch: int) -> None:
+        self._client = client
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{durable}"
+        self._batch = batch
+        self._inbox = client.new_inbox()
+        self._arrived: collections.deque[Msg] = collections.deque()
+        self._ready = asyncio.Event()
+        self._owed = 0  # messages the outstanding request may still bring
+        self._request_ends = 0.0  # monotonic time by which it has surely ended
+        self._subscription: Subscription | None = None
+
+    async def open(self) -> None:
+        self._subscription = await self._client.subscribe(self._inbox, cb=self._receive)
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._subscription.unsubscribe()
+
+    async def _receive(self, message: Msg) -> None:
+        self._arrived.append(message)
+        self._ready.set()
+
+    async def next_batch(self, wait: float) -> list[Msg]:
+        """What has arrived, waiting up to `wait` seconds for the first; [] if nothing did."""
+        await self._keep_requested()
+        if not self._arrived:
+            self._ready.clear()
+            # Not past the request's end: a new one must be out before the next event comes.
+            wait = min(wait, self._request_ends - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), wait)
+        return self._take_arrived()
+
+    async def drain_until_requests_end(self) -> list[Msg]:
+        """On shutdown: no new requests; what the outstanding one still brings, until it ends."""
+        remaining = self._request_ends - time.monotonic()
+        while self._owed > 0 and remaining > 0:
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), remaining)
+            remaining = self._request_ends - time.monotonic()
+            if self._arrived:
+                return self._take_arrived()
+        return self._take_arrived()
+
+    async def _keep_requested(self) -> None:
+        if self._owed > 0 and time.monotonic() < self._request_ends:
+            return
+        # A NATS that restarted forgot the request, so it is renewed when its time is up even
+        # if the server never said it ended.
+        request = {"batch": self._batch, "expires": int(PULL_EXPIRES_SECONDS * 1e9)}
+        await self._client.publish(
+            self._next_subject, json.dumps(request).encode(), reply=self._inbox
+        )
+        self._owed = self._batch
+        self._request_ends = time.monotonic() + PULL_EXPIRES_SECONDS + PULL_END_GRACE_SECONDS
+
+    def _take_arrived(self) -> list[Msg]:
+        messages = []
+        while self._arrived:
+            message = self._arrived.popleft()
+            status = message.headers.get(Header.STATUS) if message.headers else None
+            if status is None:
+                self._owed -= 1
+                messages.append(message)
+            elif status == StatusCode.SERVICE_UNAVAILABLE or (
+                status == StatusCode.CONFLICT
+                and "deleted" in (message.headers or {}).get(Header.DESCRIPTION, "").lower()
+            ):
+                raise ConsumerLost(f"{status} {message.headers}")
+            else:  # 408 expired, 409 and the like: the request is over; ask again next time
+                self._owed = 0
+        return messages

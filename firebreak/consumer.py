@@ -29,7 +29,7 @@ from sqlalchemy import Column, DateTime, Executable, MetaData, String, Table, de
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
-from firebreak.bus import durable_pull_subscription, ensure_stream
+from firebreak.bus import ConsumerLost, PullFeed, ensure_consumer, ensure_stream
 from firebreak.database import upsert_insert
 from firebreak.events import MalformedEvent, parse_event
 from firebreak.outbox import Outbox
@@ -43,8 +43,6 @@ Handler = Callable[[AsyncConnection, EventEnvelope], Awaitable[None]]
 # inbox remembers it a day longer, then forgets it.
 INBOX_RETENTION = timedelta(days=8)
 IDLE_WAIT_SECONDS = 1.0
-LATE_DELIVERY_GRACE_SECONDS = 0.05
-BUSY_WAIT_SECONDS = 0.01
 RETRY_DELAY_SECONDS = 2.0
 MAX_RETRY_DELAY_SECONDS = 60.0
 
@@ -90,61 +88,34 @@ class EventConsumer:
         self._batch_size = batch_size
 
     async def run(self, client: NATS, stopping: asyncio.Event) -> None:
-        """Fetches until `stopping` is set; the batch in hand is always finished first."""
+        """Consumes until `stopping` is set; the batch in hand is always finished first."""
         js = client.jetstream()
-        subscription = await self._subscribe(js)
-        busy = False
+        feed = await self._open_feed(js, client)
         while not stopping.is_set():
             if not client.is_connected:
                 # A pull request sent now would wait in the reconnect buffer and arrive stale.
                 await asyncio.sleep(0.2)
                 continue
-            # A pull request for more than one message is held by the server until it is full
-            # or expires, so an idle consumer asks for one message and waits long (it gets it
-            # the moment it arrives), and a busy one asks for a batch and waits very little.
-            size, wait = (self._batch_size, BUSY_WAIT_SECONDS) if busy else (1, IDLE_WAIT_SECONDS)
             try:
-                messages = await subscription.fetch(size, timeout=wait)
-            except TimeoutError:  # nats' own and asyncio's: nothing came
-                busy = False
-                continue
-            except (
-                nats.errors.NoRespondersError,
-                nats.js.errors.NotFoundError,
-                nats.js.errors.ServiceUnavailableError,
-            ) as error:
+                messages = await feed.next_batch(IDLE_WAIT_SECONDS)
+            except ConsumerLost as error:
                 # The stream or consumer is gone (a NATS whose store was lost): make them again.
                 log.warning("consumer %s lost (%s); re-creating it", self._durable, error)
-                subscription = await self._resubscribe(js, subscription)
+                await feed.close()
+                feed = await self._reopen_feed(js, client)
                 continue
             except nats.errors.Error as error:
-                log.warning("fetch failed: %s", error)
+                log.warning("pulling from %s failed: %s", self._durable, error)
                 await asyncio.sleep(0.5)
                 continue
-            busy = True
-            await self.process(messages)
-        await self._finish_late_deliveries(subscription)
-        # Leave the consumer now: anything delivered after this would sit in the subscription
-        # and hold up the connection's drain. JetStream redelivers such a message, to another
-        # replica or after a restart, once its ack wait passes.
-        await subscription.unsubscribe()
-
-    async def _finish_late_deliveries(
-        self, subscription: JetStreamContext.PullSubscription
-    ) -> None:
-        """A pull request we stopped waiting for may still have been answered: process what
-        arrived, rather than leave it unacknowledged until its ack wait runs out."""
-        await asyncio.sleep(LATE_DELIVERY_GRACE_SECONDS)
-        if not subscription.pending_msgs:
-            return
-        try:
-            # A batch fetch hands over what is already queued before it asks for more.
-            late = await subscription.fetch(
-                max(2, subscription.pending_msgs), timeout=LATE_DELIVERY_GRACE_SECONDS
-            )
-        except (TimeoutError, nats.errors.Error):
-            return
-        await self.process(late)
+            if messages:
+                await self.process(messages)
+        # Ask for nothing more, but take what the outstanding request still brings: left in an
+        # abandoned inbox, it would wait out its ack wait before JetStream offered it again.
+        with contextlib.suppress(ConsumerLost, nats.errors.Error):
+            while late := await feed.drain_until_requests_end():
+                await self.process(late)
+        await feed.close()
 
     async def prune_inbox(self, processed_before: datetime) -> int:
         """Forgets events processed before the given time; returns how many."""
@@ -154,22 +125,22 @@ class EventConsumer:
             )
         return result.rowcount
 
-    async def _resubscribe(
-        self, js: JetStreamContext, lost: JetStreamContext.PullSubscription
-    ) -> JetStreamContext.PullSubscription:
-        """Binds again, retrying until NATS answers: recovery must not end the consumer."""
-        with contextlib.suppress(nats.errors.Error):
-            await lost.unsubscribe()
+    async def _reopen_feed(self, js: JetStreamContext, client: NATS) -> PullFeed:
+        """Opens the feed again, retrying until NATS answers: recovery must not end the
+        consumer."""
         while True:
             await asyncio.sleep(0.5)
             try:
-                return await self._subscribe(js)
+                return await self._open_feed(js, client)
             except (nats.errors.Error, TimeoutError) as error:
                 log.warning("re-creating consumer %s failed: %s", self._durable, error)
 
-    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+    async def _open_feed(self, js: JetStreamContext, client: NATS) -> PullFeed:
         await ensure_stream(js, self._stream)
-        return await durable_pull_subscription(js, self._durable, list(self._handlers))
+        await ensure_consumer(js, self._durable, list(self._handlers))
+        feed = PullFeed(client, self._durable, self._batch_size)
+        await feed.open()
+        return feed
 
     async def process(self, messages: list[Msg]) -> None:
         """Applies a batch in one transaction, then settles each message by its outcome."""

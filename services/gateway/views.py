@@ -23,7 +23,9 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
 router = APIRouter()
 
 
-def get_backends(request: Request) -> Backends:
+# Dependencies are async even where they need not be: FastAPI runs a plain `def` dependency in
+# a worker thread, a thread hop per request for nothing.
+async def get_backends(request: Request) -> Backends:
     backends: Backends = request.app.state.backends
     return backends
 
@@ -62,11 +64,11 @@ def _known_id(value: str) -> str:
     return value
 
 
-def incident_id_path(incident_id: str) -> str:
+async def incident_id_path(incident_id: str) -> str:
     return _known_id(incident_id)
 
 
-def client_id_path(client_id: str) -> str:
+async def client_id_path(client_id: str) -> str:
     return _known_id(client_id)
 
 

@@ -149,14 +149,13 @@ class PullFeed:
 
     async def drain_until_requests_end(self) -> list[Msg]:
         """On shutdown: no new requests; what the outstanding one still brings, until it ends."""
-        remaining = self._request_ends - time.monotonic()
-        while self._owed > 0 and remaining > 0:
+        while not self._arrived and self._owed > 0:
+            remaining = self._request_ends - time.monotonic()
+            if remaining <= 0:
+                break
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), remaining)
-            remaining = self._request_ends - time.monotonic()
-            if self._arrived:
-                return self._take_arrived()
         return self._take_arrived()
 
     async def _keep_requested(self) -> None:

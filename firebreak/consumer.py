@@ -217,7 +217,6 @@ class EventConsumer:
 
 @cache
 def _insert_ignoring_duplicates(dialect: str, inbox: Table) -> Executable:
-    # Built once per inbox: building a statement per event costs more than running it.
     return upsert_insert(dialect, inbox).on_conflict_do_nothing(index_elements=["event_id"])
 
 

@@ -80,7 +80,7 @@ class Outbox:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
-        # Built once: building a statement per event costs more CPU than SQLite takes to run it.
+        # Built once (docs/architecture.md, where the CPU goes).
         self._insert = table.insert()
         self._mark = (
             update(table)

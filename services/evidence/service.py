@@ -21,7 +21,6 @@ from services.evidence.models import evidence_items, known_incidents
 RECORD = [column for column in evidence_items.c if column.name != "content"]
 FIELD_LIMITS = {"client_id": 36, "incident_id": 36, "filename": 255, "collected_by": 200}
 
-# Built once: a statement made per call costs more CPU to build than to run on SQLite.
 INSERT_KNOWN_INCIDENT = known_incidents.insert()
 
 

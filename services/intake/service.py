@@ -227,8 +227,7 @@ async def list_incidents(
     return rows, _encode_page_token(rows[-1].seq)
 
 
-# The hot path's statements, built once: building one per call costs more CPU than SQLite
-# takes to run it.
+# The hot path's statements, built once (docs/architecture.md, where the CPU goes).
 INSERT_INCIDENT = incidents.insert().returning(*incidents.c)
 RECORD_TRIAGE = (
     update(incidents)

@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 # Until real channels exist, a notification is a structured log record (the "log" channel).
 CHANNEL = "log"
 
-# Built once: a statement made per call costs more CPU to build than to run on SQLite.
 INSERT_NOTIFICATION = notifications.insert()
 
 

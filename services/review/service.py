@@ -18,7 +18,6 @@ from firebreak.events import (
 )
 from services.review.models import timeline_entries
 
-# Built once: a statement made per call costs more CPU to build than to run on SQLite.
 INSERT_ENTRY = timeline_entries.insert()
 
 

@@ -24,7 +24,6 @@ PRIORITY_MATRIX = {
 }
 
 
-# Built once: a statement made per call costs more CPU to build than to run on SQLite.
 INSERT_DECISION = decisions.insert()
 
 

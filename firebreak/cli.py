@@ -1,5 +1,5 @@
-"""The `firebreak` command: `serve SERVICE` runs one service; `migrate` creates the services'
-database schemas; `run` runs the whole platform locally."""
+"""The `firebreak` command: `serve SERVICE` runs one service; `migrate` upgrades the services'
+databases; `revision` adds a migration to a service; `run` runs the whole platform locally."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import importlib
 
 import uvloop
 
-from firebreak.database import create_engine, create_schema
+from firebreak import migrations
+from firebreak.database import create_engine
 from firebreak.settings import SERVICES, Settings
 from firebreak.telemetry import setup_telemetry
 
@@ -28,16 +29,16 @@ def serve(service: str) -> None:
 
 
 def migrate(services: list[str]) -> None:
-    """Creates each service's missing tables (what a deployment runs before new pods start)."""
+    """Upgrades each service's database to its newest migration (what a deployment runs before
+    new pods start)."""
     settings = Settings.from_environment()
     setup_telemetry("migrate", settings.traces_dir, settings.log_level)
 
     async def migrate_all() -> None:
         for service in services:
-            models = importlib.import_module(f"services.{service}.models")
             engine = create_engine(settings.database_url(service))
             try:
-                await create_schema(engine, models.metadata)
+                await migrations.migrate(engine, service)
             finally:
                 await engine.dispose()
             print(f"{service}: schema up to date", flush=True)
@@ -50,9 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run one service")
     serve_parser.add_argument("service", choices=SERVICES)
-    migrate_parser = commands.add_parser("migrate", help="create the database schemas")
+    migrate_parser = commands.add_parser("migrate", help="upgrade the databases")
     migrate_parser.add_argument(
         "services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)}; default: all"
+    )
+    revision_parser = commands.add_parser(
+        "revision", help="write a service's next migration (in a source checkout)"
+    )
+    revision_parser.add_argument("service", choices=SERVICES)
+    revision_parser.add_argument("-m", "--message", required=True, help="what it changes")
+    revision_parser.add_argument(
+        "--autogenerate",
+        action="store_true",
+        help="fill it with what the models have and the migrations lack; review the result",
     )
     commands.add_parser("run", help="run the whole platform locally (make run)")
     return parser
@@ -73,6 +84,11 @@ def main(argv: list[str] | None = None) -> None:
         serve(args.service)
     elif args.command == "migrate":
         migrate(args.services or list(SERVICES))
+    elif args.command == "revision":
+        path = asyncio.run(
+            migrations.new_revision(args.service, args.message, autogenerate=args.autogenerate)
+        )
+        print(f"wrote {path}")
     else:
         from firebreak.local import run  # only here: services need none of it
 

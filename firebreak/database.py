@@ -1,4 +1,4 @@
-"""Engines for SQLite (the embedded default) and PostgreSQL, and the schema they start with."""
+"""Engines for SQLite (the embedded default) and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 
 async def create_schema(engine: AsyncEngine, metadata: MetaData) -> None:
-    """Creates missing tables; safe to run from every replica at start-up."""
+    """Creates missing tables of an ad-hoc schema (tests). A service's database is upgraded by
+    its migrations instead: firebreak.migrations.migrate."""
     async with engine.begin() as connection:
         if is_postgres(engine):
             # Replicas starting together would otherwise race to create the same tables.

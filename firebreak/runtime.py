@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus
 from firebreak.consumer import INBOX_RETENTION, EventConsumer, Handler
-from firebreak.database import create_schema
 from firebreak.grpc_server import create_server, mark_serving
+from firebreak.migrations import migrate
 from firebreak.outbox import PUBLISHED_RETENTION, Outbox
 from firebreak.settings import Settings
 
@@ -53,7 +53,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, shutdown_requested.set)
-    await create_schema(process.engine, process.metadata)
+    await migrate(process.engine, process.name)
     nats_client = await bus.connect(settings.bus_url, name=f"{process.name}-{settings.instance_id}")
     stream = bus.stream_config(settings.stream_replicas)
     await bus.ensure_stream(nats_client.jetstream(), stream)

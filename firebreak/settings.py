@@ -88,6 +88,11 @@ class Settings:
     consumer_batch_size: int = 128
     shutdown_grace_seconds: float = 5.0
 
+    # A firm's own priority matrix and response targets; unset, triage uses the SOP's default.
+    response_policy: Path | None = None
+    # A firm's playbooks, replacing the default playbook of each incident type the file names.
+    playbooks: Path | None = None
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Reads FIREBREAK_<FIELD>; raises SettingsError naming the first unusable variable."""
@@ -129,7 +134,7 @@ def _parse(
 ) -> object:
     if kind in (str, str | None):
         return text
-    if kind is Path:
+    if kind in (Path, Path | None):
         return Path(text)
     try:
         number = int(text) if kind is int else float(text)

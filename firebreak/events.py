@@ -5,15 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from firebreak.api.events.v1.events_pb2 import (
-    EventEnvelope,
-    EvidenceCollected,
-    IncidentReported,
-    IncidentTriaged,
-    NotificationSent,
-)
+from firebreak.api.events.v1.events_pb2 import Actor, EventEnvelope
 
 SCHEMA_VERSION = 1
 STREAM = "FIREBREAK"
@@ -23,6 +18,19 @@ INCIDENT_REPORTED = "incident.reported"
 INCIDENT_TRIAGED = "incident.triaged"
 NOTIFICATION_SENT = "notification.sent"
 EVIDENCE_COLLECTED = "evidence.collected"
+INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
+INCIDENT_CONTAINED = "incident.contained"
+INCIDENT_RESOLVED = "incident.resolved"
+INCIDENT_REOPENED = "incident.reopened"
+INCIDENT_DECLINED = "incident.declined"
+INCIDENT_MERGED = "incident.merged"
+INCIDENT_CLOSED = "incident.closed"
+INCIDENT_RECLASSIFIED = "incident.reclassified"
+INCIDENT_ROLE_ASSIGNED = "incident.role_assigned"
+INCIDENT_RESPONDER_ADDED = "incident.responder_added"
+INCIDENT_RESPONDER_REMOVED = "incident.responder_removed"
+TASK_ADDED = "task.added"
+TASK_UPDATED = "task.updated"
 
 # Which payload field of the envelope each event type carries.
 PAYLOAD_FIELDS = {
@@ -30,9 +38,32 @@ PAYLOAD_FIELDS = {
     INCIDENT_TRIAGED: "incident_triaged",
     NOTIFICATION_SENT: "notification_sent",
     EVIDENCE_COLLECTED: "evidence_collected",
+    INCIDENT_ACKNOWLEDGED: "incident_acknowledged",
+    INCIDENT_CONTAINED: "incident_contained",
+    INCIDENT_RESOLVED: "incident_resolved",
+    INCIDENT_REOPENED: "incident_reopened",
+    INCIDENT_DECLINED: "incident_declined",
+    INCIDENT_MERGED: "incident_merged",
+    INCIDENT_CLOSED: "incident_closed",
+    INCIDENT_RECLASSIFIED: "incident_reclassified",
+    INCIDENT_ROLE_ASSIGNED: "incident_role_assigned",
+    INCIDENT_RESPONDER_ADDED: "incident_responder_added",
+    INCIDENT_RESPONDER_REMOVED: "incident_responder_removed",
+    TASK_ADDED: "task_added",
+    TASK_UPDATED: "task_updated",
 }
 
-Payload = IncidentReported | IncidentTriaged | NotificationSent | EvidenceCollected
+# The events that carry the incident's whole ResponseState (in their `state` field).
+STATE_CHANGES = frozenset(PAYLOAD_FIELDS) - {
+    INCIDENT_REPORTED,
+    NOTIFICATION_SENT,
+    EVIDENCE_COLLECTED,
+    TASK_ADDED,
+    TASK_UPDATED,
+}
+
+# Automatic steps (triage's decision, a notification) are the platform's own doing.
+SYSTEM = Actor(id="firebreak", kind="system", name="Firebreak")
 
 
 def subject_for(event_type: str) -> str:
@@ -45,8 +76,9 @@ def new_event(
     incident_id: str,
     client_id: str,
     producer: str,
-    payload: Payload,
+    payload: Message,
     occurred_at: datetime | None = None,
+    actor: Actor = SYSTEM,
 ) -> EventEnvelope:
     envelope = EventEnvelope(
         id=str(uuid.uuid4()),
@@ -56,6 +88,7 @@ def new_event(
         schema_version=SCHEMA_VERSION,
         producer=producer,
         occurred_at=to_timestamp(occurred_at or datetime.now(UTC)),
+        actor=actor,
     )
     getattr(envelope, PAYLOAD_FIELDS[event_type]).CopyFrom(payload)
     return envelope

@@ -9,9 +9,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from firebreak.errors import Conflict, DomainError, InvalidArgument, NotFound
+from firebreak.errors import (
+    CommandRefused,
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    StaleVersion,
+)
 
 FIELD_METADATA_KEY = "firebreak-field"
+# A refused command's current state and the commands allowed in it, for the gateway to show.
+STATUS_METADATA_KEY = "firebreak-status"
+ALLOWED_METADATA_KEY = "firebreak-allowed"
+VERSION_METADATA_KEY = "firebreak-version"
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -46,6 +57,21 @@ async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
             grpc.StatusCode.INVALID_ARGUMENT,
             error.message,
             trailing_metadata=((FIELD_METADATA_KEY, error.field),),
+        )
+    if isinstance(error, CommandRefused):
+        await context.abort(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            str(error),
+            trailing_metadata=(
+                (STATUS_METADATA_KEY, error.status),
+                (ALLOWED_METADATA_KEY, ",".join(error.allowed)),
+            ),
+        )
+    if isinstance(error, StaleVersion):
+        await context.abort(
+            grpc.StatusCode.ABORTED,
+            str(error),
+            trailing_metadata=((VERSION_METADATA_KEY, str(error.current)),),
         )
     code = {NotFound: grpc.StatusCode.NOT_FOUND, Conflict: grpc.StatusCode.ALREADY_EXISTS}.get(
         type(error), grpc.StatusCode.FAILED_PRECONDITION

@@ -12,7 +12,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from opentelemetry import trace
@@ -57,6 +58,13 @@ def _span_record(span: ReadableSpan) -> dict[str, object]:
         "end_ns": span.end_time,
         "status": span.status.status_code.name,
         "attributes": dict(span.attributes or {}),
+        "links": [
+            {
+                "trace_id": format(link.context.trace_id, "032x"),
+                "span_id": format(link.context.span_id, "016x"),
+            }
+            for link in span.links
+        ],
     }
 
 
@@ -110,3 +118,33 @@ def _setup_logging(service: str, log_level: str) -> None:
 def current_trace_id() -> str:
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+def current_span_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return format(context.span_id, "016x") if context.is_valid else ""
+
+
+@contextmanager
+def span_in_trace(name: str, *, trace_id: str, parent_span_id: str) -> Iterator[trace.Span]:
+    """A span that joins an earlier trace (an incident's), linked to the current one (the
+    request that started it), so everything a command causes is found in the incident's trace.
+    Without a trace to join, it is an ordinary child of the current span."""
+    tracer = trace.get_tracer(__name__)
+    request = trace.get_current_span().get_span_context()
+    if not (trace_id and parent_span_id):
+        with tracer.start_as_current_span(name) as span:
+            yield span
+        return
+    incident = trace.SpanContext(
+        int(trace_id, 16),
+        int(parent_span_id, 16),
+        is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
+    with tracer.start_as_current_span(
+        name,
+        context=trace.set_span_in_context(trace.NonRecordingSpan(incident)),
+        links=[trace.Link(request)] if request.is_valid else [],
+    ) as span:
+        yield span

@@ -7,26 +7,6 @@ from pathlib import Path
 import pytest
 
 from firebreak.settings import Settings, SettingsError
-from services.triage.service import PRIORITY_MATRIX, URGENCIES, prioritise
-
-# The SOP's default matrix, written out independently of the code's table.
-EXPECTED = """
-impact      critical high medium low
-extensive   P1       P1   P2     P3
-significant P1       P2   P3     P3
-moderate    P2       P3   P3     P4
-minor       P3       P4   P4     P4
-"""
-
-
-def test_priority_matrix_matches_the_sop() -> None:
-    header, *rows = [line.split() for line in EXPECTED.strip().splitlines()]
-    urgencies = header[1:]
-    assert set(PRIORITY_MATRIX) == {row[0] for row in rows}
-    assert set(URGENCIES) == set(urgencies)
-    for impact, *priorities in rows:
-        for urgency, priority in zip(urgencies, priorities, strict=True):
-            assert prioritise(impact, urgency) == priority, (impact, urgency)
 
 
 def test_settings_refuse_a_weak_admin_key(monkeypatch: pytest.MonkeyPatch) -> None:

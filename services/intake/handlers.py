@@ -6,17 +6,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.consumer import Handler
-from firebreak.events import INCIDENT_TRIAGED, NOTIFICATION_SENT, from_timestamp
+from firebreak.events import NOTIFICATION_SENT, PAYLOAD_FIELDS, STATE_CHANGES, from_timestamp
 from services.intake import service
 
 
-async def on_incident_triaged(connection: AsyncConnection, event: EventEnvelope) -> None:
-    await service.record_triage(
-        connection,
-        incident_id=event.incident_id,
-        priority=event.incident_triaged.priority,
-        triaged_at=from_timestamp(event.occurred_at),
-    )
+async def on_response_changed(connection: AsyncConnection, event: EventEnvelope) -> None:
+    """Every lifecycle event carries the whole response state after it."""
+    payload = getattr(event, PAYLOAD_FIELDS[event.type])
+    await service.record_response(connection, incident_id=event.incident_id, state=payload.state)
 
 
 async def on_notification_sent(connection: AsyncConnection, event: EventEnvelope) -> None:
@@ -26,6 +23,6 @@ async def on_notification_sent(connection: AsyncConnection, event: EventEnvelope
 
 
 HANDLERS: dict[str, Handler] = {
-    INCIDENT_TRIAGED: on_incident_triaged,
+    **dict.fromkeys(STATE_CHANGES, on_response_changed),
     NOTIFICATION_SENT: on_notification_sent,
 }

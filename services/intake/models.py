@@ -2,10 +2,12 @@
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -44,6 +46,18 @@ incidents = Table(
     Column("triaged_at", DateTime(timezone=True)),
     Column("notified_at", DateTime(timezone=True)),
     Column("trace_id", String(32), nullable=False),
+    # The report's span: later commands on the incident join its trace as its children.
+    Column("span_id", String(16)),
+    # The response as of the newest lifecycle event seen: its version and the serialised
+    # firebreak.events.v1.ResponseState (status and priority above are copies, for filters).
+    Column(
+        "version",
+        BigInteger().with_variant(Integer, "sqlite"),
+        nullable=False,
+        default=0,
+        server_default="0",
+    ),
+    Column("response", LargeBinary),
     UniqueConstraint("client_id", "idempotency_key"),
     UniqueConstraint("client_id", "reference"),
     Index("ix_incidents_client_seq", "client_id", "seq"),

@@ -13,7 +13,7 @@ from firebreak.api.intake.v1 import intake_pb2, intake_pb2_grpc
 from firebreak.database import reading
 from firebreak.events import to_timestamp
 from firebreak.outbox import Outbox
-from firebreak.telemetry import current_trace_id
+from firebreak.telemetry import current_span_id, current_trace_id
 from firebreak.tenancy import client_scope
 from services.intake import service
 
@@ -35,7 +35,11 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                 if earlier is not None:
                     return incident_message(earlier)
                 row = await service.report_incident(
-                    connection, outbox=self._outbox, request=request, trace_id=current_trace_id()
+                    connection,
+                    outbox=self._outbox,
+                    request=request,
+                    trace_id=current_trace_id(),
+                    span_id=current_span_id(),
                 )
         except IntegrityError:
             # A concurrent request with the same Idempotency-Key won the race: answer with its
@@ -66,7 +70,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         async with reading(self._engine) as connection:
             rows, next_token = await service.list_incidents(
                 connection,
-                client_id=client_scope(request),
+                # A list of clients (a walled staff member's) is a scope of its own.
+                client_id=None if request.client_ids else client_scope(request),
                 request=request,
             )
         return intake_pb2.ListIncidentsResponse(
@@ -91,7 +96,10 @@ def incident_message(row: Row[Any]) -> intake_pb2.Incident:
         labels=row.labels,
         created_at=to_timestamp(row.created_at),
         trace_id=row.trace_id,
+        span_id=row.span_id or "",
     )
+    if row.response is not None:
+        message.response.ParseFromString(row.response)
     for field in ("detected_at", "triaged_at", "notified_at"):
         if (moment := getattr(row, field)) is not None:
             getattr(message, field).CopyFrom(to_timestamp(moment))

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, Row, bindparam, case, func, select, update
+from sqlalchemy import Executable, Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1 import events_pb2
+from firebreak.api.events.v1.events_pb2 import ResponseState
 from firebreak.api.intake.v1.intake_pb2 import ListIncidentsRequest, ReportIncidentRequest
 from firebreak.database import upsert_insert
 from firebreak.errors import Conflict, InvalidArgument, NotFound
@@ -40,7 +41,18 @@ INCIDENT_TYPES = frozenset(
 )
 IMPACTS = frozenset({"extensive", "significant", "moderate", "minor"})
 URGENCIES = frozenset({"critical", "high", "medium", "low"})
-STATUSES = frozenset({"reported", "triaged"})
+STATUSES = frozenset(
+    {
+        "reported",
+        "triaged",
+        "acknowledged",
+        "contained",
+        "resolved",
+        "closed",
+        "declined",
+        "merged",
+    }
+)
 PRIORITIES = frozenset({"P1", "P2", "P3", "P4"})
 MAX_PAGE_SIZE = 200
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -107,7 +119,12 @@ async def find_by_idempotency_key(
 
 
 async def report_incident(
-    connection: AsyncConnection, *, outbox: Outbox, request: ReportIncidentRequest, trace_id: str
+    connection: AsyncConnection,
+    *,
+    outbox: Outbox,
+    request: ReportIncidentRequest,
+    trace_id: str,
+    span_id: str,
 ) -> Row[Any]:
     """Records a new incident and its incident.reported event in the caller's transaction."""
     now = datetime.now(UTC)
@@ -136,6 +153,7 @@ async def report_incident(
                 "detected_at": detected_at,
                 "created_at": now,
                 "trace_id": trace_id,
+                "span_id": span_id or None,
             },
         )
     ).one()
@@ -161,6 +179,7 @@ async def report_incident(
             producer="intake",
             payload=payload,
             occurred_at=now,
+            actor=request.actor,
         ),
     )
     return row
@@ -209,6 +228,8 @@ async def list_incidents(
     query = select(incidents).order_by(incidents.c.seq.desc()).limit(page_size + 1)
     if client_id is not None:
         query = query.where(incidents.c.client_id == client_id)
+    elif request.client_ids and not request.all_clients:
+        query = query.where(incidents.c.client_id.in_(list(request.client_ids)))
     for field, value, allowed in (
         ("status", request.status, STATUSES),
         ("priority", request.priority, PRIORITIES),
@@ -229,14 +250,19 @@ async def list_incidents(
 
 # The hot path's statements, built once (docs/architecture.md, where the CPU goes).
 INSERT_INCIDENT = incidents.insert().returning(*incidents.c)
-RECORD_TRIAGE = (
+RECORD_RESPONSE = (
     update(incidents)
-    .where(incidents.c.id == bindparam("incident_id"))
+    # Events may arrive out of order or twice: only a newer version moves the registry on.
+    .where(
+        incidents.c.id == bindparam("incident_id"),
+        incidents.c.version < bindparam("new_version"),
+    )
     .values(
+        version=bindparam("new_version"),
+        status=bindparam("new_status"),
         priority=bindparam("new_priority"),
-        triaged_at=bindparam("new_triaged_at"),
-        # Never move an incident backwards if later steps already happened.
-        status=case((incidents.c.status == "reported", "triaged"), else_=incidents.c.status),
+        triaged_at=func.coalesce(incidents.c.triaged_at, bindparam("new_triaged_at")),
+        response=bindparam("new_response"),
     )
 )
 RECORD_NOTIFICATION = (
@@ -261,12 +287,19 @@ def _decode_page_token(token: str) -> int:
         raise InvalidArgument("cursor", "is not a cursor this API returned") from error
 
 
-async def record_triage(
-    connection: AsyncConnection, *, incident_id: str, priority: str, triaged_at: datetime
+async def record_response(
+    connection: AsyncConnection, *, incident_id: str, state: ResponseState
 ) -> None:
     await connection.execute(
-        RECORD_TRIAGE,
-        {"incident_id": incident_id, "new_priority": priority, "new_triaged_at": triaged_at},
+        RECORD_RESPONSE,
+        {
+            "incident_id": incident_id,
+            "new_version": state.version,
+            "new_status": state.status,
+            "new_priority": state.priority,
+            "new_triaged_at": from_timestamp(state.triaged_at),
+            "new_response": state.SerializeToString(),
+        },
     )
 
 

@@ -27,6 +27,11 @@ timeline_entries = Table(
     Column("producer", String(40), nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("summary", Text, nullable=False),
+    Column("actor_id", String(64), nullable=False, server_default=""),
+    Column("actor_kind", String(20), nullable=False, server_default="system"),
+    Column("actor_name", String(200), nullable=False, server_default=""),
+    # The words a client key sees; NULL: the entry is internal only.
+    Column("client_summary", Text),
     Index("ix_timeline_incident", "incident_id", "occurred_at"),
 )
 

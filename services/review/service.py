@@ -2,66 +2,60 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from firebreak.api.events.v1.events_pb2 import EventEnvelope
+from firebreak.api.events.v1.events_pb2 import Actor, EventEnvelope
 from firebreak.errors import NotFound
-from firebreak.events import (
-    EVIDENCE_COLLECTED,
-    INCIDENT_REPORTED,
-    INCIDENT_TRIAGED,
-    NOTIFICATION_SENT,
-    from_timestamp,
-)
+from firebreak.events import INCIDENT_MERGED, from_timestamp
 from services.review.models import timeline_entries
+from services.review.narration import narrate
 
 INSERT_ENTRY = timeline_entries.insert()
-
-
-def summarise(event: EventEnvelope) -> str:
-    """One human line per event, for the timeline an SRE or a court reads."""
-    if event.type == INCIDENT_REPORTED:
-        report = event.incident_reported
-        return (
-            f"{report.reference} reported by {report.reporter.name}: {report.title} "
-            f"({report.type}, impact {report.impact}, urgency {report.urgency})"
-        )
-    if event.type == INCIDENT_TRIAGED:
-        return f"triaged as {event.incident_triaged.priority}: {event.incident_triaged.rationale}"
-    if event.type == NOTIFICATION_SENT:
-        sent = event.notification_sent
-        return f"notified {sent.audience} via {sent.channel}: {sent.subject}"
-    if event.type == EVIDENCE_COLLECTED:
-        item = event.evidence_collected
-        return (
-            f"evidence {item.filename} collected by {item.collected_by} "
-            f"({item.size_bytes} bytes, sha256 {item.sha256})"
-        )
-    return event.type
+CLIENT_KINDS = frozenset({"client_system", "client_contact", "system"})
+CLIENT = "client"
 
 
 async def record_event(connection: AsyncConnection, *, event: EventEnvelope) -> None:
-    await connection.execute(
-        INSERT_ENTRY,
-        {
-            "event_id": event.id,
-            "incident_id": event.incident_id,
-            "client_id": event.client_id,
-            "type": event.type,
-            "producer": event.producer,
-            "occurred_at": from_timestamp(event.occurred_at),
-            "summary": summarise(event),
-        },
-    )
+    internal, for_client = narrate(event)
+    entry = {
+        "event_id": event.id,
+        "incident_id": event.incident_id,
+        "client_id": event.client_id,
+        "type": event.type,
+        "producer": event.producer,
+        "occurred_at": from_timestamp(event.occurred_at),
+        "summary": internal,
+        "client_summary": for_client,
+        "actor_id": event.actor.id,
+        "actor_kind": event.actor.kind or "system",
+        "actor_name": event.actor.name,
+    }
+    entries = [entry]
+    if event.type == INCIDENT_MERGED:
+        # The survivor's timeline shows the duplicate it absorbed.
+        line = f"incident {event.incident_id} was merged into this one as a duplicate"
+        entries.append(
+            entry
+            | {
+                # Derived from the event's id, so a redelivered event makes the same entry.
+                "event_id": str(uuid.uuid5(uuid.UUID(event.id), event.incident_merged.into)),
+                "incident_id": event.incident_merged.into,
+                "summary": line,
+                "client_summary": line,
+            }
+        )
+    await connection.execute(INSERT_ENTRY, entries)
 
 
 async def get_timeline(
-    connection: AsyncConnection, *, client_id: str | None, incident_id: str
+    connection: AsyncConnection, *, client_id: str | None, incident_id: str, audience: str = ""
 ) -> list[Row[Any]]:
-    """The incident's entries in order; NotFound until review has seen its first event."""
+    """The incident's entries in order (for a client audience, only those meant for it);
+    NotFound until review has seen the incident's first event."""
     query = (
         select(timeline_entries)
         .where(timeline_entries.c.incident_id == incident_id)
@@ -72,4 +66,13 @@ async def get_timeline(
     rows = list((await connection.execute(query)).all())
     if not rows:
         raise NotFound(f"no timeline entries for incident {incident_id}")
+    if audience == CLIENT:
+        rows = [row for row in rows if row.client_summary is not None]
     return rows
+
+
+def entry_actor(row: Row[Any], *, audience: str) -> Actor:
+    """Who did it; a client is not told which of the firm's people did what."""
+    if audience == CLIENT and row.actor_kind not in CLIENT_KINDS:
+        return Actor(kind="staff", name="Response team")
+    return Actor(id=row.actor_id, kind=row.actor_kind, name=row.actor_name)

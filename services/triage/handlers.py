@@ -9,12 +9,13 @@ from firebreak.consumer import Handler
 from firebreak.events import INCIDENT_REPORTED
 from firebreak.outbox import Outbox
 from services.triage import service
+from services.triage.service import Rules
 
 
-def build_handlers(*, outbox: Outbox, instance_id: str) -> dict[str, Handler]:
+def build_handlers(*, outbox: Outbox, rules: Rules, instance_id: str) -> dict[str, Handler]:
     async def on_incident_reported(connection: AsyncConnection, event: EventEnvelope) -> None:
         await service.triage_incident(
-            connection, outbox=outbox, reported=event, decided_by=instance_id
+            connection, outbox=outbox, rules=rules, reported=event, decided_by=instance_id
         )
 
     return {INCIDENT_REPORTED: on_incident_reported}

@@ -1,7 +1,14 @@
-"""Triage's domain logic: the impact-by-urgency priority matrix and recording decisions."""
+"""Triage's domain logic: deciding priority, opening the response with its playbook's tasks, and
+reading it back.
+
+Functions take the open connection of the caller's unit of work and never commit themselves.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,40 +17,47 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1 import events_pb2
 from firebreak.errors import NotFound
-from firebreak.events import INCIDENT_TRIAGED, new_event
+from firebreak.events import INCIDENT_TRIAGED, from_timestamp, new_event, to_timestamp
 from firebreak.outbox import Outbox
-from services.triage.models import decisions
+from services.triage.models import decisions, responses, tasks
+from services.triage.playbooks import PlaybookTask
+from services.triage.policy import ResponsePolicy
 
-URGENCIES = ("critical", "high", "medium", "low")
-# Rows are impact, columns urgency in the order above (the SOP's default matrix).
-PRIORITY_MATRIX = {
-    "extensive": ("P1", "P1", "P2", "P3"),
-    "significant": ("P1", "P2", "P3", "P3"),
-    "moderate": ("P2", "P3", "P3", "P4"),
-    "minor": ("P3", "P4", "P4", "P4"),
-}
+ROLES = ("incident_commander", "communications_lead", "scribe")
+PRIORITY_ORDER = ("P1", "P2", "P3", "P4")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The firm's settings triage decides by: its response policy and its playbooks."""
+
+    policy: ResponsePolicy
+    playbooks: Mapping[str, tuple[PlaybookTask, ...]]
 
 
 INSERT_DECISION = decisions.insert()
+INSERT_RESPONSE = responses.insert().returning(*responses.c)
+INSERT_TASK = tasks.insert()
 
 
-def prioritise(impact: str, urgency: str) -> str:
-    return PRIORITY_MATRIX[impact][URGENCIES.index(urgency)]
+def higher(first: str, second: str) -> str:
+    """The more urgent of two priorities (P1 is the highest)."""
+    return min(first, second, key=PRIORITY_ORDER.index)
 
 
 async def triage_incident(
     connection: AsyncConnection,
     *,
     outbox: Outbox,
+    rules: Rules,
     reported: events_pb2.EventEnvelope,
     decided_by: str,
 ) -> None:
-    """Decides the priority of a reported incident and records it with incident.triaged."""
+    """Decides the priority of a reported incident, opens its response with the tasks of its
+    type's playbook, and records incident.triaged."""
     report = reported.incident_reported
-    priority = prioritise(report.impact, report.urgency)
-    rationale = (
-        f"impact {report.impact}, urgency {report.urgency}: {priority} by the default matrix"
-    )
+    priority = rules.policy.priority(report.impact, report.urgency)
+    rationale = f"impact {report.impact}, urgency {report.urgency}: {priority} by the firm's matrix"
     now = datetime.now(UTC)
     await connection.execute(
         INSERT_DECISION,
@@ -58,6 +72,29 @@ async def triage_incident(
             "decided_at": now,
         },
     )
+    row = (
+        await connection.execute(
+            INSERT_RESPONSE,
+            {
+                "incident_id": reported.incident_id,
+                "client_id": reported.client_id,
+                "version": 1,
+                "status": "triaged",
+                "priority": priority,
+                "highest_priority": priority,
+                "type": report.type,
+                "impact": report.impact,
+                "urgency": report.urgency,
+                "roles": {},
+                "responders": [],
+                "reported_at": from_timestamp(reported.occurred_at),
+                "triaged_at": now,
+            },
+        )
+    ).one()
+    added = await add_playbook_tasks(
+        connection, rules=rules, response=row, incident_type=report.type, now=now
+    )
     await outbox.add(
         connection,
         new_event(
@@ -67,10 +104,78 @@ async def triage_incident(
             producer="triage",
             occurred_at=now,
             payload=events_pb2.IncidentTriaged(
-                priority=priority, impact=report.impact, urgency=report.urgency, rationale=rationale
+                priority=priority,
+                impact=report.impact,
+                urgency=report.urgency,
+                rationale=rationale,
+                state=state_message(row, rules.policy),
+                tasks_added=added,
             ),
         ),
     )
+
+
+async def add_playbook_tasks(
+    connection: AsyncConnection,
+    *,
+    rules: Rules,
+    response: Row[Any],
+    incident_type: str,
+    now: datetime,
+) -> int:
+    """Adds the tasks of the type's playbook; returns how many."""
+    playbook = rules.playbooks.get(incident_type, ())
+    if playbook:
+        await connection.execute(
+            INSERT_TASK,
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "incident_id": response.incident_id,
+                    "client_id": response.client_id,
+                    "title": task.title,
+                    "description": task.description,
+                    "required": task.required,
+                    "phase": task.phase,
+                    "owner_role": task.owner_role,
+                    "status": "open",
+                    "note": "",
+                    "source": f"playbook:{incident_type}",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for task in playbook
+            ],
+        )
+    return len(playbook)
+
+
+def state_message(row: Row[Any], policy: ResponsePolicy) -> events_pb2.ResponseState:
+    """The response row as the ResponseState every lifecycle event carries."""
+    roles: dict[str, dict[str, str]] = row.roles
+    state = events_pb2.ResponseState(
+        version=row.version,
+        status=row.status,
+        priority=row.priority,
+        highest_priority=row.highest_priority,
+        type=row.type,
+        impact=row.impact,
+        urgency=row.urgency,
+        responders=[events_pb2.Person(**person) for person in row.responders],
+        merged_into=row.merged_into or "",
+    )
+    for role in ROLES:
+        if role in roles:
+            getattr(state, role).CopyFrom(events_pb2.Person(**roles[role]))
+    for field in ("triaged_at", "acknowledged_at", "contained_at", "resolved_at", "closed_at"):
+        if (moment := getattr(row, field)) is not None:
+            getattr(state, field).CopyFrom(to_timestamp(moment))
+    targets = policy.targets[row.priority]
+    reported_at = row.reported_at.replace(tzinfo=row.reported_at.tzinfo or UTC)
+    state.acknowledge_due.CopyFrom(to_timestamp(reported_at + targets.acknowledge))
+    state.contain_due.CopyFrom(to_timestamp(reported_at + targets.contain))
+    state.resolve_due.CopyFrom(to_timestamp(reported_at + targets.resolve))
+    return state
 
 
 async def get_decision(
@@ -82,4 +187,24 @@ async def get_decision(
     row = (await connection.execute(query)).first()
     if row is None:
         raise NotFound(f"no triage decision for incident {incident_id}")
+    return row
+
+
+async def get_response(
+    connection: AsyncConnection,
+    *,
+    client_id: str | None,
+    incident_id: str,
+    for_update: bool = False,
+) -> Row[Any]:
+    """The incident's response; NotFound for another client's incident or one not triaged yet.
+    `for_update` locks the row on PostgreSQL until the caller's transaction ends."""
+    query = select(responses).where(responses.c.incident_id == incident_id)
+    if client_id is not None:
+        query = query.where(responses.c.client_id == client_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await connection.execute(query)).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} has no response yet")
     return row

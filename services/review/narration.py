@@ -1,0 +1,176 @@
+"""One line per event, for the timeline an SRE or a court reads, and the words a client reads.
+
+The client's line leaves out what is internal: task notes, containment and resolution
+summaries, reasons, and who on the firm's side did what. Events a client has no business
+seeing (roles, responders, tasks, notifications, evidence) have no client line at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from firebreak.api.events.v1.events_pb2 import EventEnvelope
+from firebreak.events import (
+    EVIDENCE_COLLECTED,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_CLOSED,
+    INCIDENT_CONTAINED,
+    INCIDENT_DECLINED,
+    INCIDENT_MERGED,
+    INCIDENT_RECLASSIFIED,
+    INCIDENT_REOPENED,
+    INCIDENT_REPORTED,
+    INCIDENT_RESOLVED,
+    INCIDENT_RESPONDER_ADDED,
+    INCIDENT_RESPONDER_REMOVED,
+    INCIDENT_ROLE_ASSIGNED,
+    INCIDENT_TRIAGED,
+    NOTIFICATION_SENT,
+    TASK_ADDED,
+    TASK_UPDATED,
+)
+
+Lines = tuple[str, str | None]  # (internal line, client line or None)
+
+
+def _reported(event: EventEnvelope) -> Lines:
+    report = event.incident_reported
+    line = (
+        f"{report.reference} reported by {report.reporter.name}: {report.title} "
+        f"({report.type}, impact {report.impact}, urgency {report.urgency})"
+    )
+    return line, line
+
+
+def _triaged(event: EventEnvelope) -> Lines:
+    triaged = event.incident_triaged
+    tasks = f"; {triaged.tasks_added} tasks from the playbook" if triaged.tasks_added else ""
+    return (
+        f"triaged as {triaged.priority}: {triaged.rationale}{tasks}",
+        f"triaged as {triaged.priority}",
+    )
+
+
+def _acknowledged(event: EventEnvelope) -> Lines:
+    commander = event.incident_acknowledged.state.incident_commander
+    taken = f"; {commander.name} is incident commander" if commander.id else ""
+    return f"acknowledged by {event.actor.name}{taken}", "acknowledged by the response team"
+
+
+def _contained(event: EventEnvelope) -> Lines:
+    return f"contained: {event.incident_contained.summary}", "contained"
+
+
+def _resolved(event: EventEnvelope) -> Lines:
+    return f"resolved: {event.incident_resolved.summary}", "resolved"
+
+
+def _reopened(event: EventEnvelope) -> Lines:
+    return f"reopened: {event.incident_reopened.reason}", "reopened for further work"
+
+
+def _declined(event: EventEnvelope) -> Lines:
+    return (
+        f"declined as not an incident: {event.incident_declined.reason}",
+        "declined: assessed as not an incident",
+    )
+
+
+def _merged(event: EventEnvelope) -> Lines:
+    into = event.incident_merged.into
+    return f"merged as a duplicate into {into}", f"merged as a duplicate into {into}"
+
+
+def _closed(event: EventEnvelope) -> Lines:
+    return f"closed: {event.incident_closed.summary}", "closed"
+
+
+def _reclassified(event: EventEnvelope) -> Lines:
+    change = event.incident_reclassified
+    parts = [
+        f"{name} {old} → {new}"
+        for name, old, new in (
+            ("type", change.old_type, change.new_type),
+            ("impact", change.old_impact, change.new_impact),
+            ("urgency", change.old_urgency, change.new_urgency),
+            ("priority", change.old_priority, change.new_priority),
+        )
+        if old != new
+    ]
+    tasks = f"; {change.tasks_added} tasks added" if change.tasks_added else ""
+    client = (
+        f"priority changed from {change.old_priority} to {change.new_priority}"
+        if change.old_priority != change.new_priority
+        else "classification updated"
+    )
+    return f"reclassified ({', '.join(parts)}): {change.reason}{tasks}", client
+
+
+def _role_assigned(event: EventEnvelope) -> Lines:
+    assigned = event.incident_role_assigned
+    role = assigned.role.replace("_", " ")
+    handover = f", taking over from {assigned.previous.name}" if assigned.previous.id else ""
+    briefing = f"; briefing: {assigned.briefing}" if assigned.briefing else ""
+    return f"{assigned.person.name} is {role}{handover}{briefing}", None
+
+
+def _responder_added(event: EventEnvelope) -> Lines:
+    return f"{event.incident_responder_added.person.name} joined as responder", None
+
+
+def _responder_removed(event: EventEnvelope) -> Lines:
+    return f"{event.incident_responder_removed.person.name} left the responders", None
+
+
+def _task_added(event: EventEnvelope) -> Lines:
+    task = event.task_added.task
+    required = "required " if task.required else ""
+    return f"{required}{task.phase} task added: {task.title}", None
+
+
+def _task_updated(event: EventEnvelope) -> Lines:
+    updated = event.task_updated
+    task = updated.task
+    moved = (
+        f"{updated.old_status} → {task.status}" if updated.old_status != task.status else "updated"
+    )
+    return f"task {task.title}: {moved}", None
+
+
+def _notification_sent(event: EventEnvelope) -> Lines:
+    sent = event.notification_sent
+    return f"notified {sent.audience} via {sent.channel}: {sent.subject}", None
+
+
+def _evidence_collected(event: EventEnvelope) -> Lines:
+    item = event.evidence_collected
+    return (
+        f"evidence {item.filename} collected by {item.collected_by} "
+        f"({item.size_bytes} bytes, sha256 {item.sha256})",
+        None,
+    )
+
+
+NARRATORS: dict[str, Callable[[EventEnvelope], Lines]] = {
+    INCIDENT_REPORTED: _reported,
+    INCIDENT_TRIAGED: _triaged,
+    INCIDENT_ACKNOWLEDGED: _acknowledged,
+    INCIDENT_CONTAINED: _contained,
+    INCIDENT_RESOLVED: _resolved,
+    INCIDENT_REOPENED: _reopened,
+    INCIDENT_DECLINED: _declined,
+    INCIDENT_MERGED: _merged,
+    INCIDENT_CLOSED: _closed,
+    INCIDENT_RECLASSIFIED: _reclassified,
+    INCIDENT_ROLE_ASSIGNED: _role_assigned,
+    INCIDENT_RESPONDER_ADDED: _responder_added,
+    INCIDENT_RESPONDER_REMOVED: _responder_removed,
+    TASK_ADDED: _task_added,
+    TASK_UPDATED: _task_updated,
+    NOTIFICATION_SENT: _notification_sent,
+    EVIDENCE_COLLECTED: _evidence_collected,
+}
+
+
+def narrate(event: EventEnvelope) -> Lines:
+    return NARRATORS[event.type](event)

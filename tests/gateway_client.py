@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +28,22 @@ def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: flo
 
 @dataclass(frozen=True)
 class Tenant:
-    id: str
+    id: str  # the client's id ("operator" for the firm's staff)
     headers: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Person(Tenant):
+    """A person holding a personal key; usable wherever a Tenant is."""
+
+    person_id: str
+    key_id: str
+    role: str
+    email: str
+
+
+# Who a route may be called as: one of each kind of principal (permissions.PrincipalKind).
+PRINCIPAL_KINDS = ("client_system", "client_contact", "responder", "manager", "admin")
 
 
 class Api:
@@ -50,6 +65,66 @@ class Api:
         )
         assert key.status_code == 201, key.text
         return Tenant(client.json()["id"], {"Authorization": f"Bearer {key.json()['key']}"})
+
+    def new_person(
+        self,
+        role: str,
+        *,
+        clients: list[str] | None = None,
+        client_id: str | None = None,
+        **fields: Any,
+    ) -> Person:
+        """Adds a person (a unique email unless given) and issues them a personal key."""
+        body: dict[str, Any] = {
+            "name": f"{role.title()} {uuid.uuid4().hex[:6]}",
+            "email": f"{role}-{uuid.uuid4().hex[:12]}@firm.example",
+            "role": role,
+            **fields,
+        }
+        if clients is not None:
+            body["clients"] = clients
+        if client_id is not None:
+            body["client_id"] = client_id
+        person = self.http.post("/v1/people", json=body, headers=self.admin.headers)
+        assert person.status_code == 201, person.text
+        key = self.issue_key(person.json()["id"])
+        return Person(
+            id=person.json()["client_id"],
+            headers={"Authorization": f"Bearer {key['key']}"},
+            person_id=person.json()["id"],
+            key_id=key["id"],
+            role=role,
+            email=body["email"],
+        )
+
+    def issue_key(self, person_id: str) -> dict[str, Any]:
+        response = self.http.post(f"/v1/people/{person_id}/api-keys", headers=self.admin.headers)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def one_of_each_kind(self, client: Tenant) -> dict[str, Tenant]:
+        """A caller of every principal kind for `client`: its system key, a contact of it, and
+        unwalled staff (responder, manager, admin), keyed by kind."""
+        return {
+            "client_system": client,
+            "client_contact": self.new_person("client", client_id=client.id),
+            "responder": self.new_person("responder"),
+            "manager": self.new_person("manager"),
+            "admin": self.new_person("admin"),
+        }
+
+    def pages(self, path: str, tenant: Tenant, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a paginated list, following cursors."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = params | ({"cursor": cursor} if cursor else {})
+            page = self.http.get(path, params=query, headers=tenant.headers)
+            assert page.status_code == 200, page.text
+            items += page.json()["items"]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                return items
 
     def report(
         self, tenant: Tenant, *, idempotency_key: str | None = None, **overrides: Any

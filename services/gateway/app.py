@@ -9,12 +9,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from firebreak.database import create_engine, create_schema
+from firebreak.database import create_engine
+from firebreak.migrations import migrate
 from firebreak.settings import Settings
-from services.gateway import models, tenants
+from services.gateway import tenants
 from services.gateway.backends import Backends
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
-from services.gateway.views import router
+from services.gateway.routers import (
+    api_keys,
+    clients,
+    health,
+    incidents,
+    lifecycle,
+    people,
+    tasks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url("gateway"))
-        await create_schema(engine, models.metadata)
+        await migrate(engine, "gateway")
         async with engine.begin() as connection:
             if settings.admin_key is not None:
                 await tenants.install_bootstrap_key(connection, key=settings.admin_key)
@@ -44,7 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    app.include_router(router)
+    for module in (incidents, lifecycle, tasks, clients, people, api_keys, health):
+        app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # One server span per request; the ASGI send/receive spans under it tell nothing more.
     FastAPIInstrumentor.instrument_app(

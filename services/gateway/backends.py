@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak import bus
 from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
 from firebreak.api.review.v1.review_pb2_grpc import ReviewServiceStub
+from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
 from firebreak.settings import Settings
 
 HEALTH_TIMEOUT_SECONDS = 1.0
@@ -24,14 +25,17 @@ class Backends:
     engine: AsyncEngine
     intake_channel: grpc.aio.Channel
     review_channel: grpc.aio.Channel
+    triage_channel: grpc.aio.Channel
     intake: IntakeServiceStub = field(init=False)
     review: ReviewServiceStub = field(init=False)
+    triage: TriageServiceStub = field(init=False)
     nats: NATS | None = None
     _nats_connecting: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.intake = IntakeServiceStub(self.intake_channel)
         self.review = ReviewServiceStub(self.review_channel)
+        self.triage = TriageServiceStub(self.triage_channel)
 
     @classmethod
     def open(cls, settings: Settings, engine: AsyncEngine) -> Backends:
@@ -42,6 +46,9 @@ class Backends:
             ),
             review_channel=grpc.aio.insecure_channel(
                 settings.review_addr, interceptors=aio_client_interceptors()
+            ),
+            triage_channel=grpc.aio.insecure_channel(
+                settings.triage_addr, interceptors=aio_client_interceptors()
             ),
         )
         # The gateway serves (and reports not-ready) while NATS is still coming up.
@@ -71,4 +78,5 @@ class Backends:
             await self.nats.drain()
         await self.intake_channel.close()
         await self.review_channel.close()
+        await self.triage_channel.close()
         await self.engine.dispose()

@@ -1,6 +1,16 @@
-"""The gateway's storage: client organisations (tenants) and their hashed API keys."""
+"""The gateway's storage: client organisations (tenants), people, and their hashed API keys."""
 
-from sqlalchemy import Column, DateTime, ForeignKey, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+)
 
 metadata = MetaData()
 
@@ -12,14 +22,47 @@ clients = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+people = Table(
+    "people",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False),
+    # The email lower-cased: uniqueness is case-insensitive the same way on SQLite and
+    # PostgreSQL, by a plain unique index.
+    Column("email_key", String(320), nullable=False, unique=True),
+    # responder | manager | admin (the firm's staff, client "operator") or client (a contact).
+    Column("role", String(20), nullable=False),
+    Column("client_id", String(36), ForeignKey("clients.id"), nullable=False, index=True),
+    Column("phone", String(20)),
+    Column("timezone", String(64)),
+    # The ethical wall: the ids of the clients a staff member may work on. NULL (not a JSON
+    # null) means every client; client contacts always have NULL here.
+    Column("clients", JSON(none_as_null=True)),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Listing pages through people in creation order.
+    Index("people_created", "created_at", "id"),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,
     Column("id", String(36), primary_key=True),
     Column("client_id", String(36), ForeignKey("clients.id"), nullable=False),
     Column("role", String(20), nullable=False),
+    # A personal key's person; NULL for a client system's key and the operator's admin keys.
+    Column("person_id", String(36), ForeignKey("people.id"), index=True),
+    # The key's first 12 characters ("fbk_" and 8 more), for people to recognise a key in a
+    # list; too short to help guess it. NULL for keys issued before prefixes were kept.
+    Column("prefix", String(12)),
     # SHA-256 of the whole key: keys are 256-bit random, so a fast hash is enough and lets the
     # lookup go by index.
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Written at most once a minute per key (see keys.touch), not on every request.
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("api_keys_created", "created_at", "id"),
 )

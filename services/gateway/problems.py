@@ -16,7 +16,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from firebreak.errors import DomainError, InvalidArgument, NotFound
-from firebreak.grpc_server import FIELD_METADATA_KEY
+from firebreak.grpc_server import (
+    ALLOWED_METADATA_KEY,
+    FIELD_METADATA_KEY,
+    STATUS_METADATA_KEY,
+    VERSION_METADATA_KEY,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -34,7 +39,12 @@ class Problem(Exception):
 
 
 def problem_body(
-    status: int, detail: str, *, instance: str = "", errors: Sequence[dict[str, str]] = ()
+    status: int,
+    detail: str,
+    *,
+    instance: str = "",
+    errors: Sequence[dict[str, str]] = (),
+    extensions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     phrase = HTTPStatus(status).phrase
     body: dict[str, Any] = {
@@ -47,7 +57,7 @@ def problem_body(
         body["instance"] = instance
     if errors:
         body["errors"] = list(errors)
-    return body
+    return body | dict(extensions or {})
 
 
 def problem_response(
@@ -58,12 +68,13 @@ def problem_response(
     field: str | None = None,
     errors: Sequence[dict[str, str]] = (),
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     if field and not errors:
         errors = [{"field": field, "message": detail}]
     instance = request.url.path if request is not None else ""
     return JSONResponse(
-        problem_body(status, detail, instance=instance, errors=errors),
+        problem_body(status, detail, instance=instance, errors=errors, extensions=extensions),
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
@@ -102,7 +113,13 @@ async def _on_http_exception(request: Request, error: Exception) -> JSONResponse
 
 async def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, InvalidArgument):
-        return problem_response(422, error.message, request=request, field=error.field)
+        # "field: message" as the detail, as for a body that fails validation.
+        return problem_response(
+            422,
+            str(error),
+            request=request,
+            errors=[{"field": error.field, "message": error.message}],
+        )
     status = 404 if isinstance(error, NotFound) else 409  # as FAILED_PRECONDITION over gRPC
     return problem_response(status, str(error), request=request)
 
@@ -112,6 +129,7 @@ _GRPC_TO_HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ABORTED: 412,  # a stale If-Match
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
@@ -137,7 +155,25 @@ async def _on_rpc_error(request: Request, error: Exception) -> JSONResponse:
         )
     if status == 502:
         return problem_response(502, "A backing service failed.", request=request)
-    field = dict(error.trailing_metadata() or ()).get(FIELD_METADATA_KEY)
+    metadata = dict(error.trailing_metadata() or ())
+    if STATUS_METADATA_KEY in metadata:
+        # A refused command: say the state it met and what that state allows.
+        allowed = [name for name in metadata.get(ALLOWED_METADATA_KEY, "").split(",") if name]
+        return problem_response(
+            status,
+            f"{error.details()}. The incident is {metadata[STATUS_METADATA_KEY]}; allowed now: "
+            f"{', '.join(allowed) or 'nothing'}.",
+            request=request,
+            extensions={"incident_status": metadata[STATUS_METADATA_KEY], "allowed": allowed},
+        )
+    if VERSION_METADATA_KEY in metadata:
+        return problem_response(
+            status,
+            f"If-Match is stale: {error.details()}. Read the incident again and retry.",
+            request=request,
+            headers={"ETag": f'"{metadata[VERSION_METADATA_KEY]}"'},
+        )
+    field = metadata.get(FIELD_METADATA_KEY)
     return problem_response(
         status, error.details() or HTTPStatus(status).phrase, request=request, field=field
     )

@@ -1,0 +1,118 @@
+"""What routes depend on: the backends, who the caller is, what they may do, and path ids.
+
+Dependencies are async even where they need not be: FastAPI runs a plain `def` dependency in a
+worker thread, a thread hop per request for nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.exc import SQLAlchemyError
+
+from firebreak.database import reading
+from services.gateway import keys
+from services.gateway.backends import Backends
+from services.gateway.permissions import Action, Principal, scope
+from services.gateway.problems import Problem
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+log = logging.getLogger(__name__)
+
+
+async def get_backends(request: Request) -> Backends:
+    backends: Backends = request.app.state.backends
+    return backends
+
+
+Services = Annotated[Backends, Depends(get_backends)]
+
+
+async def authenticate(
+    backends: Services, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    unauthorized = Problem(
+        401,
+        "A valid API key is required: Authorization: Bearer <key>.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise unauthorized
+    async with reading(backends.engine) as connection:
+        holder = await keys.authenticate(connection, key=key.strip())
+    if holder is None:
+        raise unauthorized
+    now = datetime.now(UTC)
+    if holder.touch_due(now):
+        await _record_use(backends, holder.principal.key_id, now)
+    return holder.principal
+
+
+async def _record_use(backends: Backends, key_id: str, now: datetime) -> None:
+    # Its own short transaction, at most once a minute per key (keys.TOUCH_INTERVAL), so a busy
+    # key costs no write per request. Losing one such write is harmless; failing the request
+    # for it would not be.
+    try:
+        async with backends.engine.begin() as connection:
+            await keys.touch(connection, key_id=key_id, now=now)
+    except SQLAlchemyError:
+        log.warning("could not record the use of API key %s", key_id, exc_info=True)
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+
+
+def require(action: Action) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the caller, if they hold any grant for `action` (permissions.scope), for
+    routes whose check needs no incident. SELF-scoped callers still need `authorize` on the
+    object, or a listing narrowed to their own."""
+
+    async def dependency(principal: Caller) -> Principal:
+        scope(principal, action)
+        return principal
+
+    return dependency
+
+
+def _known_id(value: str) -> str:
+    # Ids are UUIDs (or "operator", "bootstrap"): anything else cannot exist, whatever the store
+    # would say.
+    if not ID_PATTERN.fullmatch(value):
+        raise Problem(404, "Not found.")
+    return value
+
+
+async def incident_id_path(incident_id: str) -> str:
+    return _known_id(incident_id)
+
+
+async def client_id_path(client_id: str) -> str:
+    return _known_id(client_id)
+
+
+async def person_id_path(person_id: str) -> str:
+    return _known_id(person_id)
+
+
+async def key_id_path(key_id: str) -> str:
+    return _known_id(key_id)
+
+
+IncidentId = Annotated[str, Depends(incident_id_path)]
+ClientId = Annotated[str, Depends(client_id_path)]
+PersonId = Annotated[str, Depends(person_id_path)]
+KeyId = Annotated[str, Depends(key_id_path)]
+
+ClientManager = Annotated[Principal, Depends(require(Action.CLIENT_MANAGE))]
+PersonReader = Annotated[Principal, Depends(require(Action.PERSON_READ))]
+PersonManager = Annotated[Principal, Depends(require(Action.PERSON_MANAGE))]
+KeyIssuer = Annotated[Principal, Depends(require(Action.KEY_ISSUE))]
+KeyLister = Annotated[Principal, Depends(require(Action.KEY_LIST))]
+KeyRevoker = Annotated[Principal, Depends(require(Action.KEY_REVOKE))]

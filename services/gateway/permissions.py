@@ -1,0 +1,244 @@
+"""Who may do what: the principal a key stands for, THE permission table, and the one function
+that enforces it. Routes never compare roles themselves; they call `authorize` (or depend on
+`dependencies.require`), so the table below is the whole truth and README.md prints it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from services.gateway.problems import Problem
+
+OPERATOR_CLIENT_ID = "operator"  # the services firm itself; owns the bootstrap admin key
+
+
+class PrincipalKind(StrEnum):
+    CLIENT_SYSTEM = "client_system"  # a client's key that belongs to no person
+    CLIENT_CONTACT = "client_contact"  # a person with role client: one client's contact
+    RESPONDER = "responder"
+    MANAGER = "manager"
+    # A person with role admin, or an operator key with role admin and no person (bootstrap).
+    ADMIN = "admin"
+
+
+STAFF = frozenset({PrincipalKind.RESPONDER, PrincipalKind.MANAGER, PrincipalKind.ADMIN})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request is, as authenticated from its key."""
+
+    kind: PrincipalKind
+    id: str  # the person's id, or the key's id when the key belongs to no person
+    name: str  # the person's name, or "<client name> system" / "operator admin key"
+    client_id: str  # "operator" for staff
+    key_id: str
+    # Staff: the clients inside their ethical wall, None for every client. Client kinds:
+    # exactly their own client, so `can_see_client` means the same for everyone.
+    clients: frozenset[str] | None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind in STAFF
+
+    @property
+    def person_id(self) -> str | None:
+        return None if self.id == self.key_id else self.id
+
+    def can_see_client(self, client_id: str) -> bool:
+        return self.clients is None or client_id in self.clients
+
+
+class Action(StrEnum):
+    INCIDENT_REPORT = "incident_report"
+    INCIDENT_READ = "incident_read"
+    INCIDENT_WORK_READ = "incident_work_read"
+    INCIDENT_ACKNOWLEDGE = "incident_acknowledge"
+    INCIDENT_COMMAND = "incident_command"
+    CLIENT_MANAGE = "client_manage"
+    PERSON_READ = "person_read"
+    PERSON_MANAGE = "person_manage"
+    KEY_ISSUE = "key_issue"
+    KEY_LIST = "key_list"
+    KEY_REVOKE = "key_revoke"
+
+
+ACTION_SCOPE: dict[Action, str] = {
+    Action.INCIDENT_REPORT: "report an incident (staff report into `operator`)",
+    Action.INCIDENT_READ: "read, list and follow the timeline of incidents",
+    Action.INCIDENT_WORK_READ: "read an incident's internal work: tasks, allowed commands",
+    Action.INCIDENT_ACKNOWLEDGE: "acknowledge an incident",
+    Action.INCIDENT_COMMAND: "contain, resolve, reopen, decline, merge, reclassify; "
+    "roles, responders, tasks",
+    Action.CLIENT_MANAGE: "create clients; issue client-system and operator keys",
+    Action.PERSON_READ: "list and read people",
+    Action.PERSON_MANAGE: "add people, change them, deactivate them",
+    Action.KEY_ISSUE: "issue a person's personal key",
+    Action.KEY_LIST: "list API keys (never the key or its hash)",
+    Action.KEY_REVOKE: "revoke an API key",
+}
+
+# Actions on an incident: a principal who may not see the incident at all is told it does not
+# exist (404), exactly as for a missing one, so ids cannot be probed across clients or walls.
+INCIDENT_ACTIONS = frozenset(
+    {
+        Action.INCIDENT_REPORT,
+        Action.INCIDENT_READ,
+        Action.INCIDENT_WORK_READ,
+        Action.INCIDENT_ACKNOWLEDGE,
+        Action.INCIDENT_COMMAND,
+    }
+)
+
+
+class Grant(StrEnum):
+    ALL = "all"  # any object
+    OWN_CLIENT = "own client"  # client kinds: their own client's incidents
+    WALL = "wall"  # staff: incidents of clients inside their wall
+    PARTICIPANT = "participant"  # staff inside the wall who command or respond to the incident
+    SELF = "self"  # only their own person, or their own keys
+
+
+GRANT_MEANING: dict[Grant, str] = {
+    Grant.ALL: "any object",
+    Grant.OWN_CLIENT: "only their own client's incidents",
+    Grant.WALL: "incidents of the clients inside their ethical wall (all clients when unwalled)",
+    Grant.PARTICIPANT: "inside the wall, and only as the incident's commander, a role holder or "
+    "one of its responders",
+    Grant.SELF: "only their own keys (a client system's key: only itself)",
+}
+
+# Short names, so that each row of the table reads across.
+SYSTEM, CONTACT = PrincipalKind.CLIENT_SYSTEM, PrincipalKind.CLIENT_CONTACT
+RESPONDER, MANAGER, ADMIN = PrincipalKind.RESPONDER, PrincipalKind.MANAGER, PrincipalKind.ADMIN
+ALL, OWN, WALL, PART, SELF = Grant.ALL, Grant.OWN_CLIENT, Grant.WALL, Grant.PARTICIPANT, Grant.SELF
+
+# THE permission table. A missing entry means "not allowed".
+PERMISSIONS: dict[Action, dict[PrincipalKind, Grant]] = {
+    Action.INCIDENT_REPORT: {SYSTEM: OWN, CONTACT: OWN, RESPONDER: ALL, MANAGER: ALL, ADMIN: ALL},
+    Action.INCIDENT_READ: {SYSTEM: OWN, CONTACT: OWN, RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
+    Action.INCIDENT_WORK_READ: {RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
+    Action.INCIDENT_ACKNOWLEDGE: {RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
+    Action.INCIDENT_COMMAND: {RESPONDER: PART, MANAGER: WALL, ADMIN: WALL},
+    Action.CLIENT_MANAGE: {ADMIN: ALL},
+    Action.PERSON_READ: {RESPONDER: ALL, MANAGER: ALL, ADMIN: ALL},
+    Action.PERSON_MANAGE: {ADMIN: ALL},
+    Action.KEY_ISSUE: {ADMIN: ALL},
+    Action.KEY_LIST: {SYSTEM: SELF, CONTACT: SELF, RESPONDER: SELF, MANAGER: SELF, ADMIN: ALL},
+    Action.KEY_REVOKE: {SYSTEM: SELF, CONTACT: SELF, RESPONDER: SELF, MANAGER: SELF, ADMIN: ALL},
+}
+
+
+def incident_not_found(incident_id: str) -> Problem:
+    # Word for word what intake answers for an incident that does not exist.
+    return Problem(404, f"incident {incident_id} not found" if incident_id else "Not found.")
+
+
+def _allowed_kinds(action: Action) -> str:
+    return ", ".join(kind.value for kind in PrincipalKind if kind in PERMISSIONS[action])
+
+
+def scope(principal: Principal, action: Action) -> Grant:
+    """The grant `principal` holds for `action`, before looking at any object: routes that
+    list (incidents, keys) narrow what they return by it. Raises when there is none."""
+    grant = PERMISSIONS[action].get(principal.kind)
+    if grant is not None:
+        return grant
+    if action in INCIDENT_ACTIONS and not principal.is_staff:
+        raise incident_not_found("")  # clients must not learn which commands exist
+    raise Problem(
+        403,
+        f"{action.value} is not allowed for {principal.kind.value}: only for "
+        f"{_allowed_kinds(action)}.",
+    )
+
+
+def authorize(
+    principal: Principal,
+    action: Action,
+    *,
+    client_id: str | None = None,
+    participant: bool = False,
+    owner_id: str | None = None,
+    incident_id: str = "",
+) -> None:
+    """Raises a Problem unless `principal` may do `action` on one object.
+
+    Incident actions pass the incident's `client_id` (and `participant`: whether the principal
+    commands, holds a role in or responds to it); key and person actions pass `owner_id`, the
+    owner's id as `Principal.id` spells it (the person's id, or the key's id for a key that
+    belongs to no person). A needed argument left out is a bug and fails closed.
+    """
+    grant = PERMISSIONS[action].get(principal.kind)
+    if grant is None:
+        if action in INCIDENT_ACTIONS and not principal.is_staff:
+            raise incident_not_found(incident_id)
+        scope(principal, action)  # raises the 403 naming who may
+        return
+    if grant in (Grant.OWN_CLIENT, Grant.WALL, Grant.PARTICIPANT) and client_id is None:
+        raise ValueError(f"authorize({action.value}) needs the incident's client_id")
+    if grant is Grant.SELF and owner_id is None:
+        raise ValueError(f"authorize({action.value}) needs owner_id")
+    if _satisfies(principal, grant, client_id, participant, owner_id):
+        return
+    if action in INCIDENT_ACTIONS:
+        assert client_id is not None
+        if not principal.can_see_client(client_id) or not principal.is_staff:
+            raise incident_not_found(incident_id)
+        raise Problem(
+            403,
+            f"{action.value} is not allowed here: only the incident's commander, its responders "
+            "or a manager or admin may run this.",
+        )
+    raise Problem(
+        403,
+        f"{action.value} is allowed for {principal.kind.value} only on its own keys; an admin "
+        "may act on anyone's.",
+    )
+
+
+def _satisfies(
+    principal: Principal,
+    grant: Grant,
+    client_id: str | None,
+    participant: bool,
+    owner_id: str | None,
+) -> bool:
+    match grant:
+        case Grant.ALL:
+            return True
+        case Grant.OWN_CLIENT:
+            return not principal.is_staff and client_id == principal.client_id
+        case Grant.WALL:
+            return (
+                principal.is_staff and client_id is not None and principal.can_see_client(client_id)
+            )
+        case Grant.PARTICIPANT:
+            return (
+                principal.is_staff
+                and participant
+                and client_id is not None
+                and principal.can_see_client(client_id)
+            )
+        case Grant.SELF:
+            return owner_id == principal.id
+
+
+def markdown_table() -> str:
+    """THE permission table as Markdown; README.md holds exactly this (a test checks)."""
+    kinds = list(PrincipalKind)
+    lines = [
+        "| action | covers | " + " | ".join(f"`{kind.value}`" for kind in kinds) + " |",
+        "|---|---|" + "---|" * len(kinds),
+    ]
+    for action in Action:
+        cells = [PERMISSIONS[action].get(kind) for kind in kinds]
+        lines.append(
+            f"| `{action.value}` | {ACTION_SCOPE[action]} | "
+            + " | ".join(cell.value if cell else "—" for cell in cells)
+            + " |"
+        )
+    lines.append("")
+    lines += [f"- **{grant.value}**: {GRANT_MEANING[grant]}." for grant in Grant]
+    lines.append("- **—**: not allowed.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,51 @@
+"""API keys as their holders see them: listing (never the key or its hash) and revoking.
+Issuing lives with what a key belongs to: routers/clients.py and routers/people.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from firebreak.database import reading
+from services.gateway import keys, schemas
+from services.gateway.dependencies import KeyId, KeyLister, KeyRevoker, Services
+from services.gateway.permissions import Action, Grant, authorize, scope
+
+router = APIRouter(tags=["api keys"])
+
+
+@router.get("/v1/api-keys", response_model=schemas.ApiKeyPage)
+async def list_api_keys(
+    caller: KeyLister,
+    services: Services,
+    person_id: Annotated[str | None, Query(max_length=64)] = None,
+    client_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> schemas.ApiKeyPage:
+    """Keys newest first, revoked ones included: an admin sees every key, anyone else only
+    their own (a client system's key: only itself)."""
+    only_own = scope(caller, Action.KEY_LIST) is Grant.SELF
+    async with reading(services.engine) as connection:
+        items, next_cursor = await keys.list_keys(
+            connection,
+            only_of=caller if only_own else None,
+            person_id=person_id,
+            client_id=client_id,
+            limit=limit,
+            cursor=cursor,
+        )
+    return schemas.ApiKeyPage(
+        items=[schemas.ApiKeyInfo.model_validate(item) for item in items], next_cursor=next_cursor
+    )
+
+
+@router.delete("/v1/api-keys/{key_id}", status_code=204, response_class=Response)
+async def revoke_api_key(caller: KeyRevoker, key_id: KeyId, services: Services) -> Response:
+    """Revokes a key: it is refused from the next request on. Revoking it again is a no-op."""
+    async with services.engine.begin() as connection:
+        owner_id = await keys.key_owner_id(connection, key_id=key_id)
+        authorize(caller, Action.KEY_REVOKE, owner_id=owner_id)
+        await keys.revoke_key(connection, key_id=key_id)
+    return Response(status_code=204)

@@ -1,0 +1,32 @@
+"""Client organisations (tenants) and the keys of their systems: admin only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.gateway import clients, keys, schemas
+from services.gateway.dependencies import ClientId, ClientManager, Services
+
+router = APIRouter(tags=["clients"])
+
+
+@router.post("/v1/clients", status_code=201, response_model=schemas.Client)
+async def create_client(
+    body: schemas.NewClient, _: ClientManager, services: Services
+) -> schemas.Client:
+    async with services.engine.begin() as connection:
+        return schemas.Client.model_validate(
+            await clients.create_client(connection, name=body.name)
+        )
+
+
+@router.post("/v1/clients/{client_id}/api-keys", status_code=201, response_model=schemas.ApiKey)
+async def create_api_key(
+    _: ClientManager, client_id: ClientId, body: schemas.NewApiKey, services: Services
+) -> schemas.ApiKey:
+    """A key of the client's systems (role client), or an operator admin key (role admin, for
+    the client operator only); it belongs to no person. Shown once."""
+    async with services.engine.begin() as connection:
+        return schemas.ApiKey.model_validate(
+            await keys.issue_client_key(connection, client_id=client_id, role=body.role)
+        )

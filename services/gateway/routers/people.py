@@ -1,0 +1,89 @@
+"""People: the firm's staff and clients' contacts; their personal API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from firebreak.database import reading
+from services.gateway import keys, people, schemas
+from services.gateway.dependencies import (
+    KeyIssuer,
+    PersonId,
+    PersonManager,
+    PersonReader,
+    Services,
+)
+
+router = APIRouter(tags=["people"])
+
+
+@router.post("/v1/people", status_code=201, response_model=schemas.Person)
+async def create_person(
+    _: PersonManager, body: schemas.NewPerson, services: Services
+) -> schemas.Person:
+    """Adds a member of staff (responder, manager, admin; optionally walled to `clients`) or a
+    client's contact (role client, with `client_id`)."""
+    async with services.engine.begin() as connection:
+        person = await people.create_person(
+            connection,
+            name=body.name,
+            email=body.email,
+            role=body.role,
+            client_id=body.client_id,
+            phone=body.phone,
+            timezone=body.timezone,
+            clients=body.clients,
+        )
+    return schemas.Person.model_validate(person)
+
+
+@router.get("/v1/people", response_model=schemas.PersonPage)
+async def list_people(
+    _: PersonReader,
+    services: Services,
+    role: schemas.PersonRole | None = None,
+    client_id: Annotated[str | None, Query(max_length=64)] = None,
+    active: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> schemas.PersonPage:
+    """People, newest first; pass next_cursor back for the next page."""
+    async with reading(services.engine) as connection:
+        items, next_cursor = await people.list_people(
+            connection, role=role, client_id=client_id, active=active, limit=limit, cursor=cursor
+        )
+    return schemas.PersonPage(
+        items=[schemas.Person.model_validate(item) for item in items], next_cursor=next_cursor
+    )
+
+
+@router.get("/v1/people/{person_id}", response_model=schemas.Person)
+async def get_person(_: PersonReader, person_id: PersonId, services: Services) -> schemas.Person:
+    async with reading(services.engine) as connection:
+        return schemas.Person.model_validate(await people.get_person(connection, person_id))
+
+
+@router.patch("/v1/people/{person_id}", response_model=schemas.Person)
+async def update_person(
+    _: PersonManager, person_id: PersonId, body: schemas.PersonChanges, services: Services
+) -> schemas.Person:
+    """Changes only the fields given. `active: false` deactivates: the person's keys stop
+    working from the next request on."""
+    changes = body.model_dump(include=body.model_fields_set)
+    async with services.engine.begin() as connection:
+        person = await people.update_person(connection, person_id, changes)
+    return schemas.Person.model_validate(person)
+
+
+@router.post("/v1/people/{person_id}/api-keys", status_code=201, response_model=schemas.ApiKey)
+async def issue_personal_key(
+    _: KeyIssuer, person_id: PersonId, services: Services
+) -> schemas.ApiKey:
+    """Issues the person a key of their own, shown once; it acts with their current role and
+    wall, and stops working when they are deactivated."""
+    async with services.engine.begin() as connection:
+        return schemas.ApiKey.model_validate(
+            await keys.issue_personal_key(connection, person_id=person_id)
+        )

@@ -1,0 +1,220 @@
+"""The permission table, enforced by one function: every action, principal kind and situation,
+and README.md prints exactly the table the code enforces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.gateway.permissions import (
+    PERMISSIONS,
+    Action,
+    Grant,
+    Principal,
+    PrincipalKind,
+    authorize,
+    markdown_table,
+    scope,
+)
+from services.gateway.problems import Problem
+
+ALPHA, BETA = "client-alpha", "client-beta"
+README = Path(__file__).resolve().parents[1] / "README.md"
+K = PrincipalKind
+
+
+def principal_of(kind: PrincipalKind, *, wall: frozenset[str] | None = None) -> Principal:
+    """A principal of `kind`: client kinds belong to ALPHA; staff are walled to `wall`."""
+    if kind is K.CLIENT_SYSTEM:
+        return Principal(kind, "key-1", "Alpha LLP system", ALPHA, "key-1", frozenset({ALPHA}))
+    if kind is K.CLIENT_CONTACT:
+        return Principal(kind, "person-1", "Ada", ALPHA, "key-1", frozenset({ALPHA}))
+    return Principal(kind, "person-1", "Grace", "operator", "key-1", wall)
+
+
+def one_of_each_kind(*, wall: frozenset[str] | None = None) -> dict[PrincipalKind, Principal]:
+    return {kind: principal_of(kind, wall=wall) for kind in PrincipalKind}
+
+
+def outcome(principal: Principal, action: Action, **situation: object) -> str:
+    """ "ok", or the status of the Problem authorize raised."""
+    try:
+        authorize(principal, action, **situation)  # type: ignore[arg-type]
+    except Problem as problem:
+        return str(problem.status)
+    return "ok"
+
+
+# --- Incident actions -------------------------------------------------------------------------
+
+# The incident's client and whether the caller commands, holds a role in or responds to it.
+SITUATIONS = {
+    "inside": {"client_id": ALPHA, "participant": False},
+    "inside, participant": {"client_id": ALPHA, "participant": True},
+    "outside": {"client_id": BETA, "participant": False},
+    "outside, participant": {"client_id": BETA, "participant": True},  # e.g. walled off later
+}
+CLIENT_KINDS = (K.CLIENT_SYSTEM, K.CLIENT_CONTACT)
+STAFF = (K.RESPONDER, K.MANAGER, K.ADMIN)
+
+# Expected outcomes in SITUATIONS' order, with staff walled to ALPHA. For a client kind
+# "outside" is another client's incident; for staff, one outside their wall.
+ALL_OK, SEEN_NOT_OUTSIDE, NEVER = ("ok",) * 4, ("ok", "ok", "404", "404"), ("404",) * 4
+EXPECTED_ON_INCIDENTS: dict[Action, dict[PrincipalKind, tuple[str, ...]]] = {
+    Action.INCIDENT_READ: {kind: SEEN_NOT_OUTSIDE for kind in PrincipalKind},
+    # Tasks and allowed commands are the firm's internal work: a client sees none of it.
+    Action.INCIDENT_WORK_READ: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: SEEN_NOT_OUTSIDE,
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    Action.INCIDENT_ACKNOWLEDGE: {
+        K.CLIENT_SYSTEM: NEVER,  # clients must not learn which commands exist
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: SEEN_NOT_OUTSIDE,
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    Action.INCIDENT_COMMAND: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: ("403", "ok", "404", "404"),
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+}
+
+
+@pytest.mark.parametrize("action", list(EXPECTED_ON_INCIDENTS))
+@pytest.mark.parametrize("kind", list(PrincipalKind))
+def test_incident_actions_for_walled_staff_and_clients(action: Action, kind: PrincipalKind) -> None:
+    principal = principal_of(kind, wall=frozenset({ALPHA}))
+    got = tuple(outcome(principal, action, **situation) for situation in SITUATIONS.values())
+    assert got == EXPECTED_ON_INCIDENTS[action][kind], dict(zip(SITUATIONS, got, strict=True))
+
+
+@pytest.mark.parametrize("action", list(EXPECTED_ON_INCIDENTS))
+@pytest.mark.parametrize("kind", STAFF)
+def test_unwalled_staff_treat_every_client_as_inside(action: Action, kind: PrincipalKind) -> None:
+    principal = principal_of(kind, wall=None)
+    inside = EXPECTED_ON_INCIDENTS[action][kind][:2]
+    got = tuple(outcome(principal, action, **situation) for situation in SITUATIONS.values())
+    assert got == inside + inside
+
+
+@pytest.mark.parametrize("kind", STAFF)
+def test_an_empty_wall_sees_no_incident(kind: PrincipalKind) -> None:
+    principal = principal_of(kind, wall=frozenset())
+    for situation in SITUATIONS.values():
+        assert outcome(principal, Action.INCIDENT_READ, **situation) == "404"
+
+
+@pytest.mark.parametrize("kind", list(PrincipalKind))
+def test_everyone_reports_into_their_own_client(kind: PrincipalKind) -> None:
+    principal = principal_of(kind, wall=frozenset())  # a wall does not stop reporting
+    assert outcome(principal, Action.INCIDENT_REPORT, client_id=principal.client_id) == "ok"
+    if kind in CLIENT_KINDS:
+        assert outcome(principal, Action.INCIDENT_REPORT, client_id=BETA) == "404"
+
+
+def test_refusals_say_why_and_hidden_incidents_look_missing() -> None:
+    responder = principal_of(K.RESPONDER, wall=frozenset({ALPHA}))
+    with pytest.raises(Problem) as refused:
+        authorize(responder, Action.INCIDENT_COMMAND, client_id=ALPHA, incident_id="i-1")
+    assert refused.value.status == 403
+    assert "incident_command" in refused.value.detail
+    assert "commander" in refused.value.detail
+    with pytest.raises(Problem) as hidden:
+        authorize(responder, Action.INCIDENT_READ, client_id=BETA, incident_id="i-1")
+    assert hidden.value.detail == "incident i-1 not found"  # intake's words for a missing one
+    contact = principal_of(K.CLIENT_CONTACT)
+    with pytest.raises(Problem) as unknown_command:
+        authorize(contact, Action.INCIDENT_COMMAND, client_id=ALPHA, incident_id="i-1")
+    assert unknown_command.value.status == 404
+    assert unknown_command.value.detail == hidden.value.detail
+
+
+# --- Clients, people and keys -----------------------------------------------------------------
+
+# (on their own person or key, on someone else's)
+EXPECTED_ELSEWHERE: dict[Action, dict[PrincipalKind, tuple[str, str]]] = {
+    Action.CLIENT_MANAGE: {kind: ("403", "403") for kind in PrincipalKind} | {K.ADMIN: ("ok",) * 2},
+    Action.PERSON_READ: {
+        K.CLIENT_SYSTEM: ("403", "403"),
+        K.CLIENT_CONTACT: ("403", "403"),
+        K.RESPONDER: ("ok", "ok"),
+        K.MANAGER: ("ok", "ok"),
+        K.ADMIN: ("ok", "ok"),
+    },
+    Action.PERSON_MANAGE: {kind: ("403", "403") for kind in PrincipalKind} | {K.ADMIN: ("ok",) * 2},
+    Action.KEY_ISSUE: {kind: ("403", "403") for kind in PrincipalKind} | {K.ADMIN: ("ok",) * 2},
+    Action.KEY_LIST: {kind: ("ok", "403") for kind in PrincipalKind} | {K.ADMIN: ("ok",) * 2},
+    Action.KEY_REVOKE: {kind: ("ok", "403") for kind in PrincipalKind} | {K.ADMIN: ("ok",) * 2},
+}
+
+
+@pytest.mark.parametrize("action", list(EXPECTED_ELSEWHERE))
+@pytest.mark.parametrize("kind", list(PrincipalKind))
+def test_client_person_and_key_actions(action: Action, kind: PrincipalKind) -> None:
+    principal = principal_of(kind)
+    got = (
+        outcome(principal, action, owner_id=principal.id),
+        outcome(principal, action, owner_id="someone-else"),
+    )
+    assert got == EXPECTED_ELSEWHERE[action][kind]
+
+
+def test_every_action_and_kind_is_expected_somewhere() -> None:
+    expected = EXPECTED_ON_INCIDENTS | EXPECTED_ELSEWHERE
+    assert set(expected) | {Action.INCIDENT_REPORT} == set(Action)
+    assert all(set(row) == set(PrincipalKind) for row in expected.values())
+
+
+def test_a_key_of_no_person_owns_only_itself() -> None:
+    system = principal_of(K.CLIENT_SYSTEM)
+    assert system.person_id is None
+    assert outcome(system, Action.KEY_REVOKE, owner_id=system.key_id) == "ok"
+    assert outcome(system, Action.KEY_REVOKE, owner_id="key-2") == "403"
+
+
+def test_a_forgotten_object_fails_closed() -> None:
+    with pytest.raises(ValueError, match="client_id"):
+        authorize(principal_of(K.RESPONDER), Action.INCIDENT_READ)
+    with pytest.raises(ValueError, match="owner_id"):
+        authorize(principal_of(K.RESPONDER), Action.KEY_REVOKE)
+
+
+def test_scope_is_the_grant_before_any_object() -> None:
+    assert scope(principal_of(K.ADMIN), Action.KEY_LIST) is Grant.ALL
+    assert scope(principal_of(K.CLIENT_SYSTEM), Action.KEY_LIST) is Grant.SELF
+    assert scope(principal_of(K.RESPONDER), Action.INCIDENT_COMMAND) is Grant.PARTICIPANT
+    with pytest.raises(Problem) as hidden:
+        scope(principal_of(K.CLIENT_CONTACT), Action.INCIDENT_COMMAND)
+    assert hidden.value.status == 404
+    with pytest.raises(Problem) as refused:
+        scope(principal_of(K.MANAGER), Action.PERSON_MANAGE)
+    assert refused.value.status == 403
+    assert "person_manage" in refused.value.detail and "admin" in refused.value.detail
+
+
+def test_principal_helpers() -> None:
+    walled = principal_of(K.MANAGER, wall=frozenset({ALPHA}))
+    assert walled.is_staff and walled.person_id == "person-1"
+    assert walled.can_see_client(ALPHA) and not walled.can_see_client(BETA)
+    assert principal_of(K.ADMIN).can_see_client(BETA)
+    contact = principal_of(K.CLIENT_CONTACT)
+    assert not contact.is_staff and not contact.can_see_client(BETA)
+
+
+# --- The README -------------------------------------------------------------------------------
+
+
+def test_the_readme_prints_the_table_the_code_enforces() -> None:
+    table = markdown_table()
+    assert table in README.read_text(encoding="utf-8")
+    for action, row in PERMISSIONS.items():
+        assert f"| `{action.value}` |" in table
+        assert all(grant.value in table for grant in row.values())

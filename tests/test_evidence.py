@@ -72,7 +72,7 @@ def test_stored_evidence_keeps_its_digest_and_reaches_the_timeline(
 
     def collected() -> list[dict[str, str]]:
         return [
-            e for e in api.timeline(tenant, incident["id"]) if e["type"] == "evidence.collected"
+            e for e in api.timeline(api.admin, incident["id"]) if e["type"] == "evidence.collected"
         ]
 
     entry = eventually(collected)[0]

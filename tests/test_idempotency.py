@@ -26,7 +26,7 @@ def test_idempotency_key_replay_returns_the_same_incident_and_creates_nothing(ap
     assert api.list_ids(tenant) == [first.json()["id"]]
 
     api.wait_until_notified(tenant, first.json()["id"])
-    timeline = api.wait_for_timeline(tenant, first.json()["id"], 3)
+    timeline = api.wait_for_timeline(api.admin, first.json()["id"], 3)
     assert [e["type"] for e in timeline].count("incident.reported") == 1
 
 
@@ -53,7 +53,7 @@ async def test_redelivered_events_have_one_effect_in_every_consumer(api: Api) ->
     tenant = api.new_client()
     created = api.report(tenant).json()
     notified = api.wait_until_notified(tenant, created["id"])
-    api.wait_for_timeline(tenant, created["id"], 3)
+    api.wait_for_timeline(api.admin, created["id"], 3)
     platform = api.platform
 
     client = await nats.connect(platform.nats_url)
@@ -86,7 +86,7 @@ async def test_redelivered_events_have_one_effect_in_every_consumer(api: Api) ->
     finally:
         await client.close()
 
-    assert [e["type"] for e in api.timeline(tenant, created["id"])] == [
+    assert [e["type"] for e in api.timeline(api.admin, created["id"])] == [
         "incident.reported",
         "incident.triaged",
         "notification.sent",

@@ -33,7 +33,7 @@ def test_one_trace_covers_the_incident_from_http_to_notification(api: Api) -> No
     tenant = api.new_client()
     created = api.report(tenant).json()
     api.wait_until_notified(tenant, created["id"])
-    api.wait_for_timeline(tenant, created["id"], 3)
+    api.wait_for_timeline(api.admin, created["id"], 3)
 
     reported = "firebreak.events.v1.incident.reported"
     triaged = "firebreak.events.v1.incident.triaged"

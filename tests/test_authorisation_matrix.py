@@ -1,0 +1,377 @@
+"""Every route of the gateway's OpenAPI document, called by every kind of principal, against
+a status written out by hand: who may do what, as the platform really answers it over HTTP.
+
+A route the table lacks fails `test_the_table_has_every_route_and_only_those`, so a new route
+cannot skip this matrix. Incident routes act on an incident of client A; every cell of a route
+that changes an incident gets a fresh incident in the state the route needs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import pytest
+
+from tests.gateway_client import Api, Tenant, eventually, incident_body
+from tests.lifecycle_client import bring_to, finish_containment, ok, run, tasks
+
+# The columns, in the order every row below lists them.
+PRINCIPALS = (
+    "anonymous",  # no Authorization header
+    "revoked",  # a responder's personal key, revoked with DELETE /v1/api-keys/{id}
+    "client_a_system",  # client A's client key (of no person)
+    "client_a_contact",  # a person with role client, of client A
+    "client_b",  # client B's client key
+    "responder",  # unwalled responder, not a participant of the incident
+    "participant",  # a responder added to the incident's responders by a manager
+    "walled_responder",  # a responder walled to client B only
+    "manager",
+    "admin",  # a person with role admin
+)
+
+# (method, path template as in /openapi.json), or with a third part naming which object a
+# self-scoped key route is called on.
+Route = tuple[str, ...]
+
+
+def cells(*statuses: int) -> dict[str, int]:
+    assert len(statuses) == len(PRINCIPALS)
+    return dict(zip(PRINCIPALS, statuses, strict=True))
+
+
+OWN_KEY, ANOTHERS_KEY = "own key", "another's key"
+
+# Written by hand from README.md's permission table; not derived from the code.
+# fmt: off
+EXPECTED: dict[Route, dict[str, int]] = {
+    # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
+    ("GET", "/healthz"):                    cells(200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/readyz"):                     cells(200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    # Incidents: reporting and reading.
+    ("POST", "/v1/incidents"):              cells(401, 401, 201, 201, 201, 201, 201, 201, 201, 201),
+    ("GET", "/v1/incidents"):               cells(401, 401, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}"): cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/timeline"):
+                                            cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
+    # The incident's internal work: staff inside the wall; clients must not learn it exists.
+    ("GET", "/v1/incidents/{incident_id}/transitions"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/tasks"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    # Commands: acknowledge is for any staff inside the wall, the rest for participants.
+    ("POST", "/v1/incidents/{incident_id}/acknowledge"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/contain"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/resolve"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/reopen"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/decline"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/merge"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/reclassify"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("PUT", "/v1/incidents/{incident_id}/roles/{role}"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/responders"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("DELETE", "/v1/incidents/{incident_id}/responders/{person_id}"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/tasks"):
+                                            cells(401, 401, 404, 404, 404, 403, 201, 404, 201, 201),
+    ("PATCH", "/v1/incidents/{incident_id}/tasks/{task_id}"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    # Clients, people and keys.
+    # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
+    ("POST", "/v1/clients"):                cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
+    ("POST", "/v1/clients/{client_id}/api-keys"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
+    ("POST", "/v1/people"):                 cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
+    ("GET", "/v1/people"):                  cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/people/{person_id}"):      cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
+    ("PATCH", "/v1/people/{person_id}"):    cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 200),
+    ("POST", "/v1/people/{person_id}/api-keys"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
+    ("GET", "/v1/api-keys", OWN_KEY):       cells(401, 401, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v1/api-keys", ANOTHERS_KEY):  cells(401, 401, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("DELETE", "/v1/api-keys/{key_id}", OWN_KEY):
+                                            cells(401, 401, 204, 204, 204, 204, 204, 204, 204, 204),
+    ("DELETE", "/v1/api-keys/{key_id}", ANOTHERS_KEY):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 204),
+}
+# fmt: on
+
+# Routes that change the incident: each of their cells gets a fresh incident of client A in
+# the state the command needs (the others share one read-only incident).
+NEEDS_STATE = {
+    "acknowledge": "triaged",
+    "contain": "ready to contain",
+    "resolve": "contained",
+    "reopen": "resolved",
+    "decline": "triaged",
+    "merge": "triaged",
+    "reclassify": "triaged",
+    "roles/{role}": "triaged",
+    "responders": "triaged",
+    "responders/{person_id}": "triaged",
+    "tasks": "triaged",
+    "tasks/{task_id}": "triaged",
+}
+INCIDENT_PREFIX = "/v1/incidents/{incident_id}/"
+# Bodies that are valid for each command, so that only permission decides the status.
+COMMAND_BODIES: dict[str, dict[str, Any] | None] = {
+    "acknowledge": None,
+    "contain": {"summary": "Host isolated from the network"},
+    "resolve": {"summary": "Service restored"},
+    "reopen": {"reason": "Symptoms came back"},
+    "decline": {"reason": "A planned maintenance window"},
+    "reclassify": {"urgency": "low", "reason": "A workaround is in place"},
+    "tasks": {"title": "Call the hosting provider"},
+    "tasks/{task_id}": {"note": "Checked with the client"},
+}
+
+
+def route_id(route: Route) -> str:
+    return " ".join(route[:2]) + (f" ({route[2]})" if len(route) > 2 else "")
+
+
+CELLS = [(route, principal) for route in EXPECTED for principal in PRINCIPALS]
+CELL_IDS = [f"{route_id(route)} | {principal}" for route, principal in CELLS]
+
+
+# --- The platform as the matrix needs it --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    headers: dict[str, str]
+    owner_id: str = ""  # the person's id, or the key's own id for a key of no person
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    url: str
+    caller: Caller
+    json: dict[str, Any] | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class World:
+    api: Api
+    calls: dict[tuple[Route, str], Call]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def client_key(api: Api, client_id: str) -> Caller:
+    """A fresh client-system key of `client_id`; a key of no person owns only itself."""
+    key = api.http.post(
+        f"/v1/clients/{client_id}/api-keys", json={"role": "client"}, headers=api.admin.headers
+    )
+    assert key.status_code == 201, key.text
+    return Caller(bearer(key.json()["key"]), key.json()["id"])
+
+
+def new_client(api: Api, name: str) -> tuple[str, Caller]:
+    client = api.http.post("/v1/clients", json={"name": name}, headers=api.admin.headers)
+    assert client.status_code == 201, client.text
+    return client.json()["id"], client_key(api, client.json()["id"])
+
+
+def person_body(role: str = "responder") -> dict[str, Any]:
+    email = f"matrix-{uuid.uuid4().hex}@firm.example"
+    return {"name": "Matrix Person", "email": email, "role": role}
+
+
+def new_person_id(api: Api) -> str:
+    person = api.http.post("/v1/people", json=person_body(), headers=api.admin.headers)
+    assert person.status_code == 201, person.text
+    person_id: str = person.json()["id"]
+    return person_id
+
+
+def report_all(api: Api, tenant: Tenant, count: int) -> list[str]:
+    """Reports `count` incidents at once, then waits until triage has opened each response."""
+    ids = []
+    for _ in range(count):
+        created = api.report(tenant, type="other", impact="moderate", urgency="medium")
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+
+    def triaged(incident_id: str) -> bool:
+        return api.incident(api.admin, incident_id)["status"] == "triaged"
+
+    for incident_id in ids:
+        eventually(partial(triaged, incident_id))
+    return ids
+
+
+@pytest.fixture(scope="module")
+def world(api: Api) -> World:
+    """Every principal, and every cell's call, prepared before any cell runs."""
+    client_a, system_a = new_client(api, "Alpha Matrix LLP")
+    client_b, system_b = new_client(api, "Beta Matrix LLP")
+    people = {
+        "client_a_contact": api.new_person("client", client_id=client_a),
+        "responder": api.new_person("responder"),
+        "participant": api.new_person("responder"),
+        "walled_responder": api.new_person("responder", clients=[client_b]),
+        "manager": api.new_person("manager"),
+        "admin": api.new_person("admin"),
+        "revoked": api.new_person("responder"),
+    }
+    revoked = api.http.delete(f"/v1/api-keys/{people['revoked'].key_id}", headers=api.admin.headers)
+    assert revoked.status_code == 204, revoked.text
+    callers = {"anonymous": Caller({}), "client_a_system": system_a, "client_b": system_b} | {
+        kind: Caller(person.headers, person.person_id) for kind, person in people.items()
+    }
+    driver = api.new_person("manager")  # sets incidents up; becomes their commander
+    helper = api.new_person("responder")  # given roles, added and removed as a responder
+    bystander = api.new_person("responder")  # someone else, for people and key routes
+    tenant_a = Tenant(client_a, system_a.headers)
+    participant_id = people["participant"].person_id
+
+    # The shared read-only incident, with the participant among its responders.
+    shared = report_all(api, tenant_a, 1)[0]
+    ok(run(api, driver, shared, "add_responder", {"person_id": participant_id}))
+
+    # A fresh incident for every cell of every route that changes one, reported all at once.
+    commands = [
+        route for route in EXPECTED if route[1].startswith(INCIDENT_PREFIX) and route[0] != "GET"
+    ]
+    assert {route[1].removeprefix(INCIDENT_PREFIX) for route in commands} == set(NEEDS_STATE)
+    fresh_ids = iter(report_all(api, tenant_a, (len(commands) + 1) * len(PRINCIPALS)))
+    fresh = {(route, principal): next(fresh_ids) for route in commands for principal in PRINCIPALS}
+    merge_targets = {principal: next(fresh_ids) for principal in PRINCIPALS}
+
+    calls: dict[tuple[Route, str], Call] = {}
+    for (route, principal), incident_id in fresh.items():
+        method, path = route[:2]
+        command = path.removeprefix(INCIDENT_PREFIX)
+        state = NEEDS_STATE[command]
+        if state == "ready to contain":
+            bring_to(api, driver, incident_id, "acknowledged")
+            finish_containment(api, driver, incident_id)
+        else:
+            bring_to(api, driver, incident_id, state)
+        if principal == "participant":
+            ok(run(api, driver, incident_id, "add_responder", {"person_id": participant_id}))
+        url = f"/v1/incidents/{incident_id}/{command}"
+        body = COMMAND_BODIES.get(command)
+        if command == "merge":
+            body = {"into": merge_targets[principal]}
+        elif command in ("roles/{role}", "responders"):
+            url = url.replace("{role}", "scribe")
+            body = {"person_id": helper.person_id}
+        elif command == "responders/{person_id}":
+            ok(run(api, driver, incident_id, "add_responder", {"person_id": helper.person_id}))
+            url = url.replace("{person_id}", helper.person_id)
+        elif command == "tasks/{task_id}":
+            playbook_task = tasks(api, driver, incident_id)[0]
+            url = url.replace("{task_id}", playbook_task["id"])
+        calls[route, principal] = Call(method, url, callers[principal], body)
+
+    for principal, caller in callers.items():
+        other_key = api.issue_key(bystander.person_id)["id"]
+        if principal in ("client_a_system", "client_b"):
+            # A system key owns only itself: a second key of the same client revokes itself.
+            own_caller = client_key(api, client_a if principal == "client_a_system" else client_b)
+            own_key = own_caller.owner_id
+        elif principal == "revoked":
+            own_caller, own_key = caller, people["revoked"].key_id
+        elif principal == "anonymous":
+            own_caller, own_key = caller, other_key
+        else:
+            own_caller, own_key = caller, api.issue_key(caller.owner_id)["id"]
+        by_route: dict[Route, Call] = {
+            ("GET", "/healthz"): Call("GET", "/healthz", caller),
+            ("GET", "/readyz"): Call("GET", "/readyz", caller),
+            ("POST", "/v1/incidents"): Call(
+                "POST", "/v1/incidents", caller, incident_body(title=f"Reported by {principal}")
+            ),
+            ("GET", "/v1/incidents"): Call("GET", "/v1/incidents", caller),
+            ("POST", "/v1/clients"): Call("POST", "/v1/clients", caller, {"name": "Gamma LLP"}),
+            ("POST", "/v1/clients/{client_id}/api-keys"): Call(
+                "POST", f"/v1/clients/{client_a}/api-keys", caller, {"role": "client"}
+            ),
+            ("POST", "/v1/people"): Call("POST", "/v1/people", caller, person_body()),
+            ("GET", "/v1/people"): Call("GET", "/v1/people", caller),
+            ("GET", "/v1/people/{person_id}"): Call(
+                "GET", f"/v1/people/{bystander.person_id}", caller
+            ),
+            ("PATCH", "/v1/people/{person_id}"): Call(
+                "PATCH", f"/v1/people/{new_person_id(api)}", caller, {"name": "Renamed Person"}
+            ),
+            ("POST", "/v1/people/{person_id}/api-keys"): Call(
+                "POST", f"/v1/people/{bystander.person_id}/api-keys", caller
+            ),
+            ("GET", "/v1/api-keys", OWN_KEY): Call(
+                "GET", "/v1/api-keys", caller, params={"limit": "200"}
+            ),
+            ("GET", "/v1/api-keys", ANOTHERS_KEY): Call(
+                "GET",
+                "/v1/api-keys",
+                caller,
+                params={"limit": "200", "person_id": bystander.person_id},
+            ),
+            ("DELETE", "/v1/api-keys/{key_id}", OWN_KEY): Call(
+                "DELETE", f"/v1/api-keys/{own_key}", own_caller
+            ),
+            ("DELETE", "/v1/api-keys/{key_id}", ANOTHERS_KEY): Call(
+                "DELETE", f"/v1/api-keys/{other_key}", caller
+            ),
+        }
+        for read in ("", "/timeline", "/transitions", "/tasks"):
+            path = "/v1/incidents/{incident_id}" + read
+            by_route["GET", path] = Call("GET", f"/v1/incidents/{shared}{read}", caller)
+        for route, call in by_route.items():
+            calls[route, principal] = call
+    unprepared = set(CELLS) - set(calls)
+    assert not unprepared, f"rows of EXPECTED with no call prepared here: {unprepared}"
+    return World(api, calls)
+
+
+# --- The matrix -----------------------------------------------------------------------------
+
+
+def test_the_table_has_every_route_and_only_those(api: Api) -> None:
+    document = api.http.get("/openapi.json")
+    assert document.status_code == 200, document.text
+    documented = {
+        (method.upper(), path)
+        for path, operations in document.json()["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete", "head", "options", "trace")
+    }
+    tabled = {(route[0], route[1]) for route in EXPECTED}
+    missing, gone = sorted(documented - tabled), sorted(tabled - documented)
+    assert not missing, f"routes missing from EXPECTED (add a row for each): {missing}"
+    assert not gone, f"rows of EXPECTED for routes the gateway no longer has: {gone}"
+    assert all(list(row) == list(PRINCIPALS) for row in EXPECTED.values())
+
+
+@pytest.mark.parametrize(("route", "principal"), CELLS, ids=CELL_IDS)
+def test_who_may_call_what(world: World, route: Route, principal: str) -> None:
+    call = world.calls[route, principal]
+    response = world.api.http.request(
+        call.method, call.url, headers=call.caller.headers, json=call.json, params=call.params
+    )
+    expected = EXPECTED[route][principal]
+    where = f"{route_id(route)} as {principal}"
+    assert response.status_code == expected, f"{where}: {response.status_code} {response.text}"
+    if not 200 <= response.status_code < 300:
+        assert response.headers["content-type"].startswith("application/problem+json"), where
+        assert response.json()["status"] == response.status_code, response.text
+    elif route[:2] == ("GET", "/v1/api-keys") and principal != "admin":
+        # Anyone but an admin lists only their own keys, whatever they filter by.
+        owners = {key["owner"]["id"] for key in response.json()["items"]}
+        assert owners <= {call.caller.owner_id}, f"{where}: {owners}"

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import sys
 
 import uvloop
 
 from firebreak import migrations
 from firebreak.database import create_engine
-from firebreak.settings import SERVICES, Settings
+from firebreak.settings import SERVICES, Settings, SettingsError
 from firebreak.telemetry import setup_telemetry
 
 
@@ -24,6 +25,10 @@ def serve(service: str) -> None:
         # grpc.aio, nats-py and uvicorn all run on it.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(module.serve(settings))
+    except SettingsError as error:
+        # The operator's to fix, not a crash: one line that names the file and line.
+        print(f"firebreak {service}: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     finally:
         provider.shutdown()  # flushes the spans still queued
 

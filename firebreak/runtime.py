@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from sqlalchemy import MetaData, Table
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus
@@ -33,7 +33,6 @@ class ServiceProcess:
 
     name: str
     engine: AsyncEngine
-    metadata: MetaData
     outbox: Outbox
     servicer: object
     add_servicer: Callable[[Any, grpc.aio.Server], None]  # the generated add_..._to_server

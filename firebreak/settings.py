@@ -28,7 +28,8 @@ ASYNC_DRIVERS = {
 
 
 class SettingsError(ValueError):
-    """A FIREBREAK_* variable that cannot be used; the message names it."""
+    """A FIREBREAK_* variable, or a file one names, that cannot be used; the message names the
+    variable, or the file and line."""
 
 
 # Allowed ranges (inclusive), checked when the environment is read.

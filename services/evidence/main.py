@@ -17,7 +17,6 @@ async def serve(settings: Settings) -> None:
     process = ServiceProcess(
         name="evidence",
         engine=engine,
-        metadata=models.metadata,
         outbox=outbox,
         servicer=EvidenceServicer(engine, outbox, max_bytes=settings.evidence_max_bytes),
         add_servicer=evidence_pb2_grpc.add_EvidenceServiceServicer_to_server,

@@ -17,7 +17,6 @@ async def serve(settings: Settings) -> None:
     process = ServiceProcess(
         name="intake",
         engine=engine,
-        metadata=models.metadata,
         outbox=outbox,
         servicer=IntakeServicer(engine, outbox),
         add_servicer=intake_pb2_grpc.add_IntakeServiceServicer_to_server,

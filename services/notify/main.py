@@ -18,7 +18,6 @@ async def serve(settings: Settings) -> None:
     process = ServiceProcess(
         name="notify",
         engine=engine,
-        metadata=models.metadata,
         outbox=outbox,
         servicer=NotifyServicer(engine),
         add_servicer=notify_pb2_grpc.add_NotifyServiceServicer_to_server,

@@ -17,7 +17,6 @@ async def serve(settings: Settings) -> None:
     process = ServiceProcess(
         name="review",
         engine=engine,
-        metadata=models.metadata,
         outbox=outbox,
         servicer=ReviewServicer(engine),
         add_servicer=review_pb2_grpc.add_ReviewServiceServicer_to_server,

@@ -26,7 +26,6 @@ async def serve(settings: Settings) -> None:
     process = ServiceProcess(
         name="triage",
         engine=engine,
-        metadata=models.metadata,
         outbox=outbox,
         servicer=TriageServicer(engine, outbox, rules),
         add_servicer=triage_pb2_grpc.add_TriageServiceServicer_to_server,

@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 from yaml.nodes import Node
 
+from firebreak.settings import SettingsError
 from services.triage.yaml_lines import YamlFile
 
 INCIDENT_TYPES = (
@@ -34,7 +35,7 @@ MAX_TITLE_CHARS = 200
 DEFAULT_PLAYBOOKS = Path(__file__).with_name("playbooks.yaml")
 
 
-class PlaybookError(ValueError):
+class PlaybookError(SettingsError):
     """A playbooks file that cannot be used; the message names the file and line."""
 
 

@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 from yaml.nodes import Node
 
+from firebreak.settings import SettingsError
 from services.triage.yaml_lines import YamlFile
 
 IMPACTS = ("extensive", "significant", "moderate", "minor")
@@ -34,7 +35,7 @@ UNITS = {
 }
 
 
-class PolicyError(ValueError):
+class PolicyError(SettingsError):
     """A response policy file that cannot be used; the message names the file and line."""
 
 

@@ -261,6 +261,10 @@ RECORD_RESPONSE = (
         version=bindparam("new_version"),
         status=bindparam("new_status"),
         priority=bindparam("new_priority"),
+        # Reclassification changes these: the list filters by them.
+        type=bindparam("new_type"),
+        impact=bindparam("new_impact"),
+        urgency=bindparam("new_urgency"),
         triaged_at=func.coalesce(incidents.c.triaged_at, bindparam("new_triaged_at")),
         response=bindparam("new_response"),
     )
@@ -297,6 +301,9 @@ async def record_response(
             "new_version": state.version,
             "new_status": state.status,
             "new_priority": state.priority,
+            "new_type": state.type,
+            "new_impact": state.impact,
+            "new_urgency": state.urgency,
             "new_triaged_at": from_timestamp(state.triaged_at),
             "new_response": state.SerializeToString(),
         },

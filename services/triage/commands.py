@@ -8,7 +8,7 @@ changes the state and emits the event, the second finds the new state and is ref
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,9 +54,9 @@ class Change:
     """What a command does: column values to set, and the event that records it."""
 
     event_type: str
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Any]
     # Builds the payload from the ResponseState after the change.
-    payload: Callable[[events_pb2.ResponseState], Message] = lambda state: state
+    payload: Callable[[events_pb2.ResponseState], Message]
     tasks_of_type: str | None = None  # add this type's playbook tasks
 
 

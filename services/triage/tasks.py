@@ -138,8 +138,10 @@ async def update_task(
         if len(request.note) > MAX_NOTE or "\x00" in request.note:
             raise InvalidArgument("note", f"must be at most {MAX_NOTE} characters")
         values["note"] = _join_note(values.get("note", current.note), request.note.strip())
+    # Only what differs is a change: a PATCH that changes nothing records nothing.
+    values = {name: value for name, value in values.items() if getattr(current, name) != value}
     if not values:
-        raise InvalidArgument("status", "nothing to change: give status, assignee_id or note")
+        raise InvalidArgument("status", "nothing to change: give a new status, assignee or note")
     now = datetime.now(UTC)
     values["updated_at"] = now
     row = (

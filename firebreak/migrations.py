@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.database import create_engine, is_postgres
 from firebreak.settings import SERVICES
+from firebreak.startup_migration import versions_dir
 
 # The schema `create_all` made before there were migrations (commit c145945): a database that
 # has tables but no version table was made by it, and is adopted at this revision.
@@ -47,11 +48,6 @@ def upgrade(connection: Connection, service: str, revision: str = "head") -> Non
     if tables and VERSION_TABLE not in tables:
         command.stamp(config, BASELINE)
     command.upgrade(config, revision)
-
-
-def versions_dir(service: str) -> Path:
-    package = importlib.import_module(f"services.{service}")
-    return Path(next(iter(package.__path__))) / "migrations" / "versions"
 
 
 def alembic_config(service: str, connection: Connection | None = None) -> Config:

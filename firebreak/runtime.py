@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak import bus
 from firebreak.consumer import INBOX_RETENTION, EventConsumer, Handler
 from firebreak.grpc_server import create_server, mark_serving
-from firebreak.migrations import migrate
 from firebreak.outbox import PUBLISHED_RETENTION, Outbox
 from firebreak.settings import Settings
+from firebreak.startup_migration import ensure_migrated
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, shutdown_requested.set)
-    await migrate(process.engine, process.name)
+    await ensure_migrated(process.engine, process.name)
     nats_client = await bus.connect(settings.bus_url, name=f"{process.name}-{settings.instance_id}")
     stream = bus.stream_config(settings.stream_replicas)
     await bus.ensure_stream(nats_client.jetstream(), stream)

@@ -21,6 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak.database import create_engine
 from firebreak.migrations import BASELINE, VERSION_TABLE, alembic_config, migrate, upgrade
 from firebreak.settings import SERVICES
+from firebreak.startup_migration import (
+    MigrationFailed,
+    current_revision,
+    ensure_migrated,
+    head_revision,
+)
 from tests.conftest import BACKENDS
 from tests.schema_before_migrations import schema_before_migrations
 
@@ -204,3 +210,43 @@ async def test_replicas_migrating_together_take_turns(postgres: Callable[[str], 
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+@pytest.mark.parametrize("service", ["triage", "gateway"])
+async def test_a_starting_service_migrates_in_a_child_process_only_when_behind(
+    new_database: Callable[[str], str],
+    service: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = new_database(service)
+    # The child reads the service's database URL from the environment, as a service does.
+    monkeypatch.setenv(f"FIREBREAK_{service.upper()}_DATABASE_URL", url)
+    engine = create_engine(url)
+    try:
+        assert head_revision(service) == head(service)  # the file names agree with Alembic
+        assert await current_revision(engine) is None
+        await ensure_migrated(engine, service)
+        assert await current_revision(engine) == head(service)
+
+        async def no_child(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a database at its newest revision needs no migration")
+
+        monkeypatch.setattr(asyncio, "create_subprocess_exec", no_child)
+        await ensure_migrated(engine, service)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failed_start_up_migration_stops_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A directory where the database file should be: the child cannot open it.
+    (tmp_path / "triage.db").mkdir()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("FIREBREAK_TRIAGE_DATABASE_URL", f"sqlite:///{tmp_path / 'triage.db'}")
+    engine = create_engine(url)
+    try:
+        with pytest.raises(MigrationFailed, match="firebreak migrate triage exited with"):
+            await ensure_migrated(engine, "triage")
+    finally:
+        await engine.dispose()

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from firebreak.database import create_engine
-from firebreak.migrations import migrate
 from firebreak.settings import Settings
+from firebreak.startup_migration import ensure_migrated
 from services.gateway import tenants
 from services.gateway.backends import Backends
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url("gateway"))
-        await migrate(engine, "gateway")
+        await ensure_migrated(engine, "gateway")
         async with engine.begin() as connection:
             if settings.admin_key is not None:
                 await tenants.install_bootstrap_key(connection, key=settings.admin_key)

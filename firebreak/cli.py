@@ -10,7 +10,6 @@ import sys
 
 import uvloop
 
-from firebreak import migrations
 from firebreak.database import create_engine
 from firebreak.settings import SERVICES, Settings, SettingsError
 from firebreak.telemetry import setup_telemetry
@@ -38,6 +37,8 @@ def migrate(services: list[str]) -> None:
     new pods start)."""
     settings = Settings.from_environment()
     setup_telemetry("migrate", settings.traces_dir, settings.log_level)
+
+    from firebreak import migrations  # only here: a serving process must not carry Alembic
 
     async def migrate_all() -> None:
         for service in services:
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "migrate":
         migrate(args.services or list(SERVICES))
     elif args.command == "revision":
+        from firebreak import migrations
+
         path = asyncio.run(
             migrations.new_revision(args.service, args.message, autogenerate=args.autogenerate)
         )

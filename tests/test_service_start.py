@@ -53,3 +53,11 @@ def test_triage_stops_at_start_naming_the_line(
     assert f"{bad}:{line}:" in result.stderr
     assert complaint in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("service", ["gateway", "intake", "triage", "notify", "evidence", "review"])
+def test_a_serving_process_does_not_load_alembic(service: str) -> None:
+    """Alembic costs a process about 11 MB: services migrate in a child process instead."""
+    code = f"import sys, firebreak.cli, services.{service}.main; sys.exit('alembic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr

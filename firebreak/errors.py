@@ -18,6 +18,10 @@ class Conflict(DomainError):
     pass
 
 
+class Forbidden(DomainError):
+    """The caller may see the object but not do this to it."""
+
+
 class InvalidArgument(DomainError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")

@@ -13,6 +13,7 @@ from firebreak.errors import (
     CommandRefused,
     Conflict,
     DomainError,
+    Forbidden,
     InvalidArgument,
     NotFound,
     StaleVersion,
@@ -73,9 +74,11 @@ async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
             str(error),
             trailing_metadata=((VERSION_METADATA_KEY, str(error.current)),),
         )
-    code = {NotFound: grpc.StatusCode.NOT_FOUND, Conflict: grpc.StatusCode.ALREADY_EXISTS}.get(
-        type(error), grpc.StatusCode.FAILED_PRECONDITION
-    )
+    code = {
+        NotFound: grpc.StatusCode.NOT_FOUND,
+        Conflict: grpc.StatusCode.ALREADY_EXISTS,
+        Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    }.get(type(error), grpc.StatusCode.FAILED_PRECONDITION)
     await context.abort(code, str(error))
 
 

@@ -141,7 +141,9 @@ def test_only_admins_revoke_other_peoples_keys(api: Api) -> None:
         (other, system_key_id),
         (person, "bootstrap"),
     ]:
-        assert_problem(api.http.delete(f"/v1/api-keys/{key_id}", headers=caller.headers), 403)
+        # Someone else's key is as absent as a key that never existed: 404, as for no-such-key.
+        assert_problem(api.http.delete(f"/v1/api-keys/{key_id}", headers=caller.headers), 404)
+    assert_problem(api.http.delete("/v1/api-keys/no-such-key", headers=person.headers), 404)
     assert api.http.get("/v1/incidents", headers=other.headers).status_code == 200
     assert_problem(api.http.delete("/v1/api-keys/no-such-key", headers=api.admin.headers), 404)
 

@@ -102,7 +102,7 @@ EXPECTED: dict[Route, dict[str, int]] = {
     ("DELETE", "/v1/api-keys/{key_id}", OWN_KEY):
                                             cells(401, 401, 204, 204, 204, 204, 204, 204, 204, 204),
     ("DELETE", "/v1/api-keys/{key_id}", ANOTHERS_KEY):
-                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 204),
+                                            cells(401, 401, 404, 404, 404, 404, 404, 404, 404, 204),
 }
 # fmt: on
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
 
-from tests.gateway_client import Api, incident_body
+from tests.gateway_client import Api, eventually, incident_body
 
 PROBLEM = "application/problem+json"
 
@@ -143,3 +144,29 @@ def test_over_long_idempotency_key_is_422(api: Api) -> None:
     response = api.report(tenant, idempotency_key="k" * 300)
     assert_problem(response, 422, "idempotency-key")
     assert api.list_ids(tenant) == []
+
+
+def test_ids_with_nul_or_junk_are_4xx_never_5xx(api: Api) -> None:
+    """PostgreSQL refuses NUL outright: an id must be refused before it reaches a database."""
+    client = api.new_client()
+    manager = api.new_person("manager")
+    incident = api.report(client).json()["id"]
+    eventually(lambda: api.incident(manager, incident)["status"] == "triaged")
+    base = f"/v1/incidents/{incident}"
+    for method, path, body, field in (
+        ("POST", f"{base}/merge", {"into": "ab\x00c"}, "into"),
+        ("POST", f"{base}/responders", {"person_id": "ab\x00c"}, "person_id"),
+        ("PUT", f"{base}/roles/scribe", {"person_id": "a b"}, "person_id"),
+        ("PATCH", f"{base}/tasks/x", {"assignee_id": "a\x00b"}, "assignee_id"),
+        ("GET", "/v1/api-keys?person_id=a%00b", None, "person_id"),
+        ("GET", "/v1/people?client_id=a%00b", None, "client_id"),
+    ):
+        response = api.http.request(method, path, json=body, headers=manager.headers)
+        assert_problem(response, 422, field)
+    for path in (f"{base}/tasks/a%00b", f"{base}/responders/a%00b"):
+        method = "PATCH" if "tasks" in path else "DELETE"
+        response = api.http.request(method, path, json={"note": "x"}, headers=manager.headers)
+        assert_problem(response, 404)
+    cursor = base64.urlsafe_b64encode(b"2024-01-01T00:00:00+00:00|\x00").decode()
+    response = api.http.get("/v1/people", params={"cursor": cursor}, headers=manager.headers)
+    assert_problem(response, 422, "cursor")

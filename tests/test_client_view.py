@@ -245,8 +245,10 @@ def test_a_client_sees_status_priority_and_milestones_but_no_roles(
     assert milestones["resolved_at"] is None  # cleared by the reopen
     assert incident["roles"] is None
     assert incident["responders"] is None
+    assert incident["targets"] is None  # the firm's internal response targets
+    assert staff_view["targets"] is not None
     # Everything else is exactly what staff see: the client is told the truth, less the people.
-    hidden = {"roles", "responders"}
+    hidden = {"roles", "responders", "targets"}
     assert {k: v for k, v in incident.items() if k not in hidden} == {
         k: v for k, v in staff_view.items() if k not in hidden
     }

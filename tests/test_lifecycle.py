@@ -9,9 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
+from firebreak.api.events.v1 import events_pb2
+from firebreak.api.triage.v1 import triage_pb2
+from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
 from services.triage.lifecycle import COMMANDS, PUBLIC_COMMANDS
 from tests.gateway_client import Api, Tenant, eventually
 from tests.lifecycle_client import bring_to, finish_containment, ok, report_triaged, run
@@ -91,12 +95,14 @@ def test_a_stale_if_match_is_412_and_changes_nothing(api: Api) -> None:
     ok(run(api, manager, incident_id, "decline", if_match=acknowledged.headers["etag"]))
 
 
-@pytest.mark.parametrize("command", ["acknowledge", "decline"])
+@pytest.mark.parametrize("command", ["acknowledge", "decline", "resolve"])
 def test_two_people_at_the_same_moment_make_one_event(api: Api, command: str) -> None:
     client = api.new_client()
     people = [api.new_person("manager") for _ in range(4)]
     incident_ids = [report_triaged(api, client) for _ in range(5)]
     for incident_id in incident_ids:
+        if command == "resolve":
+            bring_to(api, people[0], incident_id, "contained")
         statuses = _all_at_once(
             [partial(_send, api, person, incident_id, command) for person in people]
         )
@@ -109,7 +115,10 @@ def test_two_people_at_the_same_moment_make_one_event(api: Api, command: str) ->
 def _send(api: Api, person: Tenant, incident_id: str, command: str) -> int:
     # One connection each, so the requests really are concurrent.
     with httpx.Client(base_url=api.platform.gateway_url, timeout=10) as http:
-        body = {"reason": "Duplicate of a known issue"} if command == "decline" else None
+        body = {
+            "decline": {"reason": "Duplicate of a known issue"},
+            "resolve": {"summary": "Restored"},
+        }.get(command)
         return http.post(
             f"/v1/incidents/{incident_id}/{command}", json=body, headers=person.headers
         ).status_code
@@ -128,7 +137,8 @@ def _all_at_once(calls: list[Callable[[], int]]) -> list[int]:
 
 def _lifecycle_entries(api: Api, incident_id: str) -> list[dict[str, Any]] | None:
     entries = api.timeline(api.admin, incident_id)
-    done = any(entry["type"] in ("incident.acknowledged", "incident.declined") for entry in entries)
+    ended = ("incident.acknowledged", "incident.declined", "incident.resolved")
+    done = any(entry["type"] in ended for entry in entries)
     return entries if done else None
 
 
@@ -194,3 +204,64 @@ def test_the_registry_follows_the_lifecycle_for_lists_and_filters(api: Api) -> N
     listed = next(i for i in api.pages("/v1/incidents", manager) if i["id"] == incident_id)
     assert listed["status"] == "acknowledged"
     assert listed["roles"]["incident_commander"]["id"] == manager.person_id
+
+
+def test_two_crossed_merges_at_once_leave_one_survivor(api: Api) -> None:
+    """A into B and B into A at the same moment: one goes through, the other finds its
+    survivor ended; never both merged away."""
+    client = api.new_client()
+    first, second = api.new_person("manager"), api.new_person("manager")
+    for _ in range(5):
+        a, b = report_triaged(api, client), report_triaged(api, client)
+        statuses = _all_at_once(
+            [
+                partial(_merge, api, first, a, b),
+                partial(_merge, api, second, b, a),
+            ]
+        )
+        assert sorted(statuses) in ([200, 409], [200, 422]), statuses
+        assert sorted(api.incident(first, i)["status"] for i in (a, b)) == ["merged", "triaged"]
+
+
+def _merge(api: Api, person: Tenant, duplicate: str, into: str) -> int:
+    with httpx.Client(base_url=api.platform.gateway_url, timeout=10) as http:
+        return http.post(
+            f"/v1/incidents/{duplicate}/merge", json={"into": into}, headers=person.headers
+        ).status_code
+
+
+def test_a_client_with_the_longest_name_gets_its_whole_timeline(api: Api) -> None:
+    """The actor's name goes into every event and timeline entry: a 200-character client name
+    must not stall review (PostgreSQL enforces column lengths)."""
+    client = api.new_client("L" * 200)
+    incident_id = report_triaged(api, client)
+    entries = eventually(partial(_at_least, api, incident_id, 2))
+    assert entries[0]["actor"]["kind"] == "client_system"
+    assert len(entries[0]["actor"]["name"]) <= 200
+
+
+def _at_least(api: Api, incident_id: str, count: int) -> list[dict[str, Any]] | None:
+    entries = api.timeline(api.admin, incident_id)
+    return entries if len(entries) >= count else None
+
+
+def test_triage_checks_participation_again_under_its_lock(api: Api) -> None:
+    """Whatever the gateway read a moment before, triage refuses a participant-only command
+    from someone who is not (or no longer) taking part."""
+    client = api.new_client()
+    incident_id = report_triaged(api, client)
+    stranger = events_pb2.Actor(id="someone-removed", kind="responder", name="Removed Responder")
+    with grpc.insecure_channel(f"127.0.0.1:{api.platform.grpc_ports['triage']}") as channel:
+        stub = TriageServiceStub(channel)
+        request = triage_pb2.CommandRequest(
+            incident_id=incident_id,
+            client_id=client.id,
+            actor=stranger,
+            participant_only=True,
+            decline=triage_pb2.Decline(reason="Not ours"),
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.RunCommand(request, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        request.participant_only = False
+        assert stub.RunCommand(request, timeout=5).state.status == "declined"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.triage.commands import BUILDERS
 from services.triage.lifecycle import (
     COMMANDS,
     PUBLIC_COMMANDS,
@@ -79,3 +80,12 @@ def test_open_required_containment_tasks_hold_back_containment_and_are_named() -
     )
     assert "contain" not in allowed_commands(situation)
     assert "decline" in allowed_commands(situation)
+
+
+def test_no_responder_to_remove_is_said() -> None:
+    nobody = Situation(status="triaged", priority="P3", has_commander=True, has_responders=False)
+    assert refusal("remove_responder", nobody) == "the incident has no responders"
+
+
+def test_every_command_has_a_builder_but_close_which_comes_with_review() -> None:
+    assert set(COMMANDS) - set(BUILDERS) == {"close"}

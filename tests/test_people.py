@@ -260,7 +260,7 @@ def test_a_walled_responder_sees_only_clients_inside_the_wall(api: Api) -> None:
     assert_problem(api.http.get(f"/v1/incidents/{outside}/timeline", headers=walled.headers), 404)
     listed = api.list_ids(walled, limit=200)
     assert inside in listed and outside not in listed
-    assert {api.incident(api.admin, i)["client_id"] for i in listed} == {alpha.id}
+    assert {api.incident(api.admin, i)["client_id"] for i in listed} <= {alpha.id, "operator"}
 
     # Moving the wall moves what they see, from the next request on.
     api.http.patch(
@@ -270,12 +270,22 @@ def test_a_walled_responder_sees_only_clients_inside_the_wall(api: Api) -> None:
     assert_problem(api.http.get(f"/v1/incidents/{inside}", headers=walled.headers), 404)
 
 
-def test_a_wall_around_no_client_shows_nothing(api: Api) -> None:
+def test_a_wall_around_no_client_shows_only_the_firms_own(api: Api) -> None:
     alpha = api.new_client("Alpha LLP")
     incident = _incident_of(api, alpha)
+    contact = api.new_person("client", client_id=alpha.id)
     nobody = api.new_person("manager", clients=[])
-    assert api.list_ids(nobody) == []
+    # The firm's own incidents (reported by staff into operator) stay visible behind any wall.
+    own = api.report(nobody).json()["id"]
+    listed = api.list_ids(nobody)
+    assert incident not in listed and own in listed
+    assert {api.incident(nobody, i)["client_id"] for i in listed} == {"operator"}
     assert_problem(api.http.get(f"/v1/incidents/{incident}", headers=nobody.headers), 404)
+    # Nor does the wall show a client's contacts; the firm's staff it does.
+    people = api.pages("/v1/people", nobody)
+    assert {person["client_id"] for person in people} == {"operator"}
+    assert_problem(api.http.get(f"/v1/people/{contact.person_id}", headers=nobody.headers), 404)
+    assert api.http.get(f"/v1/people/{nobody.person_id}", headers=nobody.headers).status_code == 200
 
 
 def test_unwalled_staff_see_every_client(api: Api) -> None:

@@ -283,3 +283,16 @@ def test_the_response_targets_move_with_the_priority(api: Api, cast: Cast) -> No
     assert back["priority"] == "P3"
     assert back["targets"] == p3["targets"]
     assert api.incident(cast.manager, incident_id)["targets"] == p3["targets"]
+
+
+def test_going_back_to_an_earlier_type_does_not_add_its_tasks_again(api: Api, cast: Cast) -> None:
+    incident_id = report_triaged(api, cast.client, type="security_breach", impact="moderate")
+    finish_containment(api, cast.manager, incident_id)
+    before = tasks(api, cast.manager, incident_id)
+    ok(reclassify(api, cast.manager, incident_id, type="data_loss", reason="Only data lost"))
+    ok(reclassify(api, cast.manager, incident_id, type="security_breach", reason="An intruder"))
+    after = tasks(api, cast.manager, incident_id)
+    assert len(after) == len(before) + len(PLAYBOOKS["data_loss"])
+    assert after[: len(before)] == before  # the breach's tasks, done ones included, as they were
+    *_, back = reclassified_lines(api, cast.manager, incident_id, 2)
+    assert "tasks added" not in back["summary"]

@@ -8,7 +8,9 @@ write nothing: the incident's version and its tasks stay as they were.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,7 +242,7 @@ def test_skipping_needs_a_reason_and_a_bad_change_is_422_naming_the_field(
     refused({"status": "skipped", "reason": "   "}, "reason", "required to skip")
     refused({"status": "skipped", "note": "Not needed"}, "reason", "required to skip")
     refused({"status": "finished"}, "status")
-    refused({"status": None, "reason": "Just because"}, "status", "nothing to change")
+    refused({"status": None, "reason": "Just because"}, "reason", "goes with a new status")
     refused({}, "status", "nothing to change")
     refused({"stauts": "done"}, "stauts")
     refused({"note": "x" * 20_001}, "note")
@@ -449,3 +451,24 @@ def test_a_patch_that_changes_nothing_is_422_and_records_nothing(api: Api, cast:
     ):
         response = patch(api, cast.manager, incident_id, task["id"], body)
         assert_refused(api, response, 422, incident_id, before, mentions=("nothing to change",))
+
+
+def test_notes_added_at_the_same_moment_are_all_kept(api: Api, cast: Cast) -> None:
+    incident_id = report_triaged(api, cast.client)
+    task = tasks(api, cast.manager, incident_id)[0]
+    notes = [f"note {n} {uuid.uuid4().hex[:6]}" for n in range(4)]
+    barrier = threading.Barrier(len(notes))
+
+    def add_note(note: str) -> int:
+        with httpx.Client(base_url=api.platform.gateway_url, timeout=10) as http:
+            barrier.wait()
+            return http.patch(
+                f"/v1/incidents/{incident_id}/tasks/{task['id']}",
+                json={"note": note},
+                headers=cast.manager.headers,
+            ).status_code
+
+    with ThreadPoolExecutor(len(notes)) as pool:
+        assert list(pool.map(add_note, notes)) == [200] * len(notes)
+    kept = titled(tasks(api, cast.manager, incident_id), task["title"])["note"]
+    assert all(note in kept for note in notes), kept

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from firebreak.settings import Settings
+from services.triage.playbooks import DEFAULT_PLAYBOOKS, PlaybookError, load_playbooks
 from services.triage.policy import (
+    DEFAULT_POLICY,
     IMPACTS,
     URGENCIES,
     PolicyError,
@@ -207,3 +209,23 @@ def test_settings_name_the_firms_policy_and_playbook_files() -> None:
     assert settings.response_policy == Path("/etc/firebreak/policy.yaml")
     assert settings.playbooks == Path("playbooks.yaml")
     assert Settings.from_environment({}).response_policy is None
+
+
+@pytest.mark.parametrize("duration", ["53w", "600000w", "99999999999999999999d"])
+def test_a_target_beyond_a_year_is_refused_at_start(tmp_path: Path, duration: str) -> None:
+    text = DEFAULT_POLICY.read_text()
+    line = text[: text.index("acknowledge: 15m")].count("\n") + 1
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(text.replace("acknowledge: 15m", f"acknowledge: {duration}", 1))
+    with pytest.raises(PolicyError, match=rf"{bad}:{line}: .*"):
+        load_response_policy(bad)
+
+
+def test_nul_in_a_playbook_text_is_refused_at_start(tmp_path: Path) -> None:
+    text = DEFAULT_PLAYBOOKS.read_text()
+    title = text[text.index("title: ") + len("title: ") : text.index("\n", text.index("title: "))]
+    line = text[: text.index("title: ")].count("\n") + 1
+    bad = tmp_path / "playbooks.yaml"
+    bad.write_text(text.replace(title, '"Isolate\\0 the host"', 1))
+    with pytest.raises(PlaybookError, match=rf"{bad}:{line}: .*NUL"):
+        load_playbooks(bad)

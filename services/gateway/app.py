@@ -12,7 +12,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from firebreak.database import create_engine
 from firebreak.settings import Settings
 from firebreak.startup_migration import ensure_migrated
-from services.gateway import tenants
+from services.gateway import keys, tenants
 from services.gateway.backends import Backends
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
 from services.gateway.routers import (
@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
             elif not await tenants.has_bootstrap_key(connection):
                 # Only the first start generates one: a restart or a second replica must not
                 # silently replace the key an operator was shown.
-                admin_key = tenants.generate_key()
+                admin_key = keys.generate_key()
                 await tenants.install_bootstrap_key(connection, key=admin_key)
                 log.warning("FIREBREAK_ADMIN_KEY is not set; generated admin key: %s", admin_key)
         app.state.backends = Backends.open(settings, engine)

@@ -18,6 +18,7 @@ from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
 from firebreak.settings import Settings
 
 HEALTH_TIMEOUT_SECONDS = 1.0
+RPC_TIMEOUT_SECONDS = 5.0  # every call the gateway makes to a service
 
 
 @dataclass

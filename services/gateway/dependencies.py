@@ -12,16 +12,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from firebreak.database import reading
-from services.gateway import keys
+from services.gateway import keys, schemas
 from services.gateway.backends import Backends
 from services.gateway.permissions import Action, Principal, scope
 from services.gateway.problems import Problem
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
+ID_PATTERN = re.compile(schemas.ID_PATTERN)
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,17 @@ async def key_id_path(key_id: str) -> str:
     return _known_id(key_id)
 
 
+async def task_id_path(task_id: str) -> str:
+    return _known_id(task_id)
+
+
 IncidentId = Annotated[str, Depends(incident_id_path)]
 ClientId = Annotated[str, Depends(client_id_path)]
 PersonId = Annotated[str, Depends(person_id_path)]
 KeyId = Annotated[str, Depends(key_id_path)]
+TaskId = Annotated[str, Depends(task_id_path)]
+# An id given as a filter: a malformed one is a 422 naming the parameter.
+IdFilter = Annotated[str | None, Query(pattern=schemas.ID_PATTERN)]
 
 ClientManager = Annotated[Principal, Depends(require(Action.CLIENT_MANAGE))]
 PersonReader = Annotated[Principal, Depends(require(Action.PERSON_READ))]

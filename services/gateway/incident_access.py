@@ -13,12 +13,17 @@ from firebreak.api.events.v1 import events_pb2
 from firebreak.api.intake.v1 import intake_pb2
 from firebreak.api.triage.v1 import triage_pb2
 from firebreak.telemetry import span_in_trace
-from services.gateway.backends import Backends
+from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Caller, IncidentId
-from services.gateway.permissions import Action, Principal, authorize, incident_not_found
+from services.gateway.permissions import (
+    PERMISSIONS,
+    Action,
+    Grant,
+    Principal,
+    authorize,
+    incident_not_found,
+)
 from services.gateway.problems import Problem
-
-RPC_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,14 @@ async def staff_only(caller: Caller, incident_id: IncidentId) -> None:
         raise incident_not_found(incident_id)
 
 
+async def report_of(backends: Backends, incident_id: str) -> intake_pb2.Incident:
+    """The incident's report from intake, for the body of a command's answer and its trace."""
+    return await backends.intake.GetIncident(
+        intake_pb2.GetIncidentRequest(incident_id=incident_id, all_clients=True),
+        timeout=RPC_TIMEOUT_SECONDS,
+    )
+
+
 def in_incident_trace(report: intake_pb2.Incident, name: str) -> AbstractContextManager[Span]:
     """Runs a command's calls in the incident's own trace (linked to the request's), so an SRE
     finds the whole handling of an incident, commands included, in one trace."""
@@ -50,6 +63,12 @@ def in_incident_trace(report: intake_pb2.Incident, name: str) -> AbstractContext
 
 def actor_of(principal: Principal) -> events_pb2.Actor:
     return events_pb2.Actor(id=principal.id, kind=principal.kind.value, name=principal.name)
+
+
+def only_as_participant(principal: Principal, action: Action) -> bool:
+    """Whether the principal may do `action` only while taking part in the incident: triage
+    checks that again under its row lock."""
+    return PERMISSIONS[action].get(principal.kind) is Grant.PARTICIPANT
 
 
 def takes_part(principal: Principal, state: events_pb2.ResponseState) -> bool:
@@ -100,6 +119,7 @@ async def _refuse_untriaged(
     authorize(principal, action, client_id=incident.client_id, incident_id=incident_id)
     raise Problem(
         409,
-        "The incident is still being triaged; retry in a moment.",
+        "The incident is reported and still being triaged; retry in a moment.",
         headers={"Retry-After": "1"},
+        extensions={"incident_status": "reported", "allowed": []},
     )

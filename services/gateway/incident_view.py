@@ -16,7 +16,7 @@ from services.gateway import schemas
 from services.gateway.permissions import Principal
 from services.gateway.problems import Problem
 
-ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+ETAG = re.compile(r'^\s*"(\d{1,18})"\s*$')  # If-Match compares strongly (RFC 9110): no W/
 
 
 def etag(version: int) -> str:
@@ -80,12 +80,13 @@ def incident_body(
             resolved_at=_moment(state, "resolved_at"),
             closed_at=_moment(state, "closed_at"),
         ),
+        # The firm's internal targets; a client's contract terms come with the deadlines issue.
         targets=schemas.Targets(
             acknowledge_by=_moment(state, "acknowledge_due"),
             contain_by=_moment(state, "contain_due"),
             resolve_by=_moment(state, "resolve_due"),
         )
-        if responded
+        if responded and staff
         else None,
         merged_into=state.merged_into or None,
         # Role holders are the firm's people: a client key is told nothing about them.

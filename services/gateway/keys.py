@@ -90,7 +90,8 @@ def _owner(row: Any) -> tuple[str, str, str]:
         return "person", row.person_id, row.person_name
     if row.role == "admin" and row.client_id == OPERATOR_CLIENT_ID:
         return "operator", row.id, "operator admin key"
-    return "client_system", row.id, f"{row.client_name} system"
+    # A name goes into every event the key causes: bounded like a person's name.
+    return "client_system", row.id, f"{row.client_name[:193]} system"
 
 
 def _principal(row: Any) -> Principal | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import Column, Select, and_, or_
 
 from firebreak.errors import InvalidArgument
+from services.gateway.schemas import ID_PATTERN
 
 
 def aware(moment: datetime) -> datetime:
@@ -31,7 +33,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, _, row_id = text.partition("|")
-        if not row_id:
+        if not re.fullmatch(ID_PATTERN, row_id):
             raise ValueError(text)
         return aware(datetime.fromisoformat(moment)), row_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:

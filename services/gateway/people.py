@@ -133,12 +133,16 @@ async def list_people(
     *,
     role: str | None,
     client_id: str | None,
+    visible_clients: frozenset[str] | None,
     active: bool | None,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """People newest first, filtered; returns a page and the next page's cursor."""
+    """People newest first, filtered, of the visible clients only (None: all); returns a page
+    and the next page's cursor."""
     query = select(people)
+    if visible_clients is not None:
+        query = query.where(people.c.client_id.in_(sorted(visible_clients)))
     if role is not None:
         query = query.where(people.c.role == role)
     if client_id is not None:

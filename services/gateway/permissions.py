@@ -45,8 +45,16 @@ class Principal:
     def person_id(self) -> str | None:
         return None if self.id == self.key_id else self.id
 
+    def visible_clients(self) -> frozenset[str] | None:
+        """The clients whose incidents and contacts this principal may see; None for all. A
+        wall separates clients from each other, not staff from the firm's own (operator's)."""
+        if self.clients is None:
+            return None
+        return self.clients | {OPERATOR_CLIENT_ID} if self.is_staff else self.clients
+
     def can_see_client(self, client_id: str) -> bool:
-        return self.clients is None or client_id in self.clients
+        visible = self.visible_clients()
+        return visible is None or client_id in visible
 
 
 class Action(StrEnum):
@@ -102,7 +110,8 @@ class Grant(StrEnum):
 GRANT_MEANING: dict[Grant, str] = {
     Grant.ALL: "any object",
     Grant.OWN_CLIENT: "only their own client's incidents",
-    Grant.WALL: "incidents of the clients inside their ethical wall (all clients when unwalled)",
+    Grant.WALL: "what belongs to the clients inside their ethical wall, and the firm's own (all "
+    "clients when unwalled); anything else is a `404`",
     Grant.PARTICIPANT: "inside the wall, and only as the incident's commander, a role holder or "
     "one of its responders",
     Grant.SELF: "only their own keys (a client system's key: only itself)",
@@ -121,7 +130,7 @@ PERMISSIONS: dict[Action, dict[PrincipalKind, Grant]] = {
     Action.INCIDENT_ACKNOWLEDGE: {RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
     Action.INCIDENT_COMMAND: {RESPONDER: PART, MANAGER: WALL, ADMIN: WALL},
     Action.CLIENT_MANAGE: {ADMIN: ALL},
-    Action.PERSON_READ: {RESPONDER: ALL, MANAGER: ALL, ADMIN: ALL},
+    Action.PERSON_READ: {RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
     Action.PERSON_MANAGE: {ADMIN: ALL},
     Action.KEY_ISSUE: {ADMIN: ALL},
     Action.KEY_LIST: {SYSTEM: SELF, CONTACT: SELF, RESPONDER: SELF, MANAGER: SELF, ADMIN: ALL},
@@ -165,7 +174,8 @@ def authorize(
     """Raises a Problem unless `principal` may do `action` on one object.
 
     Incident actions pass the incident's `client_id` (and `participant`: whether the principal
-    commands, holds a role in or responds to it); key and person actions pass `owner_id`, the
+    commands, holds a role in or responds to it), reading a person their client's `client_id`
+    (and `owner_id`, the person's id); key actions pass `owner_id`, the
     owner's id as `Principal.id` spells it (the person's id, or the key's id for a key that
     belongs to no person). A needed argument left out is a bug and fails closed.
     """
@@ -181,6 +191,9 @@ def authorize(
         raise ValueError(f"authorize({action.value}) needs owner_id")
     if _satisfies(principal, grant, client_id, participant, owner_id):
         return
+    if action is Action.PERSON_READ:
+        # A client's contact outside the wall is as absent as a person who never existed.
+        raise Problem(404, f"person {owner_id} not found" if owner_id else "Not found.")
     if action in INCIDENT_ACTIONS:
         assert client_id is not None
         if not principal.can_see_client(client_id) or not principal.is_staff:

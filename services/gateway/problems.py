@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from firebreak.errors import DomainError, InvalidArgument, NotFound
+from firebreak.errors import DomainError, Forbidden, InvalidArgument, NotFound
 from firebreak.grpc_server import (
     ALLOWED_METADATA_KEY,
     FIELD_METADATA_KEY,
@@ -31,11 +31,19 @@ log = logging.getLogger(__name__)
 class Problem(Exception):
     """An error the gateway answers with directly."""
 
-    def __init__(self, status: int, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.headers = headers
+        self.extensions = extensions
 
 
 def problem_body(
@@ -101,7 +109,13 @@ async def _on_validation_error(request: Request, error: Exception) -> JSONRespon
 
 async def _on_problem(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, Problem)
-    return problem_response(error.status, error.detail, request=request, headers=error.headers)
+    return problem_response(
+        error.status,
+        error.detail,
+        request=request,
+        headers=error.headers,
+        extensions=error.extensions,
+    )
 
 
 async def _on_http_exception(request: Request, error: Exception) -> JSONResponse:
@@ -120,7 +134,7 @@ async def _on_domain_error(request: Request, error: Exception) -> JSONResponse:
             request=request,
             errors=[{"field": error.field, "message": error.message}],
         )
-    status = 404 if isinstance(error, NotFound) else 409  # as FAILED_PRECONDITION over gRPC
+    status = 404 if isinstance(error, NotFound) else 403 if isinstance(error, Forbidden) else 409
     return problem_response(status, str(error), request=request)
 
 
@@ -130,6 +144,7 @@ _GRPC_TO_HTTP = {
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.FAILED_PRECONDITION: 409,
     grpc.StatusCode.ABORTED: 412,  # a stale If-Match
+    grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
@@ -146,11 +161,12 @@ async def _on_rpc_error(request: Request, error: Exception) -> JSONResponse:
             headers={"Retry-After": "1"},
         )
     if status == 504:
-        # The write may still commit: only a retry with the same Idempotency-Key is safe.
+        # The write may still commit: a report is safe to retry with its Idempotency-Key, a
+        # command with If-Match.
         return problem_response(
             504,
             "A backing service did not answer in time; the request may or may not have taken "
-            "effect. Retry with the same Idempotency-Key.",
+            "effect. Retry a report with the same Idempotency-Key, a command with If-Match.",
             request=request,
         )
     if status == 502:

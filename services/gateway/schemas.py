@@ -65,7 +65,10 @@ IncidentRole = Literal["incident_commander", "communications_lead", "scribe"]
 Phase = Literal["containment", "investigation", "recovery"]
 OwnerRole = Literal["incident_commander", "communications_lead", "scribe", "responder"]
 TaskStatus = Literal["open", "in_progress", "done", "skipped"]
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# Ids are UUIDs (or "operator", "bootstrap"); anything else cannot exist, and must not reach a
+# database (PostgreSQL refuses a NUL outright).
+ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+Id = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
 RequiredText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000, pattern=NO_NUL)
 ]

@@ -11,11 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.database import upsert_insert
 from services.gateway.clients import ensure_operator
-from services.gateway.keys import PREFIX_LENGTH, generate_key, hash_key
+from services.gateway.keys import PREFIX_LENGTH, hash_key
 from services.gateway.models import api_keys
 from services.gateway.permissions import OPERATOR_CLIENT_ID
-
-__all__ = ["BOOTSTRAP_KEY_ID", "generate_key", "has_bootstrap_key", "install_bootstrap_key"]
 
 BOOTSTRAP_KEY_ID = "bootstrap"
 

@@ -261,8 +261,9 @@ RECORD_RESPONSE = (
         version=bindparam("new_version"),
         status=bindparam("new_status"),
         priority=bindparam("new_priority"),
-        # Reclassification changes these: the list filters by them.
-        type=bindparam("new_type"),
+        # Reclassification changes these: the list filters by them. (An incident from before
+        # the response existed has an empty type in triage: intake's own stays.)
+        type=func.coalesce(func.nullif(bindparam("new_type"), ""), incidents.c.type),
         impact=bindparam("new_impact"),
         urgency=bindparam("new_urgency"),
         triaged_at=func.coalesce(incidents.c.triaged_at, bindparam("new_triaged_at")),

@@ -38,15 +38,17 @@ from services.triage.models import responses, tasks
 from services.triage.playbooks import INCIDENT_TYPES
 from services.triage.policy import IMPACTS, URGENCIES
 from services.triage.service import (
+    MAX_TEXT,
     ROLES,
     Rules,
     add_playbook_tasks,
+    check_participant,
     get_response,
+    has_playbook_tasks,
     higher,
+    lock_responses,
     state_message,
 )
-
-MAX_TEXT = 20_000
 
 
 @dataclass
@@ -72,11 +74,15 @@ async def run_command(
     command = request.WhichOneof("command")
     if command is None:
         raise InvalidArgument("command", "is required")
-    row = await get_response(
-        connection, client_id=client_id, incident_id=request.incident_id, for_update=True
-    )
+    involved = [request.incident_id]
+    if command == "merge" and request.merge.into.strip():
+        involved.append(request.merge.into.strip())
+    await lock_responses(connection, involved)
+    row = await get_response(connection, client_id=client_id, incident_id=request.incident_id)
     if request.expected_version and request.expected_version != row.version:
         raise StaleVersion(expected=request.expected_version, current=row.version)
+    if request.participant_only:
+        check_participant(row, request.actor)
     situation = await situation_of(connection, row)
     reason = lifecycle.refusal(command, situation)
     if reason is not None:
@@ -86,7 +92,7 @@ async def run_command(
             allowed=lifecycle.allowed_commands(situation),
         )
     now = datetime.now(UTC)
-    change = await _BUILDERS[command](connection, row, request, now, rules)
+    change = await BUILDERS[command](connection, row, request, now, rules)
     target = lifecycle.COMMANDS[command].leads_to
     if target is not None:
         change.values["status"] = target
@@ -136,6 +142,7 @@ async def situation_of(connection: AsyncConnection, row: Row[Any]) -> lifecycle.
         status=row.status,
         priority=row.priority,
         has_commander="incident_commander" in row.roles,
+        has_responders=bool(row.responders),
         open_required_containment_tasks=list(open_required),
     )
 
@@ -284,7 +291,10 @@ async def _reclassify(
         raise InvalidArgument("type", "nothing to change: type, impact and urgency are as they are")
     new_priority = rules.policy.priority(new_impact, new_urgency)
     old = row
-    type_changed = new_type != row.type
+    # A type the incident had before already gave it its tasks (done ones must not come back).
+    adds_tasks = new_type != row.type and not await has_playbook_tasks(
+        connection, incident_id=row.incident_id, incident_type=new_type
+    )
 
     def payload(state: events_pb2.ResponseState) -> Message:
         return events_pb2.IncidentReclassified(
@@ -297,7 +307,7 @@ async def _reclassify(
             new_urgency=new_urgency,
             old_priority=old.priority,
             new_priority=new_priority,
-            tasks_added=len(rules.playbooks.get(new_type, ())) if type_changed else 0,
+            tasks_added=len(rules.playbooks.get(new_type, ())) if adds_tasks else 0,
             state=state,
         )
 
@@ -311,7 +321,7 @@ async def _reclassify(
             "highest_priority": higher(row.highest_priority, new_priority),
         },
         payload,
-        tasks_of_type=new_type if type_changed else None,
+        tasks_of_type=new_type if adds_tasks else None,
     )
 
 
@@ -382,7 +392,7 @@ async def _remove_responder(
     )
 
 
-_BUILDERS: dict[str, Builder] = {
+BUILDERS: dict[str, Builder] = {
     "acknowledge": _acknowledge,
     "contain": _contain,
     "resolve": _resolve,

@@ -61,6 +61,7 @@ class Situation:
     status: str
     priority: str
     has_commander: bool
+    has_responders: bool = True
     open_required_containment_tasks: Sequence[str] = ()
 
 
@@ -72,6 +73,8 @@ def refusal(command: str, situation: Situation) -> str | None:
     needs_commander = command in ("contain", "resolve")
     if needs_commander and situation.priority in PAGING_PRIORITIES and not situation.has_commander:
         return f"a {situation.priority} incident needs an incident commander first"
+    if command == "remove_responder" and not situation.has_responders:
+        return "the incident has no responders"
     if command == "contain" and situation.open_required_containment_tasks:
         titles = "; ".join(situation.open_required_containment_tasks)
         return f"required containment tasks are still open: {titles}"

@@ -26,7 +26,10 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 STAGES = ("acknowledge", "contain", "resolve")
 DEFAULT_POLICY = Path(__file__).with_name("response_policy.yaml")
 
-DURATION = re.compile(r"(\d+)([mhdw])")
+DURATION = re.compile(r"(\d{1,6})([mhdw])")
+# A target further off than this is a typo, and one beyond what datetimes hold would break
+# every incident of that priority, not the start.
+LONGEST_TARGET = timedelta(weeks=52)
 UNITS = {
     "m": timedelta(minutes=1),
     "h": timedelta(hours=1),
@@ -102,4 +105,7 @@ def _duration(source: YamlFile, node: Node, what: str) -> timedelta:
     match = DURATION.fullmatch(text)
     if match is None or int(match[1]) == 0:
         source.fail(node, f"{what} must be a duration such as 15m, 4h, 3d or 2w, not {text!r}")
-    return int(match[1]) * UNITS[match[2]]
+    duration = int(match[1]) * UNITS[match[2]]
+    if duration > LONGEST_TARGET:
+        source.fail(node, f"{what} must be at most 52w, not {text!r}")
+    return duration

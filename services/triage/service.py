@@ -16,7 +16,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1 import events_pb2
-from firebreak.errors import NotFound
+from firebreak.errors import Forbidden, NotFound
 from firebreak.events import INCIDENT_TRIAGED, from_timestamp, new_event, to_timestamp
 from firebreak.outbox import Outbox
 from services.triage.models import decisions, responses, tasks
@@ -24,6 +24,7 @@ from services.triage.playbooks import PlaybookTask
 from services.triage.policy import ResponsePolicy
 
 ROLES = ("incident_commander", "communications_lead", "scribe")
+MAX_TEXT = 20_000  # summaries, reasons, briefings, task notes
 PRIORITY_ORDER = ("P1", "P2", "P3", "P4")
 
 
@@ -190,6 +191,37 @@ async def get_decision(
     return row
 
 
+async def lock_responses(connection: AsyncConnection, incident_ids: list[str]) -> None:
+    """Locks the incidents' response rows until the caller's transaction ends (PostgreSQL; on
+    SQLite the transaction holds the write lock already). Always in the same order, so two
+    merges of A into B and B into A queue up instead of deadlocking or both going through."""
+    await connection.execute(
+        select(responses.c.incident_id)
+        .where(responses.c.incident_id.in_(sorted(set(incident_ids))))
+        .order_by(responses.c.incident_id)
+        .with_for_update()
+    )
+
+
+def check_participant(row: Row[Any], actor: events_pb2.Actor) -> None:
+    """For an actor who may act only as a participant: are they one, as of now?"""
+    people = [*row.roles.values(), *row.responders]
+    if not any(person["id"] == actor.id for person in people):
+        raise Forbidden(
+            "only the incident's commander, its role holders, its responders or a manager may "
+            "run this"
+        )
+
+
+async def has_playbook_tasks(
+    connection: AsyncConnection, *, incident_id: str, incident_type: str
+) -> bool:
+    query = select(tasks.c.id).where(
+        tasks.c.incident_id == incident_id, tasks.c.source == f"playbook:{incident_type}"
+    )
+    return (await connection.execute(query.limit(1))).first() is not None
+
+
 async def get_response(
     connection: AsyncConnection,
     *,
@@ -198,7 +230,7 @@ async def get_response(
     for_update: bool = False,
 ) -> Row[Any]:
     """The incident's response; NotFound for another client's incident or one not triaged yet.
-    `for_update` locks the row on PostgreSQL until the caller's transaction ends."""
+    `for_update` locks the row (see lock_responses)."""
     query = select(responses).where(responses.c.incident_id == incident_id)
     if client_id is not None:
         query = query.where(responses.c.client_id == client_id)

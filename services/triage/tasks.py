@@ -16,12 +16,10 @@ from firebreak.events import TASK_ADDED, TASK_UPDATED, new_event
 from firebreak.outbox import Outbox
 from services.triage import lifecycle
 from services.triage.models import tasks
-from services.triage.service import ROLES, get_response
+from services.triage.playbooks import OWNER_ROLES, PHASES
+from services.triage.service import MAX_TEXT, check_participant, get_response
 
 STATUSES = ("open", "in_progress", "done", "skipped")
-PHASES = ("containment", "investigation", "recovery")
-OWNER_ROLES = (*ROLES, "responder")
-MAX_NOTE = 20_000
 
 
 def task_message(row: Row[Any]) -> events_pb2.Task:
@@ -50,9 +48,20 @@ async def list_tasks(
 
 
 async def _workable_response(
-    connection: AsyncConnection, *, client_id: str | None, incident_id: str
+    connection: AsyncConnection,
+    *,
+    client_id: str | None,
+    incident_id: str,
+    actor: events_pb2.Actor,
+    participant_only: bool,
 ) -> Row[Any]:
-    response = await get_response(connection, client_id=client_id, incident_id=incident_id)
+    """The response, locked: task changes queue behind commands (and /contain's check of the
+    open containment tasks) instead of slipping between them."""
+    response = await get_response(
+        connection, client_id=client_id, incident_id=incident_id, for_update=True
+    )
+    if participant_only:
+        check_participant(response, actor)
     if response.status in lifecycle.ENDED:
         raise CommandRefused(
             f"cannot change tasks: the incident is {response.status}",
@@ -76,13 +85,17 @@ async def add_task(
     request: triage_pb2.AddTaskRequest,
 ) -> Row[Any]:
     response = await _workable_response(
-        connection, client_id=client_id, incident_id=request.incident.incident_id
+        connection,
+        client_id=client_id,
+        incident_id=request.incident.incident_id,
+        actor=request.actor,
+        participant_only=request.participant_only,
     )
     title = request.title.strip()
     if not 1 <= len(title) <= 200 or "\x00" in title:
         raise InvalidArgument("title", "must be 1 to 200 characters")
-    if len(request.description) > MAX_NOTE or "\x00" in request.description:
-        raise InvalidArgument("description", f"must be at most {MAX_NOTE} characters")
+    if len(request.description) > MAX_TEXT or "\x00" in request.description:
+        raise InvalidArgument("description", f"must be at most {MAX_TEXT} characters")
     now = datetime.now(UTC)
     values = {
         "id": str(uuid.uuid4()),
@@ -112,7 +125,11 @@ async def update_task(
     request: triage_pb2.UpdateTaskRequest,
 ) -> Row[Any]:
     response = await _workable_response(
-        connection, client_id=client_id, incident_id=request.incident.incident_id
+        connection,
+        client_id=client_id,
+        incident_id=request.incident.incident_id,
+        actor=request.actor,
+        participant_only=request.participant_only,
     )
     current = (
         await connection.execute(
@@ -121,6 +138,8 @@ async def update_task(
             )
         )
     ).first()
+    if request.reason.strip() and not request.HasField("status"):
+        raise InvalidArgument("reason", "goes with a new status (it says why)")
     if current is None:
         raise NotFound(f"task {request.task_id} not found")
     values: dict[str, Any] = {}
@@ -135,8 +154,8 @@ async def update_task(
         values["assignee_id"] = request.assignee.id or None
         values["assignee_name"] = request.assignee.name or None
     if request.HasField("note"):
-        if len(request.note) > MAX_NOTE or "\x00" in request.note:
-            raise InvalidArgument("note", f"must be at most {MAX_NOTE} characters")
+        if len(request.note) > MAX_TEXT or "\x00" in request.note:
+            raise InvalidArgument("note", f"must be at most {MAX_TEXT} characters")
         values["note"] = _join_note(values.get("note", current.note), request.note.strip())
     # Only what differs is a change: a PATCH that changes nothing records nothing.
     values = {name: value for name, value in values.items() if getattr(current, name) != value}
@@ -155,8 +174,8 @@ async def update_task(
 
 def _join_note(earlier: str, addition: str) -> str:
     joined = f"{earlier}\n{addition}".strip() if addition else earlier
-    if len(joined) > MAX_NOTE:
-        raise InvalidArgument("note", f"the task's notes would exceed {MAX_NOTE} characters")
+    if len(joined) > MAX_TEXT:
+        raise InvalidArgument("note", f"the task's notes would exceed {MAX_TEXT} characters")
     return joined
 
 

@@ -85,6 +85,8 @@ class YamlFile:
         """A scalar as written (an empty value is ''), whatever type YAML would give it."""
         if not isinstance(node, ScalarNode):
             self.fail(node, f"{what} must be a single value, not a list or mapping")
+        if "\x00" in str(node.value):  # PostgreSQL refuses NUL in text: refuse it here, at start
+            self.fail(node, f"{what} must not contain NUL characters")
         return "" if node.tag == NULL_TAG else str(node.value)
 
     def boolean(self, node: Node, what: str) -> bool:

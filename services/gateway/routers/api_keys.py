@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from firebreak.database import reading
+from firebreak.errors import NotFound
 from services.gateway import keys, schemas
-from services.gateway.dependencies import KeyId, KeyLister, KeyRevoker, Services
+from services.gateway.dependencies import IdFilter, KeyId, KeyLister, KeyRevoker, Services
 from services.gateway.permissions import Action, Grant, authorize, scope
 
 router = APIRouter(tags=["api keys"])
@@ -19,8 +20,8 @@ router = APIRouter(tags=["api keys"])
 async def list_api_keys(
     caller: KeyLister,
     services: Services,
-    person_id: Annotated[str | None, Query(max_length=64)] = None,
-    client_id: Annotated[str | None, Query(max_length=64)] = None,
+    person_id: IdFilter = None,
+    client_id: IdFilter = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> schemas.ApiKeyPage:
@@ -46,6 +47,10 @@ async def revoke_api_key(caller: KeyRevoker, key_id: KeyId, services: Services) 
     """Revokes a key: it is refused from the next request on. Revoking it again is a no-op."""
     async with services.engine.begin() as connection:
         owner_id = await keys.key_owner_id(connection, key_id=key_id)
+        if owner_id != caller.id and scope(caller, Action.KEY_REVOKE) is Grant.SELF:
+            # Someone else's key is as absent as one that never existed: its id is not theirs
+            # to learn about.
+            raise NotFound(f"API key {key_id} not found")
         authorize(caller, Action.KEY_REVOKE, owner_id=owner_id)
         await keys.revoke_key(connection, key_id=key_id)
     return Response(status_code=204)

@@ -19,13 +19,12 @@ from firebreak.api.review.v1 import review_pb2
 from firebreak.api.triage.v1 import triage_pb2
 from firebreak.events import from_timestamp, to_timestamp
 from services.gateway import schemas
-from services.gateway.backends import Backends
+from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Caller, IncidentId, Services, require
 from services.gateway.incident_access import actor_of
 from services.gateway.incident_view import etag, incident_body
 from services.gateway.permissions import Action, Principal, authorize
 
-RPC_TIMEOUT_SECONDS = 5.0
 OPTIONAL_READ_FAILURES = frozenset(
     {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 )
@@ -102,14 +101,13 @@ async def list_incidents(
         page_size=limit,
         page_token=cursor or "",
     )
+    visible = caller.visible_clients()
     if not caller.is_staff:
         request.client_id = caller.client_id
-    elif caller.clients is None:
+    elif visible is None:
         request.all_clients = True
-    elif not caller.clients:
-        return schemas.IncidentPage(items=[], next_cursor=None)  # a wall around nothing
     else:
-        request.client_ids.extend(sorted(caller.clients))
+        request.client_ids.extend(sorted(visible))
     page = await services.intake.ListIncidents(request, timeout=RPC_TIMEOUT_SECONDS)
     return schemas.IncidentPage(
         items=[incident_body(item, None, caller) for item in page.incidents],

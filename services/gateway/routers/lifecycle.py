@@ -13,16 +13,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Response
 
 from firebreak.api.events.v1 import events_pb2
-from firebreak.api.intake.v1 import intake_pb2
 from firebreak.api.triage.v1 import triage_pb2
 from services.gateway import schemas
-from services.gateway.dependencies import Caller, IncidentId, Services
+from services.gateway.backends import RPC_TIMEOUT_SECONDS
+from services.gateway.dependencies import Caller, IncidentId, PersonId, Services
 from services.gateway.incident_access import (
-    RPC_TIMEOUT_SECONDS,
     IncidentInHand,
     actor_of,
     in_incident_trace,
     incident_for,
+    only_as_participant,
+    report_of,
     staff_only,
     takes_part,
 )
@@ -54,12 +55,13 @@ async def _run(
         client_id=incident.client_id,
         actor=actor_of(caller),
         expected_version=parse_if_match(if_match),
+        participant_only=only_as_participant(
+            caller,
+            Action.INCIDENT_ACKNOWLEDGE if "acknowledge" in command else Action.INCIDENT_COMMAND,
+        ),
         **command,  # type: ignore[arg-type]  # exactly one of the request's oneof commands
     )
-    report = await services.intake.GetIncident(
-        intake_pb2.GetIncidentRequest(incident_id=incident.incident_id, all_clients=True),
-        timeout=RPC_TIMEOUT_SECONDS,
-    )
+    report = await report_of(services, incident.incident_id)
     with in_incident_trace(report, f"command {request.WhichOneof('command')}"):
         changed = await services.triage.RunCommand(request, timeout=RPC_TIMEOUT_SECONDS)
     response.headers["ETag"] = etag(changed.state.version)
@@ -257,7 +259,7 @@ async def add_responder(
 
 @router.delete("/responders/{person_id}", response_model=schemas.Incident)
 async def remove_responder(
-    person_id: Annotated[str, Path(max_length=64)],
+    person_id: PersonId,
     incident_id: IncidentId,
     caller: Caller,
     services: Services,

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Query
 from firebreak.database import reading
 from services.gateway import keys, people, schemas
 from services.gateway.dependencies import (
+    IdFilter,
     KeyIssuer,
     PersonId,
     PersonManager,
     PersonReader,
     Services,
 )
+from services.gateway.permissions import Action, authorize
 
 router = APIRouter(tags=["people"])
 
@@ -41,18 +43,25 @@ async def create_person(
 
 @router.get("/v1/people", response_model=schemas.PersonPage)
 async def list_people(
-    _: PersonReader,
+    caller: PersonReader,
     services: Services,
     role: schemas.PersonRole | None = None,
-    client_id: Annotated[str | None, Query(max_length=64)] = None,
+    client_id: IdFilter = None,
     active: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> schemas.PersonPage:
-    """People, newest first; pass next_cursor back for the next page."""
+    """People, newest first; pass next_cursor back for the next page. Walled staff see the
+    firm's staff and the contacts of the clients inside their wall."""
     async with reading(services.engine) as connection:
         items, next_cursor = await people.list_people(
-            connection, role=role, client_id=client_id, active=active, limit=limit, cursor=cursor
+            connection,
+            role=role,
+            client_id=client_id,
+            visible_clients=caller.visible_clients(),
+            active=active,
+            limit=limit,
+            cursor=cursor,
         )
     return schemas.PersonPage(
         items=[schemas.Person.model_validate(item) for item in items], next_cursor=next_cursor
@@ -60,9 +69,13 @@ async def list_people(
 
 
 @router.get("/v1/people/{person_id}", response_model=schemas.Person)
-async def get_person(_: PersonReader, person_id: PersonId, services: Services) -> schemas.Person:
+async def get_person(
+    caller: PersonReader, person_id: PersonId, services: Services
+) -> schemas.Person:
     async with reading(services.engine) as connection:
-        return schemas.Person.model_validate(await people.get_person(connection, person_id))
+        person = await people.get_person(connection, person_id)
+    authorize(caller, Action.PERSON_READ, client_id=person["client_id"], owner_id=person_id)
+    return schemas.Person.model_validate(person)
 
 
 @router.patch("/v1/people/{person_id}", response_model=schemas.Person)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from firebreak.api.events.v1 import events_pb2
-from firebreak.api.intake.v1 import intake_pb2
 from firebreak.api.triage.v1 import triage_pb2
 from services.gateway import schemas
-from services.gateway.dependencies import Caller, IncidentId, Services
+from services.gateway.backends import RPC_TIMEOUT_SECONDS
+from services.gateway.dependencies import Caller, IncidentId, Services, TaskId
 from services.gateway.incident_access import (
-    RPC_TIMEOUT_SECONDS,
     actor_of,
     in_incident_trace,
     incident_for,
+    only_as_participant,
+    report_of,
     staff_only,
 )
 from services.gateway.permissions import Action
@@ -66,8 +65,9 @@ async def add_task(
         required=body.required,
         phase=body.phase,
         owner_role=body.owner_role,
+        participant_only=only_as_participant(caller, Action.INCIDENT_COMMAND),
     )
-    with in_incident_trace(await _report(services, incident_id), "command add_task"):
+    with in_incident_trace(await report_of(services, incident_id), "command add_task"):
         task = await services.triage.AddTask(request, timeout=RPC_TIMEOUT_SECONDS)
     return task_body(task)
 
@@ -75,7 +75,7 @@ async def add_task(
 @router.patch("/{task_id}", response_model=schemas.Task)
 async def update_task(
     body: schemas.TaskChange,
-    task_id: Annotated[str, Path(max_length=64)],
+    task_id: TaskId,
     incident_id: IncidentId,
     caller: Caller,
     services: Services,
@@ -83,7 +83,11 @@ async def update_task(
     """Moves a task on (skipping needs a reason), assigns it, or adds to its notes."""
     incident = await incident_for(services, caller, incident_id, Action.INCIDENT_COMMAND)
     request = triage_pb2.UpdateTaskRequest(
-        incident=incident.ref(), actor=actor_of(caller), task_id=task_id, reason=body.reason or ""
+        incident=incident.ref(),
+        actor=actor_of(caller),
+        task_id=task_id,
+        reason=body.reason or "",
+        participant_only=only_as_participant(caller, Action.INCIDENT_COMMAND),
     )
     if body.status is not None:
         request.status = body.status
@@ -96,13 +100,6 @@ async def update_task(
                 services.engine, body.assignee_id, client_id=incident.client_id, field="assignee_id"
             )
         request.assignee.CopyFrom(assignee)
-    with in_incident_trace(await _report(services, incident_id), "command update_task"):
+    with in_incident_trace(await report_of(services, incident_id), "command update_task"):
         task = await services.triage.UpdateTask(request, timeout=RPC_TIMEOUT_SECONDS)
     return task_body(task)
-
-
-async def _report(services: Services, incident_id: str) -> intake_pb2.Incident:
-    return await services.intake.GetIncident(
-        intake_pb2.GetIncidentRequest(incident_id=incident_id, all_clients=True),
-        timeout=RPC_TIMEOUT_SECONDS,
-    )

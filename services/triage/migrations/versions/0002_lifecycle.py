@@ -72,8 +72,9 @@ def upgrade() -> None:
 
 def _open_responses_of_earlier_incidents() -> None:
     """Incidents triaged before this revision get a response, so commands can run on them.
-    Triage never kept their type or report time: they start as type "other" (reclassify
-    corrects it), reported when they were triaged, with no tasks."""
+    Triage never kept their type or report time: the type is left empty (readers fall back to
+    intake's, which has it), the report time is taken as the triage time, and they get no
+    tasks."""
     empty_object, empty_list = (
         ("CAST('{}' AS JSON)", "CAST('[]' AS JSON)")
         if op.get_bind().dialect.name == "postgresql"
@@ -82,7 +83,7 @@ def _open_responses_of_earlier_incidents() -> None:
     op.execute(
         "INSERT INTO responses (incident_id, client_id, version, status, priority, "
         "highest_priority, type, impact, urgency, roles, responders, reported_at, triaged_at) "
-        "SELECT incident_id, client_id, 1, 'triaged', priority, priority, 'other', impact, "
+        "SELECT incident_id, client_id, 1, 'triaged', priority, priority, '', impact, "
         f"urgency, {empty_object}, {empty_list}, decided_at, decided_at FROM triage_decisions"
     )
 

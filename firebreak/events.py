@@ -31,6 +31,8 @@ INCIDENT_RESPONDER_ADDED = "incident.responder_added"
 INCIDENT_RESPONDER_REMOVED = "incident.responder_removed"
 TASK_ADDED = "task.added"
 TASK_UPDATED = "task.updated"
+PERSON_REGISTERED = "person.registered"
+PERSON_CHANGED = "person.changed"
 
 # Which payload field of the envelope each event type carries.
 PAYLOAD_FIELDS = {
@@ -51,10 +53,16 @@ PAYLOAD_FIELDS = {
     INCIDENT_RESPONDER_REMOVED: "incident_responder_removed",
     TASK_ADDED: "task_added",
     TASK_UPDATED: "task_updated",
+    PERSON_REGISTERED: "person_registered",
+    PERSON_CHANGED: "person_changed",
 }
 
+# Events about people, not incidents (their incident_id is empty).
+PERSON_EVENTS = frozenset({PERSON_REGISTERED, PERSON_CHANGED})
+INCIDENT_EVENTS = frozenset(PAYLOAD_FIELDS) - PERSON_EVENTS
+
 # The events that carry the incident's whole ResponseState (in their `state` field).
-STATE_CHANGES = frozenset(PAYLOAD_FIELDS) - {
+STATE_CHANGES = INCIDENT_EVENTS - {
     INCIDENT_REPORTED,
     NOTIFICATION_SENT,
     EVIDENCE_COLLECTED,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import nats
 import pytest
+from nats.js.api import DeliverPolicy
 
+from firebreak.api.events.v1.events_pb2 import EventEnvelope
+from firebreak.events import SUBJECT_PREFIX, parse_event
 from tests.gateway_client import Api, Tenant
 from tests.test_bad_input import assert_problem
 
@@ -294,3 +298,48 @@ def test_unwalled_staff_see_every_client(api: Api) -> None:
     responder = api.new_person("responder")
     assert api.incident(responder, incident)["client_id"] == alpha.id
     assert incident in api.list_ids(responder, limit=200)
+
+
+async def test_people_reach_the_bus_for_services_that_keep_a_copy(api: Api) -> None:
+    """person.registered and person.changed carry the person whole (notify will keep how to
+    reach people from them), with the admin who did it as the actor."""
+    person = api.new_person("responder", phone="+44 20 7946 0000", timezone="Europe/London")
+    changed = api.http.patch(
+        f"/v1/people/{person.person_id}",
+        json={"active": False, "clients": []},
+        headers=api.admin.headers,
+    )
+    assert changed.status_code == 200, changed.text
+
+    client = await nats.connect(api.platform.nats_url)
+    try:
+        js = client.jetstream()
+        subscription = await js.subscribe(
+            f"{SUBJECT_PREFIX}person.*", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
+        seen: dict[str, EventEnvelope] = {}
+        while len(seen) < 2:
+            message = await subscription.next_msg(timeout=10)
+            envelope = parse_event(message.data, subject=message.subject)
+            if envelope.WhichOneof("payload") == "person_registered":
+                details = envelope.person_registered.person
+            else:
+                details = envelope.person_changed.person
+            if details.id == person.person_id:
+                seen[envelope.type] = envelope
+    finally:
+        await client.close()
+
+    registered = seen["person.registered"].person_registered.person
+    assert (registered.email, registered.phone) == (person.email, "+442079460000")
+    assert (registered.role, registered.client_id, registered.active) == (
+        "responder",
+        "operator",
+        True,
+    )
+    assert not registered.walled
+    now = seen["person.changed"]
+    assert not now.person_changed.person.active
+    assert now.person_changed.person.walled and list(now.person_changed.person.clients) == []
+    assert now.incident_id == "" and now.client_id == "operator"
+    assert now.actor.kind == "admin"

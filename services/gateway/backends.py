@@ -15,7 +15,9 @@ from firebreak import bus
 from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
 from firebreak.api.review.v1.review_pb2_grpc import ReviewServiceStub
 from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
+from firebreak.outbox import Outbox
 from firebreak.settings import Settings
+from services.gateway import models
 
 HEALTH_TIMEOUT_SECONDS = 1.0
 RPC_TIMEOUT_SECONDS = 5.0  # every call the gateway makes to a service
@@ -30,13 +32,17 @@ class Backends:
     intake: IntakeServiceStub = field(init=False)
     review: ReviewServiceStub = field(init=False)
     triage: TriageServiceStub = field(init=False)
+    outbox: Outbox = field(init=False)
     nats: NATS | None = None
     _nats_connecting: asyncio.Task[None] | None = None
+    _relay: asyncio.Task[None] | None = None
+    _stop_relaying: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.intake = IntakeServiceStub(self.intake_channel)
         self.review = ReviewServiceStub(self.review_channel)
         self.triage = TriageServiceStub(self.triage_channel)
+        self.outbox = Outbox(self.engine, models.outbox)
 
     @classmethod
     def open(cls, settings: Settings, engine: AsyncEngine) -> Backends:
@@ -58,6 +64,11 @@ class Backends:
 
     async def _connect_nats(self, settings: Settings) -> None:
         self.nats = await bus.connect(settings.bus_url, name=f"gateway-{settings.instance_id}")
+        # The relay publishes the events about people that the gateway's outbox holds.
+        stream = bus.stream_config(settings.stream_replicas)
+        self._relay = asyncio.create_task(
+            self.outbox.run_relay(self.nats, self._stop_relaying, stream), name="outbox relay"
+        )
 
     def nats_connected(self) -> bool:
         return self.nats is not None and self.nats.is_connected
@@ -75,6 +86,9 @@ class Backends:
     async def close(self) -> None:
         if self._nats_connecting is not None:
             self._nats_connecting.cancel()
+        if self._relay is not None:
+            self._stop_relaying.set()  # a last pass publishes what requests in flight added
+            await asyncio.gather(self._relay, return_exceptions=True)
         if self.nats is not None and self.nats.is_connected:
             await self.nats.drain()
         await self.intake_channel.close()

@@ -61,10 +61,6 @@ def in_incident_trace(report: intake_pb2.Incident, name: str) -> AbstractContext
     return span_in_trace(name, trace_id=report.trace_id, parent_span_id=report.span_id)
 
 
-def actor_of(principal: Principal) -> events_pb2.Actor:
-    return events_pb2.Actor(id=principal.id, kind=principal.kind.value, name=principal.name)
-
-
 def only_as_participant(principal: Principal, action: Action) -> bool:
     """Whether the principal may do `action` only while taking part in the incident: triage
     checks that again under its row lock."""

@@ -1,4 +1,5 @@
-"""The gateway's storage: client organisations (tenants), people, and their hashed API keys."""
+"""The gateway's storage: client organisations (tenants), people, their hashed API keys, and the
+outbox of the events about people."""
 
 from sqlalchemy import (
     JSON,
@@ -11,6 +12,8 @@ from sqlalchemy import (
     String,
     Table,
 )
+
+from firebreak.outbox import define_outbox_table
 
 metadata = MetaData()
 
@@ -66,3 +69,6 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Index("api_keys_created", "created_at", "id"),
 )
+
+# person.registered and person.changed, published by the gateway's relay.
+outbox = define_outbox_table(metadata)

@@ -15,7 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from firebreak.api.events.v1 import events_pb2
 from firebreak.errors import Conflict, InvalidArgument, NotFound
+from firebreak.events import PERSON_CHANGED, PERSON_REGISTERED, new_event
 from services.gateway import clients as client_store
 from services.gateway.models import api_keys, people
 from services.gateway.paging import aware, newest_first, page_of
@@ -187,3 +189,35 @@ async def update_person(
         )
     changes.pop("email_key", None)
     return current | changes
+
+
+def person_event(
+    person: dict[str, Any], *, registered: bool, actor: events_pb2.Actor
+) -> events_pb2.EventEnvelope:
+    """person.registered or person.changed, carrying the person whole (their details are what
+    another service keeps a copy of)."""
+    details = events_pb2.PersonDetails(
+        id=person["id"],
+        name=person["name"],
+        email=person["email"],
+        phone=person["phone"] or "",
+        timezone=person["timezone"] or "",
+        role=person["role"],
+        client_id=person["client_id"],
+        walled=person["clients"] is not None,
+        clients=person["clients"] or [],
+        active=person["active"],
+    )
+    event_type, payload = (
+        (PERSON_REGISTERED, events_pb2.PersonRegistered(person=details))
+        if registered
+        else (PERSON_CHANGED, events_pb2.PersonChanged(person=details))
+    )
+    return new_event(
+        event_type,
+        incident_id="",
+        client_id=person["client_id"],
+        producer="gateway",
+        payload=payload,
+        actor=actor,
+    )

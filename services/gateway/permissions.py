@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from firebreak.api.events.v1 import events_pb2
 from services.gateway.problems import Problem
 
 OPERATOR_CLIENT_ID = "operator"  # the services firm itself; owns the bootstrap admin key
@@ -44,6 +45,10 @@ class Principal:
     @property
     def person_id(self) -> str | None:
         return None if self.id == self.key_id else self.id
+
+    def as_actor(self) -> events_pb2.Actor:
+        """Who did it, as the events the principal's commands cause record it."""
+        return events_pb2.Actor(id=self.id, kind=self.kind.value, name=self.name)
 
     def visible_clients(self) -> frozenset[str] | None:
         """The clients whose incidents and contacts this principal may see; None for all. A

@@ -23,6 +23,6 @@ async def on_notification_sent(connection: AsyncConnection, event: EventEnvelope
 
 
 HANDLERS: dict[str, Handler] = {
-    **dict.fromkeys(STATE_CHANGES, on_response_changed),
+    **dict.fromkeys(sorted(STATE_CHANGES), on_response_changed),
     NOTIFICATION_SENT: on_notification_sent,
 }

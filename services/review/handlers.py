@@ -1,4 +1,4 @@
-"""Review records every incident event on the incident's timeline."""
+"""Review records every event about an incident on the incident's timeline."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.consumer import Handler
-from firebreak.events import PAYLOAD_FIELDS
+from firebreak.events import INCIDENT_EVENTS
 from services.review import service
 
 
@@ -14,4 +14,4 @@ async def on_any_event(connection: AsyncConnection, event: EventEnvelope) -> Non
     await service.record_event(connection, event=event)
 
 
-HANDLERS: dict[str, Handler] = dict.fromkeys(PAYLOAD_FIELDS, on_any_event)
+HANDLERS: dict[str, Handler] = dict.fromkeys(sorted(INCIDENT_EVENTS), on_any_event)

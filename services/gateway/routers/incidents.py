@@ -21,7 +21,6 @@ from firebreak.events import from_timestamp, to_timestamp
 from services.gateway import schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Caller, IncidentId, Services, require
-from services.gateway.incident_access import actor_of
 from services.gateway.incident_view import etag, incident_body
 from services.gateway.permissions import Action, Principal, authorize
 
@@ -75,7 +74,7 @@ async def report_incident(
         reporter=intake_pb2.Reporter(name=report.reporter.name, email=report.reporter.email),
         affected_assets=report.affected_assets,
         labels=report.labels,
-        actor=actor_of(caller),
+        actor=caller.as_actor(),
     )
     if report.detected_at is not None:
         request.detected_at.CopyFrom(to_timestamp(report.detected_at))

@@ -19,7 +19,6 @@ from services.gateway.backends import RPC_TIMEOUT_SECONDS
 from services.gateway.dependencies import Caller, IncidentId, PersonId, Services
 from services.gateway.incident_access import (
     IncidentInHand,
-    actor_of,
     in_incident_trace,
     incident_for,
     only_as_participant,
@@ -53,7 +52,7 @@ async def _run(
     request = triage_pb2.CommandRequest(
         incident_id=incident.incident_id,
         client_id=incident.client_id,
-        actor=actor_of(caller),
+        actor=caller.as_actor(),
         expected_version=parse_if_match(if_match),
         participant_only=only_as_participant(
             caller,

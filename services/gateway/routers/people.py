@@ -23,11 +23,11 @@ router = APIRouter(tags=["people"])
 
 @router.post("/v1/people", status_code=201, response_model=schemas.Person)
 async def create_person(
-    _: PersonManager, body: schemas.NewPerson, services: Services
+    caller: PersonManager, body: schemas.NewPerson, services: Services
 ) -> schemas.Person:
     """Adds a member of staff (responder, manager, admin; optionally walled to `clients`) or a
     client's contact (role client, with `client_id`)."""
-    async with services.engine.begin() as connection:
+    async with services.outbox.transaction() as connection:
         person = await people.create_person(
             connection,
             name=body.name,
@@ -38,6 +38,8 @@ async def create_person(
             timezone=body.timezone,
             clients=body.clients,
         )
+        event = people.person_event(person, registered=True, actor=caller.as_actor())
+        await services.outbox.add(connection, event)
     return schemas.Person.model_validate(person)
 
 
@@ -80,13 +82,15 @@ async def get_person(
 
 @router.patch("/v1/people/{person_id}", response_model=schemas.Person)
 async def update_person(
-    _: PersonManager, person_id: PersonId, body: schemas.PersonChanges, services: Services
+    caller: PersonManager, person_id: PersonId, body: schemas.PersonChanges, services: Services
 ) -> schemas.Person:
     """Changes only the fields given. `active: false` deactivates: the person's keys stop
     working from the next request on."""
     changes = body.model_dump(include=body.model_fields_set)
-    async with services.engine.begin() as connection:
+    async with services.outbox.transaction() as connection:
         person = await people.update_person(connection, person_id, changes)
+        event = people.person_event(person, registered=False, actor=caller.as_actor())
+        await services.outbox.add(connection, event)
     return schemas.Person.model_validate(person)
 
 

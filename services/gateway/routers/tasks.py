@@ -10,7 +10,6 @@ from services.gateway import schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS
 from services.gateway.dependencies import Caller, IncidentId, Services, TaskId
 from services.gateway.incident_access import (
-    actor_of,
     in_incident_trace,
     incident_for,
     only_as_participant,
@@ -59,7 +58,7 @@ async def add_task(
     incident = await incident_for(services, caller, incident_id, Action.INCIDENT_COMMAND)
     request = triage_pb2.AddTaskRequest(
         incident=incident.ref(),
-        actor=actor_of(caller),
+        actor=caller.as_actor(),
         title=body.title,
         description=body.description,
         required=body.required,
@@ -84,7 +83,7 @@ async def update_task(
     incident = await incident_for(services, caller, incident_id, Action.INCIDENT_COMMAND)
     request = triage_pb2.UpdateTaskRequest(
         incident=incident.ref(),
-        actor=actor_of(caller),
+        actor=caller.as_actor(),
         task_id=task_id,
         reason=body.reason or "",
         participant_only=only_as_participant(caller, Action.INCIDENT_COMMAND),

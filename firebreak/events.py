@@ -33,6 +33,10 @@ TASK_ADDED = "task.added"
 TASK_UPDATED = "task.updated"
 PERSON_REGISTERED = "person.registered"
 PERSON_CHANGED = "person.changed"
+ESCALATION_STEP_REACHED = "escalation.step_reached"
+PAGE_DELIVERED = "page.delivered"
+PAGE_FAILED = "page.failed"
+ESCALATION_STOPPED = "escalation.stopped"
 
 # Which payload field of the envelope each event type carries.
 PAYLOAD_FIELDS = {
@@ -55,6 +59,10 @@ PAYLOAD_FIELDS = {
     TASK_UPDATED: "task_updated",
     PERSON_REGISTERED: "person_registered",
     PERSON_CHANGED: "person_changed",
+    ESCALATION_STEP_REACHED: "escalation_step_reached",
+    PAGE_DELIVERED: "page_delivered",
+    PAGE_FAILED: "page_failed",
+    ESCALATION_STOPPED: "escalation_stopped",
 }
 
 # Events about people, not incidents (their incident_id is empty).
@@ -62,13 +70,22 @@ PERSON_EVENTS = frozenset({PERSON_REGISTERED, PERSON_CHANGED})
 INCIDENT_EVENTS = frozenset(PAYLOAD_FIELDS) - PERSON_EVENTS
 
 # The events that carry the incident's whole ResponseState (in their `state` field).
-STATE_CHANGES = INCIDENT_EVENTS - {
-    INCIDENT_REPORTED,
-    NOTIFICATION_SENT,
-    EVIDENCE_COLLECTED,
-    TASK_ADDED,
-    TASK_UPDATED,
-}
+STATE_CHANGES = frozenset(
+    {
+        INCIDENT_TRIAGED,
+        INCIDENT_ACKNOWLEDGED,
+        INCIDENT_CONTAINED,
+        INCIDENT_RESOLVED,
+        INCIDENT_REOPENED,
+        INCIDENT_DECLINED,
+        INCIDENT_MERGED,
+        INCIDENT_CLOSED,
+        INCIDENT_RECLASSIFIED,
+        INCIDENT_ROLE_ASSIGNED,
+        INCIDENT_RESPONDER_ADDED,
+        INCIDENT_RESPONDER_REMOVED,
+    }
+)
 
 # Automatic steps (triage's decision, a notification) are the platform's own doing.
 SYSTEM = Actor(id="firebreak", kind="system", name="Firebreak")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +39,11 @@ class ServiceProcess:
     grpc_service: str  # full name, for grpc.health.v1
     handlers: dict[str, Handler] | None = None  # events consumed, by type
     inbox: Table | None = None
+    # Further gRPC services of the same process: (servicer, add_..._to_server, full name).
+    more_servicers: tuple[tuple[object, Callable[[Any, grpc.aio.Server], None], str], ...] = ()
+    # Background work of the service's own (notify's timers): each runs until the event is set,
+    # and is stopped with the consumer, before the gRPC server and the relay's last pass.
+    workers: tuple[tuple[str, Callable[[asyncio.Event], Coroutine[Any, Any, None]]], ...] = ()
 
     def __post_init__(self) -> None:
         if (self.handlers is None) != (self.inbox is None):
@@ -59,10 +64,13 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
 
     server, health_servicer = create_server()
     process.add_servicer(process.servicer, server)
+    for servicer, add_servicer, _ in process.more_servicers:
+        add_servicer(servicer, server)
     address = settings.grpc_listen_addr or settings.grpc_addr(process.name)
     server.add_insecure_port(address)
     await server.start()
-    await mark_serving(health_servicer, [process.grpc_service])
+    names = [process.grpc_service, *(name for _, _, name in process.more_servicers)]
+    await mark_serving(health_servicer, names)
     log.info("%s serving gRPC on %s", process.name, address)
 
     consumer = None
@@ -84,6 +92,9 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
         consuming.append(
             asyncio.create_task(consumer.run(nats_client, stop_consuming), name="consumer")
         )
+    consuming += [
+        asyncio.create_task(work(stop_consuming), name=name) for name, work in process.workers
+    ]
     housekeeping = asyncio.create_task(
         _keep_house(process.outbox, consumer, stop_consuming), name="housekeeping"
     )

@@ -43,6 +43,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "stream_replicas": (1, 5),
     "consumer_batch_size": (1, 4096),
     "shutdown_grace_seconds": (0, None),
+    "smtp_port": (1, 65535),
+    "paging_tick_seconds": (0.01, 60),
 }
 
 
@@ -88,6 +90,17 @@ class Settings:
     stream_replicas: int = 1
     consumer_batch_size: int = 128
     shutdown_grace_seconds: float = 5.0
+
+    # Email, for pages and updates. No host: email cannot be sent, and each such page is
+    # recorded as failed at once (so the escalation moves on rather than waiting).
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "firebreak@localhost"
+    # How often notify looks for escalation steps and pages that fell due.
+    paging_tick_seconds: float = 0.25
 
     # A firm's own priority matrix and response targets; unset, triage uses the SOP's default.
     response_policy: Path | None = None
@@ -137,6 +150,10 @@ def _parse(
         return text
     if kind in (Path, Path | None):
         return Path(text)
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise SettingsError(f"{variable} must be true or false, not {text!r}")
+        return text.lower() in ("true", "1", "yes")
     try:
         number = int(text) if kind is int else float(text)
     except ValueError:

@@ -12,11 +12,11 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -147,4 +147,19 @@ def span_in_trace(name: str, *, trace_id: str, parent_span_id: str) -> Iterator[
         context=trace.set_span_in_context(trace.NonRecordingSpan(incident)),
         links=[trace.Link(request)] if request.is_valid else [],
     ) as span:
+        yield span
+
+
+def current_trace_context() -> dict[str, str]:
+    """The current trace context as W3C headers, to keep with work that runs later (a timer)."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return headers
+
+
+@contextmanager
+def span_in_context(name: str, context: Mapping[str, str]) -> Iterator[trace.Span]:
+    """A span that continues the trace whose context was kept with delayed work."""
+    tracer = trace.get_tracer(__name__)
+    with tracer.start_as_current_span(name, context=propagate.extract(dict(context))) as span:
         yield span

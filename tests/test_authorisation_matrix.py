@@ -103,6 +103,28 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 204, 204, 204, 204, 204, 204, 204, 204),
     ("DELETE", "/v1/api-keys/{key_id}", ANOTHERS_KEY):
                                             cells(401, 401, 404, 404, 404, 404, 404, 404, 404, 204),
+    # Escalation policies: staff read them, managers and admins change them; not incident
+    # routes, so a client's key or contact gets a 403.
+    # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
+    ("GET", "/v1/escalation-policies"):     cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
+    ("POST", "/v1/escalation-policies"):    cells(401, 401, 403, 403, 403, 403, 403, 403, 201, 201),
+    ("GET", "/v1/escalation-policies/{policy_id}"):
+                                            cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
+    ("PATCH", "/v1/escalation-policies/{policy_id}"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
+    ("DELETE", "/v1/escalation-policies/{policy_id}"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 204, 204),
+    # On-call schedules: staff read them, managers and admins change them (a client's 403).
+    # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
+    ("POST", "/v1/schedules"):              cells(401, 401, 403, 403, 403, 403, 403, 403, 201, 201),
+    ("GET", "/v1/schedules"):               cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
+    ("GET", "/v1/schedules/{schedule_id}"): cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
+    ("PATCH", "/v1/schedules/{schedule_id}"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
+    ("DELETE", "/v1/schedules/{schedule_id}"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 204, 204),
+    ("GET", "/v1/schedules/{schedule_id}/on-call"):
+                                            cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
 }
 # fmt: on
 
@@ -213,6 +235,82 @@ def report_all(api: Api, tenant: Tenant, count: int) -> list[str]:
     for incident_id in ids:
         eventually(partial(triaged, incident_id))
     return ids
+
+
+def escalation_policy_calls(api: Api, callers: dict[str, Caller]) -> dict[tuple[Route, str], Call]:
+    """Each principal's calls on escalation policies: it creates (P1), changes (P2) and deletes
+    (P3) policies of a client of its own, so that no two cells clash over a priority."""
+    path = "/v1/escalation-policies"
+    calls: dict[tuple[Route, str], Call] = {}
+    for principal, caller in callers.items():
+        client_id, _ = new_client(api, f"Policy Matrix {principal}")
+
+        def body(priority: str, client_id: str = client_id) -> dict[str, Any]:
+            steps = [{"targets": [{"schedule_id": "default"}], "after_minutes": 1}]
+            return {
+                "name": "Matrix",
+                "steps": steps,
+                "repeat": 0,
+                "priorities": [priority],
+                "client_id": client_id,
+            }
+
+        made = {}
+        for priority in ("P2", "P3"):
+            created = api.http.post(path, json=body(priority), headers=api.admin.headers)
+            assert created.status_code == 201, created.text
+            made[priority] = created.json()["id"]
+        calls[("GET", path), principal] = Call("GET", path, caller)
+        calls[("POST", path), principal] = Call("POST", path, caller, body("P1"))
+        # The shipped default, read by everyone.
+        calls[("GET", path + "/{policy_id}"), principal] = Call(
+            "GET", f"{path}/default-p1-p2", caller
+        )
+        calls[("PATCH", path + "/{policy_id}"), principal] = Call(
+            "PATCH", f"{path}/{made['P2']}", caller, {"name": "Renamed by the matrix"}
+        )
+        calls[("DELETE", path + "/{policy_id}"), principal] = Call(
+            "DELETE", f"{path}/{made['P3']}", caller
+        )
+    return calls
+
+
+def schedule_calls(
+    api: Api, callers: dict[str, Caller], person_id: str
+) -> dict[tuple[Route, str], Call]:
+    """Each principal's calls on on-call schedules: reading and changing a shared one, and
+    deleting one of its own; `person_id` (staff) is on call in them."""
+    path = "/v1/schedules"
+    layer = {
+        "participants": [person_id],
+        "rotation": "daily",
+        "handoff_time": "09:00",
+        "starts_at": "2027-01-04T09:00:00Z",
+    }
+    body = {"name": "Matrix rota", "timezone": "Europe/London", "layers": [layer]}
+
+    def new_schedule() -> str:
+        created = api.http.post(path, json=body, headers=api.admin.headers)
+        assert created.status_code == 201, created.text
+        schedule_id: str = created.json()["id"]
+        return schedule_id
+
+    shared = f"{path}/{new_schedule()}"
+    calls: dict[tuple[Route, str], Call] = {}
+    for principal, caller in callers.items():
+        calls[("POST", path), principal] = Call("POST", path, caller, body)
+        calls[("GET", path), principal] = Call("GET", path, caller)
+        calls[("GET", path + "/{schedule_id}"), principal] = Call("GET", shared, caller)
+        calls[("PATCH", path + "/{schedule_id}"), principal] = Call(
+            "PATCH", shared, caller, {"name": "Renamed by the matrix"}
+        )
+        calls[("DELETE", path + "/{schedule_id}"), principal] = Call(
+            "DELETE", f"{path}/{new_schedule()}", caller
+        )
+        calls[("GET", path + "/{schedule_id}/on-call"), principal] = Call(
+            "GET", f"{shared}/on-call", caller, params={"at": "2027-01-05T12:00:00Z"}
+        )
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -335,6 +433,8 @@ def world(api: Api) -> World:
             by_route["GET", path] = Call("GET", f"/v1/incidents/{shared}{read}", caller)
         for route, call in by_route.items():
             calls[route, principal] = call
+    calls.update(escalation_policy_calls(api, callers))
+    calls.update(schedule_calls(api, callers, helper.person_id))
     unprepared = set(CELLS) - set(calls)
     assert not unprepared, f"rows of EXPECTED with no call prepared here: {unprepared}"
     return World(api, calls)

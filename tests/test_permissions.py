@@ -146,6 +146,12 @@ EXPECTED_ELSEWHERE: dict[Action, dict[PrincipalKind, tuple[str, str]]] = {
     Action.KEY_ISSUE: {kind: ("403", "403") for kind in PrincipalKind} | {K.ADMIN: ("ok",) * 2},
     Action.KEY_LIST: {kind: ("ok", "403") for kind in PrincipalKind} | {K.ADMIN: ("ok",) * 2},
     Action.KEY_REVOKE: {kind: ("ok", "403") for kind in PrincipalKind} | {K.ADMIN: ("ok",) * 2},
+    # Schedules and escalation policies: the firm's own; any staff read them, managers and
+    # admins change them, clients neither (403: they are not incidents).
+    Action.ONCALL_READ: {kind: ("403", "403") for kind in CLIENT_KINDS}
+    | {kind: ("ok", "ok") for kind in STAFF},
+    Action.ONCALL_MANAGE: {kind: ("403", "403") for kind in PrincipalKind}
+    | {K.MANAGER: ("ok",) * 2, K.ADMIN: ("ok",) * 2},
 }
 
 

@@ -18,10 +18,12 @@ from services.gateway.problems import BodySizeLimit, install_problem_handlers
 from services.gateway.routers import (
     api_keys,
     clients,
+    escalation_policies,
     health,
     incidents,
     lifecycle,
     people,
+    schedules,
     tasks,
 )
 
@@ -53,7 +55,17 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (incidents, lifecycle, tasks, clients, people, api_keys, health):
+    for module in (
+        incidents,
+        lifecycle,
+        tasks,
+        clients,
+        people,
+        schedules,
+        escalation_policies,
+        api_keys,
+        health,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # One server span per request; the ASGI send/receive spans under it tell nothing more.

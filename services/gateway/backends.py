@@ -13,6 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus
 from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
+from firebreak.api.notify.v1.notify_pb2_grpc import (
+    EscalationPolicyServiceStub,
+    NotifyServiceStub,
+    ScheduleServiceStub,
+)
 from firebreak.api.review.v1.review_pb2_grpc import ReviewServiceStub
 from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
 from firebreak.outbox import Outbox
@@ -29,9 +34,13 @@ class Backends:
     intake_channel: grpc.aio.Channel
     review_channel: grpc.aio.Channel
     triage_channel: grpc.aio.Channel
+    notify_channel: grpc.aio.Channel
     intake: IntakeServiceStub = field(init=False)
     review: ReviewServiceStub = field(init=False)
     triage: TriageServiceStub = field(init=False)
+    notify: NotifyServiceStub = field(init=False)
+    schedules: ScheduleServiceStub = field(init=False)
+    policies: EscalationPolicyServiceStub = field(init=False)
     outbox: Outbox = field(init=False)
     nats: NATS | None = None
     _nats_connecting: asyncio.Task[None] | None = None
@@ -42,6 +51,9 @@ class Backends:
         self.intake = IntakeServiceStub(self.intake_channel)
         self.review = ReviewServiceStub(self.review_channel)
         self.triage = TriageServiceStub(self.triage_channel)
+        self.notify = NotifyServiceStub(self.notify_channel)
+        self.schedules = ScheduleServiceStub(self.notify_channel)
+        self.policies = EscalationPolicyServiceStub(self.notify_channel)
         self.outbox = Outbox(self.engine, models.outbox)
 
     @classmethod
@@ -56,6 +68,9 @@ class Backends:
             ),
             triage_channel=grpc.aio.insecure_channel(
                 settings.triage_addr, interceptors=aio_client_interceptors()
+            ),
+            notify_channel=grpc.aio.insecure_channel(
+                settings.notify_addr, interceptors=aio_client_interceptors()
             ),
         )
         # The gateway serves (and reports not-ready) while NATS is still coming up.
@@ -94,4 +109,5 @@ class Backends:
         await self.intake_channel.close()
         await self.review_channel.close()
         await self.triage_channel.close()
+        await self.notify_channel.close()
         await self.engine.dispose()

@@ -74,6 +74,8 @@ class Action(StrEnum):
     KEY_ISSUE = "key_issue"
     KEY_LIST = "key_list"
     KEY_REVOKE = "key_revoke"
+    ONCALL_READ = "oncall_read"
+    ONCALL_MANAGE = "oncall_manage"
 
 
 ACTION_SCOPE: dict[Action, str] = {
@@ -89,6 +91,8 @@ ACTION_SCOPE: dict[Action, str] = {
     Action.KEY_ISSUE: "issue a person's personal key",
     Action.KEY_LIST: "list API keys (never the key or its hash)",
     Action.KEY_REVOKE: "revoke an API key",
+    Action.ONCALL_READ: "read on-call schedules, who is on call, escalation policies",
+    Action.ONCALL_MANAGE: "create, change and delete schedules and escalation policies",
 }
 
 # Actions on an incident: a principal who may not see the incident at all is told it does not
@@ -140,6 +144,8 @@ PERMISSIONS: dict[Action, dict[PrincipalKind, Grant]] = {
     Action.KEY_ISSUE: {ADMIN: ALL},
     Action.KEY_LIST: {SYSTEM: SELF, CONTACT: SELF, RESPONDER: SELF, MANAGER: SELF, ADMIN: ALL},
     Action.KEY_REVOKE: {SYSTEM: SELF, CONTACT: SELF, RESPONDER: SELF, MANAGER: SELF, ADMIN: ALL},
+    Action.ONCALL_READ: {RESPONDER: ALL, MANAGER: ALL, ADMIN: ALL},
+    Action.ONCALL_MANAGE: {MANAGER: ALL, ADMIN: ALL},
 }
 
 

@@ -396,3 +396,224 @@ class Person(BaseModel):
 class PersonPage(BaseModel):
     items: list[Person]
     next_cursor: str | None
+
+
+# --- on-call schedules --------------------------------------------------------------------------
+
+# What proto's uint32 Layer.hours holds; the sensible range is the schedule check's (notify).
+MAX_UINT32 = 2**32 - 1
+
+
+def _instant(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("is out of range") from error
+
+
+# An aware date and time (ISO 8601 with an offset), kept in UTC.
+Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
+
+
+class HoursRotation(Strict):
+    hours: int = Field(description="Every N hours of elapsed time after the first handoff.")
+
+
+class ScheduleLayer(Strict):
+    participants: Annotated[list[Id], Field(max_length=1000)] = Field(
+        description="Active staff, in rotation order; someone may be listed more than once."
+    )
+    rotation: Literal["daily", "weekly"] | HoursRotation = Field(
+        description='"daily" or "weekly" hand off at handoff_time on the schedule\'s clocks, '
+        'through daylight-saving changes; {"hours": N} every N hours of elapsed time.'
+    )
+    handoff_time: Annotated[str, StringConstraints(max_length=20, pattern=NO_NUL)] = Field(
+        description='"HH:MM" on the schedule\'s clocks.'
+    )
+    starts_at: Instant = Field(description="The layer starts at the first handoff from then.")
+
+    @field_validator("rotation", mode="before")
+    @classmethod
+    def _one_rotation(cls, value: object) -> object:
+        # Checked whole here so that a mistake is one error naming `rotation`.
+        if value in ("daily", "weekly") or isinstance(value, HoursRotation):
+            return value
+        if isinstance(value, dict) and set(value) == {"hours"}:
+            hours = value["hours"]
+            if isinstance(hours, int) and not isinstance(hours, bool) and 0 < hours <= MAX_UINT32:
+                return value
+        raise ValueError('must be "daily", "weekly" or {"hours": N} with N a whole number')
+
+
+class ScheduleOverride(Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    person_id: Id
+    from_: Instant = Field(alias="from", description="Included.")
+    to: Instant = Field(description="Excluded.")
+
+
+Layers = Annotated[list[ScheduleLayer], Field(max_length=50)]
+Overrides = Annotated[list[ScheduleOverride], Field(max_length=1000)]
+
+
+class NewSchedule(Strict):
+    name: ShortText
+    timezone: TimeZone = Field(description="IANA, e.g. Europe/London; handoffs follow its clocks.")
+    layers: Layers = Field(description="Bottom to top: the last layer with someone on call wins.")
+    overrides: Overrides = Field([], description="Win over every layer while they last.")
+
+
+class ScheduleChanges(Strict):
+    """The fields present replace the schedule's; the others stay."""
+
+    name: ShortText | None = None
+    timezone: TimeZone | None = None
+    layers: Layers | None = None
+    overrides: Overrides | None = None
+
+    @field_validator("name", "timezone", "layers", "overrides")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class Schedule(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    layers: list[ScheduleLayer]
+    overrides: list[ScheduleOverride]
+    version: int = Field(description="Changes with every change; the ETag.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SchedulePage(BaseModel):
+    items: list[Schedule]
+    next_cursor: str | None
+
+
+class OnCallPerson(BaseModel):
+    id: str
+    name: str | None = Field(description="Null for a person the firm no longer knows.")
+
+
+class OnCall(BaseModel):
+    schedule_id: str
+    at: datetime
+    person: OnCallPerson | None = Field(description="Null: nobody is on call then.")
+    source: str | None = Field(
+        description='"override", or "layer N" (N: the layer\'s index in layers); null: nobody.'
+    )
+    until: datetime | None = Field(
+        description="When who is on call changes next; null: no change ahead."
+    )
+
+
+# --- escalation policies ---
+
+MAX_POLICY_STEPS = 20
+MAX_STEP_TARGETS = 20
+MAX_AFTER_MINUTES = 10_080  # a week
+MAX_REPEAT = 10
+
+
+class EscalationTargetIn(Strict):
+    person_id: Id | None = Field(None, description="An active member of staff.")
+    schedule_id: Id | None = Field(None, description="Whoever is on call on the schedule.")
+
+
+def _exactly_one_target(target: EscalationTargetIn) -> EscalationTargetIn:
+    if (target.person_id is None) == (target.schedule_id is None):
+        raise ValueError("give exactly one of person_id and schedule_id")
+    return target
+
+
+EscalationTargetRef = Annotated[EscalationTargetIn, AfterValidator(_exactly_one_target)]
+AfterMinutes = Annotated[float, Field(ge=0, le=MAX_AFTER_MINUTES, strict=True, allow_inf_nan=False)]
+
+
+class EscalationStepIn(Strict):
+    targets: Annotated[list[EscalationTargetRef], Field(min_length=1, max_length=MAX_STEP_TARGETS)]
+    after_minutes: AfterMinutes = Field(
+        description="How long this step's targets have to acknowledge before the next step's "
+        "are notified as well (after the last step: before the steps repeat, or the firm's "
+        "managers are paged). Fractions allowed."
+    )
+
+
+def _no_repeated_priority(priorities: list[str]) -> list[str]:
+    for index, priority in enumerate(priorities):
+        if priority in priorities[:index]:
+            raise ValueError(f"{priority} is listed twice")
+    return priorities
+
+
+PolicySteps = Annotated[list[EscalationStepIn], Field(min_length=1, max_length=MAX_POLICY_STEPS)]
+PolicyPriorities = Annotated[
+    list[Priority], Field(min_length=1, max_length=4), AfterValidator(_no_repeated_priority)
+]
+Repeat = Annotated[int, Field(ge=0, le=MAX_REPEAT, strict=True)]
+Paging = Annotated[bool, Field(strict=True)]
+
+
+class NewEscalationPolicy(Strict):
+    name: ShortText
+    steps: PolicySteps
+    repeat: Repeat = Field(0, description="How many more times the steps run after the last.")
+    client_id: Id | None = Field(
+        None, description="The client whose incidents it covers; absent: the firm's default."
+    )
+    priorities: PolicyPriorities
+    page: Paging = Field(True, description="false: email only, no paging.")
+
+
+class EscalationPolicyChanges(Strict):
+    """Only the fields present change, each replaced whole; client_id null makes the policy a
+    firm default."""
+
+    name: ShortText | None = None
+    steps: PolicySteps | None = None
+    repeat: Repeat | None = None
+    client_id: Id | None = None
+    priorities: PolicyPriorities | None = None
+    page: Paging | None = None
+
+    @field_validator("name", "steps", "repeat", "priorities", "page")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields the body names: an explicit null here is a mistake.
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class EscalationTarget(BaseModel):
+    person_id: str | None
+    schedule_id: str | None
+
+
+class EscalationStep(BaseModel):
+    targets: list[EscalationTarget]
+    after_minutes: float
+
+
+class EscalationPolicy(BaseModel):
+    id: str
+    name: str
+    client_id: str | None = Field(description="Null: the firm's default for its priorities.")
+    priorities: list[Priority]
+    page: bool
+    steps: list[EscalationStep]
+    repeat: int
+    version: int = Field(description="Changes with every change; the ETag.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class EscalationPolicyPage(BaseModel):
+    items: list[EscalationPolicy]
+    next_cursor: str | None

@@ -8,8 +8,28 @@ from firebreak.outbox import Outbox
 from firebreak.runtime import ServiceProcess, run_service
 from firebreak.settings import Settings
 from services.notify import models
+from services.notify.channels import EmailSettings
+from services.notify.channels.email import EmailChannel
 from services.notify.handlers import build_handlers
+from services.notify.paging import Pager
+from services.notify.policy_server import PolicyServicer
+from services.notify.schedule_server import ScheduleServicer
 from services.notify.server import NotifyServicer
+
+
+def email_channel(settings: Settings) -> EmailChannel | None:
+    if settings.smtp_host is None:
+        return None
+    return EmailChannel(
+        EmailSettings(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            from_address=settings.smtp_from,
+        )
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -24,5 +44,18 @@ async def serve(settings: Settings) -> None:
         grpc_service=notify_pb2.DESCRIPTOR.services_by_name["NotifyService"].full_name,
         handlers=build_handlers(outbox=outbox),
         inbox=models.inbox,
+        more_servicers=(
+            (
+                ScheduleServicer(engine),
+                notify_pb2_grpc.add_ScheduleServiceServicer_to_server,
+                notify_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
+            ),
+            (
+                PolicyServicer(engine),
+                notify_pb2_grpc.add_EscalationPolicyServiceServicer_to_server,
+                notify_pb2.DESCRIPTOR.services_by_name["EscalationPolicyService"].full_name,
+            ),
+        ),
+        workers=(("paging", Pager(engine, outbox, email=email_channel(settings)).run),),
     )
     await run_service(settings, process)

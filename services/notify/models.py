@@ -1,6 +1,18 @@
-"""Notify's storage: every notification sent, plus outbox and inbox."""
+"""Notify's storage: notifications sent, its copy of people, on-call schedules, escalation
+policies, plus outbox and inbox."""
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
 
 from firebreak.consumer import define_inbox_table
 from firebreak.outbox import define_outbox_table
@@ -19,6 +31,106 @@ notifications = Table(
     Column("subject", String(300), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=False),
     Index("ix_notifications_incident", "incident_id"),
+)
+
+# Notify's own copy of the gateway's people (person.registered / person.changed): whom to
+# page and how to reach them, without asking the gateway at 3 a.m.
+people = Table(
+    "people",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("client_id", String(36), nullable=False),
+    Column("clients", JSON),  # the wall; NULL: every client
+    Column("active", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),  # the event's time
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    # {"layers": [...], "overrides": [...]} as the API takes them (times as ISO 8601).
+    Column("definition", JSON, nullable=False),
+    Column("version", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_schedules_created", "created_at", "id"),
+)
+
+escalation_policies = Table(
+    "escalation_policies",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("client_id", String(36)),  # NULL: the firm's default for its priorities
+    Column("priorities", JSON, nullable=False),
+    Column("page", Boolean, nullable=False),
+    # [{"targets": [{"person_id"} | {"schedule_id"}], "after_minutes": n}, ...]
+    Column("steps", JSON, nullable=False),
+    Column("repeat", Integer, nullable=False),
+    Column("version", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_policies_created", "created_at", "id"),
+)
+
+# One escalation per incident: where it is in its policy (a snapshot of the version that ran)
+# and when its next step falls due. The due time lives here, not in memory, so a restarted
+# notify carries on where the last one stopped.
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("incident_id", String(36), primary_key=True),
+    Column("client_id", String(36), nullable=False),
+    Column("reference", String(32), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("priority", String(2), nullable=False),
+    Column("policy", JSON, nullable=False),  # id, version, steps, repeat, page
+    Column("step", Integer, nullable=False),  # the next step to run
+    Column("round", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # running | stopped | exhausted
+    Column("next_at", DateTime(timezone=True)),  # NULL once it stopped or ran out
+    Column("stop_reason", String(40)),
+    # The trace context of the triage that started it: every step and page joins that trace.
+    Column("trace_context", JSON, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_escalations_due", "status", "next_at"),
+)
+
+# Every attempt to reach one person about one step of one escalation.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the webhook-id / Message-ID, stable
+    Column("incident_id", String(36), nullable=False),
+    Column("client_id", String(36), nullable=False),
+    Column("person_id", String(36), nullable=False),
+    Column("person_name", String(200), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("address", String(2000), nullable=False),
+    Column("status", String(20), nullable=False),  # pending | sending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", String(500)),
+    # When to try (pending) or when a claim on it lapses (sending: a crashed sender's).
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("reference", String(32), nullable=False),
+    Column("priority", String(2), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("body", String(20_000), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("trace_context", JSON, nullable=False),
+    Index("ix_deliveries_due", "status", "due_at"),
+    Index("ix_deliveries_incident", "incident_id", "created_at"),
 )
 
 outbox = define_outbox_table(metadata)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.events import (
+    ESCALATION_STEP_REACHED,
+    ESCALATION_STOPPED,
     EVIDENCE_COLLECTED,
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_CLOSED,
@@ -26,6 +28,8 @@ from firebreak.events import (
     INCIDENT_ROLE_ASSIGNED,
     INCIDENT_TRIAGED,
     NOTIFICATION_SENT,
+    PAGE_DELIVERED,
+    PAGE_FAILED,
     TASK_ADDED,
     TASK_UPDATED,
 )
@@ -142,6 +146,34 @@ def _notification_sent(event: EventEnvelope) -> Lines:
     return f"notified {sent.audience} via {sent.channel}: {sent.subject}", None
 
 
+def _escalation_step_reached(event: EventEnvelope) -> Lines:
+    step = event.escalation_step_reached
+    who = ", ".join(person.name or person.id for person in step.targets) or "nobody on call"
+    if step.fallback:
+        return f"escalation ran out: paging the firm's fallback ({who})", None
+    repeat = f", repeat {step.round}" if step.round else ""
+    return f"escalation step {step.step + 1}{repeat}: paging {who}", None
+
+
+def _page_delivered(event: EventEnvelope) -> Lines:
+    page = event.page_delivered
+    return f"paged {page.person.name or page.person.id} by {page.channel}", None
+
+
+def _page_failed(event: EventEnvelope) -> Lines:
+    page = event.page_failed
+    final = "gave up" if page.final else "will retry"
+    return (
+        f"page to {page.person.name or page.person.id} by {page.channel} failed "
+        f"(attempt {page.attempts}, {final}): {page.error}",
+        None,
+    )
+
+
+def _escalation_stopped(event: EventEnvelope) -> Lines:
+    return f"escalation stopped: {event.escalation_stopped.reason}", None
+
+
 def _evidence_collected(event: EventEnvelope) -> Lines:
     item = event.evidence_collected
     return (
@@ -169,6 +201,10 @@ NARRATORS: dict[str, Callable[[EventEnvelope], Lines]] = {
     TASK_UPDATED: _task_updated,
     NOTIFICATION_SENT: _notification_sent,
     EVIDENCE_COLLECTED: _evidence_collected,
+    ESCALATION_STEP_REACHED: _escalation_step_reached,
+    PAGE_DELIVERED: _page_delivered,
+    PAGE_FAILED: _page_failed,
+    ESCALATION_STOPPED: _escalation_stopped,
 }
 
 

@@ -111,6 +111,8 @@ async def triage_incident(
                 rationale=rationale,
                 state=state_message(row, rules.policy),
                 tasks_added=added,
+                reference=report.reference,
+                title=report.title,
             ),
         ),
     )

@@ -1,0 +1,190 @@
+"""Notify's timers: escalation steps that fell due, and pages waiting to be (re)sent.
+
+One loop per replica. Each pass claims what is due in a short transaction (other replicas skip
+claimed rows on PostgreSQL; SQLite has one writer), so every step runs once and every page goes
+out once. A page is claimed for a lease before it is sent and recorded after: a replica that dies
+mid-send leaves a claim that lapses, and the page is sent again under the same delivery id (the
+email's Message-ID, the webhook-id), which receivers use to drop the copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from firebreak.api.events.v1 import events_pb2
+from firebreak.events import PAGE_DELIVERED, PAGE_FAILED, new_event
+from firebreak.outbox import Outbox
+from firebreak.telemetry import span_in_context
+from services.notify import escalation
+from services.notify.channels import (
+    Channel,
+    DeliveryFailed,
+    Message,
+    Target,
+)
+from services.notify.channels.retry import backoff
+from services.notify.models import deliveries
+
+log = logging.getLogger(__name__)
+
+CLAIM = timedelta(minutes=2)  # longer than any one attempt takes (SMTP and HTTP time out first)
+MAX_ATTEMPTS = 5
+BATCH = 50
+
+
+@dataclass
+class Pager:
+    engine: AsyncEngine
+    outbox: Outbox
+    email: Channel | None  # None: no SMTP server configured
+    tick_seconds: float = 0.25
+    rng: random.Random = random.Random()  # noqa: RUF009  # jitter needs no security
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Runs due steps and sends due pages until `stopping` is set. A failing pass is
+        logged and tried again: the timers must outlive a database hiccup."""
+        while not stopping.is_set():
+            try:
+                await self.run_due_steps()
+                await self.send_due_pages()
+            except Exception:
+                log.exception("paging pass failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.tick_seconds)
+
+    async def run_due_steps(self) -> int:
+        now = datetime.now(UTC)
+        async with self.outbox.transaction() as connection:
+            due = await escalation.due_escalations(connection, now=now, limit=BATCH)
+            for row in due:
+                await escalation.reach_step(connection, outbox=self.outbox, escalation=row, now=now)
+        return len(due)
+
+    async def send_due_pages(self) -> int:
+        claimed = await self._claim_pages()
+        if claimed:
+            outcomes = await asyncio.gather(*(self._send(page) for page in claimed))
+            async with self.outbox.transaction() as connection:
+                for page, failure in zip(claimed, outcomes, strict=True):
+                    with span_in_context("page outcome", page.trace_context):
+                        await self._record(connection, page, failure)
+        return len(claimed)
+
+    async def _claim_pages(self) -> list[Row[Any]]:
+        now = datetime.now(UTC)
+        async with self.engine.begin() as connection:
+            query = (
+                select(deliveries)
+                .where(deliveries.c.status.in_(("pending", "sending")), deliveries.c.due_at <= now)
+                .order_by(deliveries.c.due_at)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            )
+            rows = list((await connection.execute(query)).all())
+            if rows:
+                await connection.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_([row.id for row in rows]))
+                    .values(
+                        status="sending",
+                        due_at=now + CLAIM,
+                        attempts=deliveries.c.attempts + 1,
+                    )
+                )
+        return rows
+
+    async def _send(self, page: Row[Any]) -> DeliveryFailed | None:
+        with span_in_context(f"send {page.channel}", page.trace_context):
+            return await self._attempt(page)
+
+    async def _attempt(self, page: Row[Any]) -> DeliveryFailed | None:
+        if self.email is None:
+            return DeliveryFailed(
+                "no SMTP server is configured (FIREBREAK_SMTP_HOST)", retryable=False
+            )
+        message = Message(
+            subject=page.subject,
+            text=page.body,
+            html=f"<p>{html.escape(page.body).replace(chr(10), '<br>')}</p>",
+            priority=page.priority,
+            reference=page.reference,
+            incident_id=page.incident_id,
+            ack_url=None,
+            kind="page",
+        )
+        try:
+            await self.email.deliver(
+                Target(kind="email", address=page.address, name=page.person_name),
+                message,
+                delivery_id=page.id,
+            )
+        except DeliveryFailed as failure:
+            return failure
+        return None
+
+    async def _record(
+        self, connection: AsyncConnection, page: Row[Any], failure: DeliveryFailed | None
+    ) -> None:
+        now = datetime.now(UTC)
+        attempts = page.attempts + 1
+        person = events_pb2.Person(id=page.person_id, name=page.person_name)
+        event: tuple[str, Any]
+        if failure is None:
+            values: dict[str, Any] = {"status": "delivered", "delivered_at": now}
+            event = (
+                PAGE_DELIVERED,
+                events_pb2.PageDelivered(
+                    delivery_id=page.id,
+                    person=person,
+                    channel=page.channel,
+                    attempts=attempts,
+                    step=page.step,
+                ),
+            )
+        else:
+            final = not failure.retryable or attempts >= MAX_ATTEMPTS
+            wait = backoff(attempts - 1, base=1.0, cap=60.0, rng=self.rng)
+            values = {
+                "status": "failed" if final else "pending",
+                "due_at": now + timedelta(seconds=wait),
+                "last_error": str(failure)[:500],
+            }
+            event = (
+                PAGE_FAILED,
+                events_pb2.PageFailed(
+                    delivery_id=page.id,
+                    person=person,
+                    channel=page.channel,
+                    attempts=attempts,
+                    step=page.step,
+                    error=str(failure)[:500],
+                    final=final,
+                ),
+            )
+            if final:
+                await escalation.move_on_now(connection, incident_id=page.incident_id, now=now)
+        values["attempts"] = attempts
+        await connection.execute(
+            update(deliveries).where(deliveries.c.id == page.id).values(**values)
+        )
+        await self.outbox.add(
+            connection,
+            new_event(
+                event[0],
+                incident_id=page.incident_id,
+                client_id=page.client_id,
+                producer="notify",
+                occurred_at=now,
+                payload=event[1],
+            ),
+        )

@@ -1,0 +1,221 @@
+"""Escalation against the real processes and a real SMTP server: the on-call person is paged,
+the next step follows when no one acknowledges, the fallback when the policy runs out, an
+acknowledgement stops it, and a notify killed mid-escalation still fires its next step once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message as EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from firebreak.launcher import Platform, free_port
+from tests.conftest import BACKENDS, database_urls, start_platform
+from tests.gateway_client import Api, Person, Tenant, eventually
+from tests.lifecycle_client import ok, run
+
+STEP_SECONDS = 3.0  # a policy step of a few seconds: tests never wait minutes
+
+
+class Mailbox:
+    """What the SMTP server received, by recipient."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.mail: list[tuple[str, EmailMessage]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        message = message_from_bytes(envelope.original_content or b"")
+        with self._lock:
+            for recipient in envelope.rcpt_tos:
+                self.mail.append((recipient, message))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self._lock:
+            return [message for recipient, message in self.mail if recipient == address]
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def paging_platform(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    mailbox: tuple[Mailbox, int],
+) -> Iterator[Platform]:
+    factory = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    _, port = mailbox
+    platform = start_platform(
+        tmp_path_factory.mktemp(f"paging-{request.param}"),
+        database_urls=database_urls(request.param, factory),
+        extra_env={
+            "FIREBREAK_SMTP_HOST": "127.0.0.1",
+            "FIREBREAK_SMTP_PORT": str(port),
+            "FIREBREAK_SMTP_STARTTLS": "false",
+            "FIREBREAK_PAGING_TICK_SECONDS": "0.1",
+        },
+    )
+    yield platform
+    platform.stop()
+
+
+def _policy(api: Api, client: Tenant, steps: list[dict[str, Any]], **fields: Any) -> str:
+    body = {"name": "Acme P1", "client_id": client.id, "priorities": ["P1"], "steps": steps}
+    response = api.http.post(
+        "/v1/escalation-policies", json=body | fields, headers=api.admin.headers
+    )
+    return str(ok(response)["id"])
+
+
+def _schedule(api: Api, on_call: Person) -> str:
+    body = {
+        "name": "Primary",
+        "timezone": "Europe/London",
+        "layers": [
+            {
+                "participants": [on_call.person_id],
+                "rotation": "weekly",
+                "handoff_time": "09:00",
+                "starts_at": "2026-01-05T09:00:00+00:00",
+            }
+        ],
+        "overrides": [],
+    }
+    return str(ok(api.http.post("/v1/schedules", json=body, headers=api.admin.headers))["id"])
+
+
+def _subjects(box: Mailbox, person: Person) -> list[str]:
+    return [str(message["Subject"]) for message in box.to(person.email)]
+
+
+def _timeline_types(api: Api, incident_id: str) -> list[str]:
+    return [entry["type"] for entry in api.timeline(api.admin, incident_id)]
+
+
+def test_a_p1_pages_on_call_escalates_then_stops_when_acknowledged(
+    paging_platform: Platform, mailbox: tuple[Mailbox, int]
+) -> None:
+    api = Api(paging_platform)
+    box, _ = mailbox
+    client = api.new_client()
+    on_call, second, manager = (
+        api.new_person("responder"),
+        api.new_person("responder"),
+        api.new_person("manager"),
+    )
+    schedule = _schedule(api, on_call)
+    minutes = STEP_SECONDS / 60
+    _policy(
+        api,
+        client,
+        [
+            {"targets": [{"schedule_id": schedule}], "after_minutes": minutes},
+            {"targets": [{"person_id": second.person_id}], "after_minutes": 30},
+        ],
+    )
+    created = ok(api.report(client, impact="extensive", urgency="critical"))
+    reference = created["reference"]
+
+    # Step 1 at once: the on-call responder, by email, naming the incident and its priority.
+    subject = eventually(lambda: _subjects(box, on_call))[0]
+    assert reference in subject and "[P1]" in subject
+    assert not _subjects(box, second)
+    # No one acknowledged within the step's time: step 2 pages the second responder as well.
+    eventually(lambda: _subjects(box, second), timeout=STEP_SECONDS * 10)
+
+    ok(run(api, manager, created["id"], "acknowledge"))
+    stopped = eventually(
+        lambda: "escalation.stopped" in _timeline_types(api, created["id"]) or None
+    )
+    assert stopped
+    types = _timeline_types(api, created["id"])
+    assert types.count("escalation.step_reached") == 2
+    assert types.count("page.delivered") == 2
+    # Nothing more is sent once it stopped (the second step waits 30 minutes anyway; the
+    # fallback would have come after it).
+    assert len(box.to(manager.email)) == 0
+
+
+def test_a_policy_that_runs_out_pages_the_firms_managers(
+    paging_platform: Platform, mailbox: tuple[Mailbox, int]
+) -> None:
+    api = Api(paging_platform)
+    box, _ = mailbox
+    client = api.new_client()
+    responder, manager = api.new_person("responder"), api.new_person("manager")
+    _policy(
+        api,
+        client,
+        [{"targets": [{"person_id": responder.person_id}], "after_minutes": STEP_SECONDS / 60}],
+    )
+    created = ok(api.report(client, impact="extensive", urgency="critical"))
+    eventually(lambda: _subjects(box, responder))
+    eventually(lambda: _subjects(box, manager), timeout=STEP_SECONDS * 10)
+    summaries = [entry["summary"] for entry in api.timeline(api.admin, created["id"])]
+    assert any("fallback" in summary for summary in summaries)
+
+
+def test_a_notify_killed_mid_escalation_still_fires_the_next_step_once(
+    paging_platform: Platform, mailbox: tuple[Mailbox, int]
+) -> None:
+    api = Api(paging_platform)
+    box, _ = mailbox
+    client = api.new_client()
+    first, second = api.new_person("responder"), api.new_person("responder")
+    _policy(
+        api,
+        client,
+        [
+            {"targets": [{"person_id": first.person_id}], "after_minutes": STEP_SECONDS / 60},
+            {"targets": [{"person_id": second.person_id}], "after_minutes": 30},
+        ],
+    )
+    ok(api.report(client, impact="extensive", urgency="critical"))
+    eventually(lambda: _subjects(box, first))
+
+    notify = paging_platform.processes["notify"]
+    notify.kill()  # kill -9: the timer's due time is all that survives, in the database
+    notify.wait()
+    paging_platform.start_service("notify")
+
+    eventually(lambda: _subjects(box, second), timeout=STEP_SECONDS * 10)
+    # Once: the second step fired once, and the first page was not sent again.
+    eventually(lambda: len(_subjects(box, second)) == 1 or None)
+    assert len(_subjects(box, first)) == 1
+    assert len(_subjects(box, second)) == 1
+
+
+def test_pages_without_an_smtp_server_fail_and_say_so(tmp_path: Path) -> None:
+    """Not configured is not silent: each page is recorded failed, on the timeline."""
+    platform = start_platform(tmp_path, extra_env={"FIREBREAK_PAGING_TICK_SECONDS": "0.1"})
+    try:
+        api = Api(platform)
+        client = api.new_client()
+        responder = api.new_person("responder")
+        _policy(
+            api, client, [{"targets": [{"person_id": responder.person_id}], "after_minutes": 30}]
+        )
+        created = ok(api.report(client, impact="extensive", urgency="critical"))
+        failed = eventually(
+            lambda: [
+                e for e in api.timeline(api.admin, created["id"]) if e["type"] == "page.failed"
+            ]
+        )
+        assert "FIREBREAK_SMTP_HOST" in failed[0]["summary"]
+    finally:
+        platform.stop()

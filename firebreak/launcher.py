@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -71,6 +72,10 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
+def _link_secret_from_environment() -> str:
+    return os.environ.get("FIREBREAK_LINK_SECRET") or secrets.token_urlsafe(32)
+
+
 @dataclass
 class Platform:
     """A local platform: where it keeps its files, its ports, and the processes it runs."""
@@ -85,6 +90,12 @@ class Platform:
     nats_url: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     log_line: Callable[[str, str], None] | None = None
+    # The HMAC key of acknowledge links, shared by notify (signs) and the gateway (checks): the
+    # environment's FIREBREAK_LINK_SECRET, else a new one for each platform start.
+    link_secret: str = field(default_factory=_link_secret_from_environment)
+    # A local catch-all SMTP server that prints what it receives (make run, when no SMTP server
+    # is configured): a newcomer sees the mail a P1 produces.
+    mail_port: int | None = None
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,6 +114,7 @@ class Platform:
                 "FIREBREAK_NATS_URL": self.nats_url,
                 "FIREBREAK_GATEWAY_PORT": str(self.gateway_port),
                 "FIREBREAK_ADMIN_KEY": self.admin_key,
+                "FIREBREAK_LINK_SECRET": self.link_secret,
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -110,12 +122,18 @@ class Platform:
             env[f"FIREBREAK_{name.upper()}_ADDR"] = f"127.0.0.1:{port}"
         for name, url in self.database_urls.items():
             env[f"FIREBREAK_{name.upper()}_DATABASE_URL"] = url
+        if self.mail_port is not None:
+            env["FIREBREAK_SMTP_HOST"] = "127.0.0.1"
+            env["FIREBREAK_SMTP_PORT"] = str(self.mail_port)
+            env["FIREBREAK_SMTP_STARTTLS"] = "false"  # loopback only
         env.update(self.extra_env)
         return env
 
     def start(self) -> None:
         if self.start_nats:
             self.start_nats_server()
+        if self.mail_port is not None:
+            self.start_mail_catcher(self.mail_port)
         for name in GRPC_SERVICES:
             self.start_service(name)
         self.start_service("gateway")
@@ -141,6 +159,15 @@ class Platform:
             os.environ.copy(),
         )
         wait_for_port(self.nats_port)
+
+    def start_mail_catcher(self, port: int) -> None:
+        """aiosmtpd's debugging server: every mail it gets is printed, prefixed "mail"."""
+        self._spawn(
+            "mail",
+            [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"],
+            os.environ.copy(),
+        )
+        wait_for_port(port)
 
     def start_service(
         self, name: str, *, label: str | None = None, env: dict[str, str] | None = None

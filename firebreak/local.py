@@ -6,6 +6,7 @@ needs (httpx, the launcher).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import secrets
 import signal
@@ -39,6 +40,7 @@ def run() -> None:
             name: int(settings.grpc_addr(name).rsplit(":", 1)[1]) for name in DEFAULT_GRPC_PORTS
         },
         admin_key=admin_key,
+        mail_port=_mail_catcher_port(settings),
         log_line=lambda label, line: print(f"{label:>8} | {line}", flush=True),
     )
     try:
@@ -52,6 +54,7 @@ Firebreak is running.
   demo client  {demo_client}
   demo key     {demo_key}
   data         {platform.var_dir}   (SQLite files, NATS store, traces/*.jsonl, logs/)
+  mail         {_mail_line(platform)}
 
 Try:
   curl -s -X POST {platform.gateway_url}/v1/incidents \\
@@ -75,6 +78,20 @@ Press Ctrl-C to stop.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         platform.stop()
         print("Firebreak stopped.", flush=True)
+
+
+def _mail_line(platform: Platform) -> str:
+    if platform.mail_port is None:
+        return "through FIREBREAK_SMTP_HOST (or not at all: see README, Configuration)"
+    return f"caught on 127.0.0.1:{platform.mail_port} and printed below, prefixed 'mail'"
+
+
+def _mail_catcher_port(settings: Settings) -> int | None:
+    """With no SMTP server configured, a local one that prints what it gets, if aiosmtpd (a
+    development dependency, which make run installs) is there."""
+    if settings.smtp_host is not None or importlib.util.find_spec("aiosmtpd") is None:
+        return None
+    return settings.local_smtp_port
 
 
 def _demo_client(platform: Platform) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "consumer_batch_size": (1, 4096),
     "shutdown_grace_seconds": (0, None),
     "smtp_port": (1, 65535),
+    "local_smtp_port": (1, 65535),
     "paging_tick_seconds": (0.01, 60),
+    "ack_link_minutes": (1, 7 * 24 * 60),
 }
 
 
@@ -99,8 +102,20 @@ class Settings:
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_from: str = "firebreak@localhost"
+    # make run's catch-all SMTP server, when no FIREBREAK_SMTP_HOST is set.
+    local_smtp_port: int = 14025
     # How often notify looks for escalation steps and pages that fell due.
     paging_tick_seconds: float = 0.25
+
+    # The gateway as people reach it (the one-click acknowledge links in pages point there);
+    # unset: http://127.0.0.1:<gateway_port> (see `gateway_public_url`).
+    public_url: str | None = None
+    # The HMAC key notify signs acknowledge links with and the gateway checks them with (at
+    # least 32 characters). Unset: pages carry no link and the gateway accepts none; `make run`
+    # and the tests generate one per platform start, a deployment takes it from its Secret.
+    link_secret: str | None = None
+    # How long an acknowledge link works after its page was queued.
+    ack_link_minutes: int = 60
 
     # A firm's own priority matrix and response targets; unset, triage uses the SOP's default.
     response_policy: Path | None = None
@@ -118,7 +133,22 @@ class Settings:
         admin_key = values.get("admin_key")
         if isinstance(admin_key, str) and len(admin_key) < 24:
             raise SettingsError("FIREBREAK_ADMIN_KEY must be at least 24 characters")
+        link_secret = values.get("link_secret")
+        if isinstance(link_secret, str) and len(link_secret) < 32:
+            raise SettingsError("FIREBREAK_LINK_SECRET must be at least 32 characters")
+        public_url = values.get("public_url")
+        if isinstance(public_url, str) and not re.fullmatch(
+            r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url
+        ):
+            raise SettingsError(
+                f"FIREBREAK_PUBLIC_URL must be an http(s) URL without query, not {public_url!r}"
+            )
         return cls(**values)  # type: ignore[arg-type]  # each value was parsed to its type
+
+    @property
+    def gateway_public_url(self) -> str:
+        """Where people reach the gateway, without a trailing slash."""
+        return (self.public_url or f"http://127.0.0.1:{self.gateway_port}").rstrip("/")
 
     @property
     def bus_url(self) -> str:

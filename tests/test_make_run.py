@@ -19,14 +19,16 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def test_make_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    gateway_port, nats_port, *grpc_ports = free_ports(2 + len(GRPC_SERVICES))
+    gateway_port, nats_port, mail_port, *grpc_ports = free_ports(3 + len(GRPC_SERVICES))
     var_dir = tmp_path / "var"
     env = dict(
         os.environ,
         FIREBREAK_VAR_DIR=str(var_dir),
         FIREBREAK_GATEWAY_PORT=str(gateway_port),
         FIREBREAK_LOCAL_NATS_PORT=str(nats_port),
+        FIREBREAK_LOCAL_SMTP_PORT=str(mail_port),
     )
+    env.pop("FIREBREAK_SMTP_HOST", None)
     env.pop("FIREBREAK_NATS_URL", None)
     env.pop("FIREBREAK_ADMIN_KEY", None)
     for service, port in zip(GRPC_SERVICES, grpc_ports, strict=True):
@@ -57,17 +59,52 @@ def test_make_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path)
         for label in ("intake", "triage", "notify", "evidence", "review", "gateway", "nats"):
             assert f"{label:>8} | " in text, label  # each process's log, prefixed
 
-        created = httpx.post(
-            f"http://127.0.0.1:{gateway_port}/v1/incidents",
-            json=incident_body(),
-            headers={"Authorization": f"Bearer {demo_key.group(1)}"},
-        )
-        assert created.status_code == 201
+        created = page_someone(gateway_port, text, demo_key.group(1))
+        # The page reaches the local catch-all SMTP server, which prints it for all to see.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and f"[P2] {created['reference']}" not in line:
+            line = process.stdout.readline()
+            output.append(line)
+        assert line.startswith("    mail | ") and created["reference"] in line, line
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
         rest, _ = process.communicate(timeout=30)  # returns once the launcher closed stdout
     assert "Firebreak stopped." in rest
     assert processes_started_for(var_dir) == []
+
+
+def page_someone(gateway_port: int, banner: str, demo_key: str) -> dict[str, str]:
+    """A responder, a policy that pages them for the demo client's P2s, and a P2."""
+    base = f"http://127.0.0.1:{gateway_port}"
+    admin_key = re.search(r"admin key\s+(\S+)", banner)
+    demo_client = re.search(r"demo client\s+(\S+)", banner)
+    assert admin_key is not None and demo_client is not None
+    admin = {"Authorization": f"Bearer {admin_key.group(1)}"}
+    person = httpx.post(
+        f"{base}/v1/people",
+        json={"name": "Ada Oncall", "email": "ada@firm.example", "role": "responder"},
+        headers=admin,
+    )
+    assert person.status_code == 201, person.text
+    policy = httpx.post(
+        f"{base}/v1/escalation-policies",
+        json={
+            "name": "Demo P2",
+            "client_id": demo_client.group(1),
+            "priorities": ["P2"],
+            "steps": [{"targets": [{"person_id": person.json()["id"]}], "after_minutes": 30}],
+        },
+        headers=admin,
+    )
+    assert policy.status_code == 201, policy.text
+    created = httpx.post(
+        f"{base}/v1/incidents",
+        json=incident_body(),  # significant and high: a P2
+        headers={"Authorization": f"Bearer {demo_key}"},
+    )
+    assert created.status_code == 201
+    body: dict[str, str] = created.json()
+    return body
 
 
 def processes_started_for(var_dir: Path) -> list[int]:

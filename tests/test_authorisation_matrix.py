@@ -43,6 +43,8 @@ def cells(*statuses: int) -> dict[str, int]:
 
 
 OWN_KEY, ANOTHERS_KEY = "own key", "another's key"
+OWN_PERSON, ANOTHERS_PERSON = "own person", "another's person"
+CONTACT_METHODS = "/v1/people/{person_id}/contact-methods"
 
 # Written by hand from README.md's permission table; not derived from the code.
 # fmt: off
@@ -60,6 +62,8 @@ EXPECTED: dict[Route, dict[str, int]] = {
     ("GET", "/v1/incidents/{incident_id}/transitions"):
                                             cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
     ("GET", "/v1/incidents/{incident_id}/tasks"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/notifications"):
                                             cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
     # Commands: acknowledge is for any staff inside the wall, the rest for participants.
     ("POST", "/v1/incidents/{incident_id}/acknowledge"):
@@ -103,6 +107,19 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 204, 204, 204, 204, 204, 204, 204, 204),
     ("DELETE", "/v1/api-keys/{key_id}", ANOTHERS_KEY):
                                             cells(401, 401, 404, 404, 404, 404, 404, 404, 404, 204),
+    # Contact methods: a person changes their own, an admin anyone's; the person, managers and
+    # admins read them. "Own person" for a key of no person is someone else's: it has none.
+    # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
+    ("POST", CONTACT_METHODS, OWN_PERSON):  cells(401, 401, 403, 201, 403, 201, 201, 201, 201, 201),
+    ("POST", CONTACT_METHODS, ANOTHERS_PERSON):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
+    ("GET", CONTACT_METHODS, OWN_PERSON):   cells(401, 401, 403, 200, 403, 200, 200, 200, 200, 200),
+    ("GET", CONTACT_METHODS, ANOTHERS_PERSON):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
+    ("DELETE", CONTACT_METHODS + "/{method_id}", OWN_PERSON):
+                                            cells(401, 401, 403, 204, 403, 204, 204, 204, 204, 204),
+    ("DELETE", CONTACT_METHODS + "/{method_id}", ANOTHERS_PERSON):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 204),
     # Escalation policies: staff read them, managers and admins change them; not incident
     # routes, so a client's key or contact gets a 403.
     # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
@@ -125,8 +142,17 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 204, 204),
     ("GET", "/v1/schedules/{schedule_id}/on-call"):
                                             cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
+    # One-click acknowledge links take no key: the token is the credential, so every column,
+    # anonymous included, gets the same answer for the same token. Called here with a garbage
+    # token: 404, as an HTML page for a person (not problem+json), naming no incident.
+    # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
+    ("GET", "/v1/ack/{token}"):             cells(404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
+    ("POST", "/v1/ack/{token}"):            cells(404, 404, 404, 404, 404, 404, 404, 404, 404, 404),
 }
 # fmt: on
+# Routes that answer with an HTML page for a person, not problem+json, when they refuse.
+HTML_ROUTES = {("GET", "/v1/ack/{token}"), ("POST", "/v1/ack/{token}")}
+GARBAGE_TOKEN = "eyJ2IjoxfQ.not-a-signature"
 
 # Routes that change the incident: each of their cells gets a fresh incident of client A in
 # the state the command needs (the others share one read-only incident).
@@ -313,6 +339,41 @@ def schedule_calls(
     return calls
 
 
+def contact_method_calls(
+    api: Api, callers: dict[str, Caller], person_ids: dict[str, str]
+) -> dict[tuple[Route, str], Call]:
+    """Each principal's calls on its own contact methods and on someone else's (a member of
+    staff of its own, so no one collects more methods than a person may have); a key of no
+    person has none of its own, so its "own" calls are on that someone's too. Every cell adds an
+    address of its own and deletes a method made for it."""
+    calls: dict[tuple[Route, str], Call] = {}
+
+    def method() -> dict[str, str]:
+        return {"kind": "email", "address": f"matrix-{uuid.uuid4().hex}@home.example"}
+
+    def existing(person_id: str) -> str:
+        path = CONTACT_METHODS.format(person_id=person_id)
+        created = api.http.post(path, json=method(), headers=api.admin.headers)
+        assert created.status_code == 201, created.text
+        return f"{path}/{created.json()['id']}"
+
+    for principal, caller in callers.items():
+        someone = new_person_id(api)
+        for which, person_id in (
+            (OWN_PERSON, person_ids.get(principal, someone)),
+            (ANOTHERS_PERSON, someone),
+        ):
+            path = CONTACT_METHODS.format(person_id=person_id)
+            calls[("POST", CONTACT_METHODS, which), principal] = Call(
+                "POST", path, caller, method()
+            )
+            calls[("GET", CONTACT_METHODS, which), principal] = Call("GET", path, caller)
+            calls[("DELETE", CONTACT_METHODS + "/{method_id}", which), principal] = Call(
+                "DELETE", existing(person_id), caller
+            )
+    return calls
+
+
 @pytest.fixture(scope="module")
 def world(api: Api) -> World:
     """Every principal, and every cell's call, prepared before any cell runs."""
@@ -428,13 +489,17 @@ def world(api: Api) -> World:
                 "DELETE", f"/v1/api-keys/{other_key}", caller
             ),
         }
-        for read in ("", "/timeline", "/transitions", "/tasks"):
+        for method in ("GET", "POST"):
+            by_route[method, "/v1/ack/{token}"] = Call(method, f"/v1/ack/{GARBAGE_TOKEN}", caller)
+        for read in ("", "/timeline", "/transitions", "/tasks", "/notifications"):
             path = "/v1/incidents/{incident_id}" + read
             by_route["GET", path] = Call("GET", f"/v1/incidents/{shared}{read}", caller)
         for route, call in by_route.items():
             calls[route, principal] = call
     calls.update(escalation_policy_calls(api, callers))
     calls.update(schedule_calls(api, callers, helper.person_id))
+    person_ids = {kind: person.person_id for kind, person in people.items()}
+    calls.update(contact_method_calls(api, callers, person_ids))
     unprepared = set(CELLS) - set(calls)
     assert not unprepared, f"rows of EXPECTED with no call prepared here: {unprepared}"
     return World(api, calls)
@@ -468,7 +533,10 @@ def test_who_may_call_what(world: World, route: Route, principal: str) -> None:
     expected = EXPECTED[route][principal]
     where = f"{route_id(route)} as {principal}"
     assert response.status_code == expected, f"{where}: {response.status_code} {response.text}"
-    if not 200 <= response.status_code < 300:
+    if route[:2] in HTML_ROUTES:
+        assert response.headers["content-type"].startswith("text/html"), where
+        assert "not valid" in response.text, where
+    elif not 200 <= response.status_code < 300:
         assert response.headers["content-type"].startswith("application/problem+json"), where
         assert response.json()["status"] == response.status_code, response.text
     elif route[:2] == ("GET", "/v1/api-keys") and principal != "admin":

@@ -4,52 +4,25 @@ acknowledgement stops it, and a notify killed mid-escalation still fires its nex
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message as EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from firebreak.launcher import Platform, free_port
+from firebreak.launcher import Platform
 from tests.conftest import BACKENDS, database_urls, start_platform
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, run
+from tests.mail import Mailbox, smtp_server, start_paging_platform
 
 STEP_SECONDS = 3.0  # a policy step of a few seconds: tests never wait minutes
 
 
-class Mailbox:
-    """What the SMTP server received, by recipient."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.mail: list[tuple[str, EmailMessage]] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        message = message_from_bytes(envelope.original_content or b"")
-        with self._lock:
-            for recipient in envelope.rcpt_tos:
-                self.mail.append((recipient, message))
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        with self._lock:
-            return [message for recipient, message in self.mail if recipient == address]
-
-
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -60,15 +33,10 @@ def paging_platform(
 ) -> Iterator[Platform]:
     factory = request.getfixturevalue("postgres") if request.param == "postgresql" else None
     _, port = mailbox
-    platform = start_platform(
+    platform = start_paging_platform(
         tmp_path_factory.mktemp(f"paging-{request.param}"),
+        smtp_port=port,
         database_urls=database_urls(request.param, factory),
-        extra_env={
-            "FIREBREAK_SMTP_HOST": "127.0.0.1",
-            "FIREBREAK_SMTP_PORT": str(port),
-            "FIREBREAK_SMTP_STARTTLS": "false",
-            "FIREBREAK_PAGING_TICK_SECONDS": "0.1",
-        },
     )
     yield platform
     platform.stop()

@@ -25,6 +25,7 @@ NAMESPACE = "incidents"
 VALUES: dict[str, Any] = {
     "secret": {
         "adminKey": "an-admin-key-of-enough-length",
+        "linkSecret": "a-link-secret-of-at-least-32-characters",
         "databaseUrls": {
             service: f"postgresql://firebreak@postgres:5432/firebreak_{service}"
             for service in SERVICES
@@ -204,8 +205,9 @@ def test_network_policies_admit_only_the_callers_that_need_it(
             for rule in rules
             for peer in rule["from"]
         ]
-        # the gateway calls intake and review; the others are reached only through NATS
-        assert callers == (["gateway"] if name in ("intake", "review") else [])
+        # the gateway calls intake, triage (commands), notify (schedules, policies) and review;
+        # evidence is reached only through NATS
+        assert callers == (["gateway"] if name != "evidence" else [])
     restricted = render(with_values(networkPolicy={"gatewayFrom": [{"podSelector": {}}]}))
     assert of_kind(restricted, "NetworkPolicy")["gateway"]["spec"]["ingress"][0]["from"] == [
         {"podSelector": {}}
@@ -213,10 +215,21 @@ def test_network_policies_admit_only_the_callers_that_need_it(
     assert of_kind(render(with_values(networkPolicy={"enabled": False})), "NetworkPolicy") == {}
 
 
+def test_the_gateway_is_told_where_every_service_it_calls_is(manifests: list[Manifest]) -> None:
+    gateway = of_kind(manifests, "Deployment")["gateway"]
+    env = {
+        item["name"]: item.get("value")
+        for item in gateway["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    for callee in ("intake", "triage", "notify", "review"):
+        assert env[f"FIREBREAK_{callee.upper()}_ADDR"].endswith(f"-{callee}:50051"), callee
+
+
 def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
     [secret] = [manifest for manifest in manifests if manifest["kind"] == "Secret"]
     secret_name = secret["metadata"]["name"]
     assert secret["stringData"]["admin-key"] == VALUES["secret"]["adminKey"]
+    assert secret["stringData"]["link-secret"] == VALUES["secret"]["linkSecret"]
     for name, deployment in of_kind(manifests, "Deployment").items():
         env = env_of(deployment)
         own_database = f"FIREBREAK_{name.upper()}_DATABASE_URL"
@@ -228,7 +241,10 @@ def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
         expected = {"FIREBREAK_NATS_URL", own_database}
         if name == "gateway":
             expected.add("FIREBREAK_ADMIN_KEY")
-        # each service sees its own database only, and only the gateway the admin key
+        if name in ("gateway", "notify"):
+            expected.add("FIREBREAK_LINK_SECRET")
+        # each service sees its own database only, only the gateway the admin key, and only
+        # notify (signs acknowledge links) and the gateway (checks them) the link secret
         assert set(from_secret) == expected
         assert {reference["name"] for reference in from_secret.values()} == {secret_name}
         assert {reference["key"] for reference in from_secret.values()} <= set(secret["stringData"])
@@ -236,6 +252,24 @@ def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
     gateway_env = env_of(of_kind(manifests, "Deployment")["gateway"])
     assert gateway_env["FIREBREAK_INTAKE_ADDR"]["value"] == f"{RELEASE}-firebreak-intake:50051"
     assert gateway_env["FIREBREAK_REVIEW_ADDR"]["value"] == f"{RELEASE}-firebreak-review:50051"
+
+
+def test_acknowledge_links_point_at_the_public_url() -> None:
+    def public_urls(values: dict[str, Any]) -> dict[str, str | None]:
+        return {
+            name: env_of(deployment).get("FIREBREAK_PUBLIC_URL", {}).get("value")
+            for name, deployment in of_kind(render(values), "Deployment").items()
+        }
+
+    # Unset, with no ingress: nothing to say (the setting's own default applies).
+    assert set(public_urls(VALUES).values()) == {None}
+    explicit = public_urls(with_values(publicUrl="https://ir.example.com"))
+    assert explicit == {name: None for name in SERVICES} | {
+        "gateway": "https://ir.example.com",
+        "notify": "https://ir.example.com",
+    }
+    ingress = {"enabled": True, "host": "ir.example.com", "tls": [{"secretName": "tls"}]}
+    assert public_urls(with_values(ingress=ingress))["notify"] == "https://ir.example.com"
 
 
 def test_an_existing_secret_replaces_the_chart_made_one() -> None:
@@ -322,6 +356,8 @@ def test_production_example_scales_and_uses_replicated_jetstream() -> None:
         ({"services": {"triage": {"replicas": -1}}}, "/services/triage/replicas"),
         ({"services": {"billing": {"replicas": 1}}}, "billing"),
         ({"secret": {"adminKey": "too-short"}}, "/secret/adminKey"),
+        ({"secret": {"linkSecret": "too-short"}}, "/secret/linkSecret"),
+        ({"publicUrl": "ir.example.com"}, "/publicUrl"),
         ({"streamReplicas": 0}, "/streamReplicas"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
         ({"securityContext": {"runAsUser": 0}}, "/securityContext/runAsUser"),
@@ -331,6 +367,8 @@ def test_production_example_scales_and_uses_replicated_jetstream() -> None:
         "negative-replicas",
         "unknown-service",
         "weak-admin-key",
+        "weak-link-secret",
+        "public-url-without-scheme",
         "no-stream-replicas",
         "pull-policy",
         "root-user",

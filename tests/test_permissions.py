@@ -166,8 +166,58 @@ def test_client_person_and_key_actions(action: Action, kind: PrincipalKind) -> N
     assert got == EXPECTED_ELSEWHERE[action][kind]
 
 
+# Contact methods, on a person: (their own, another member of staff, a contact of a client
+# inside the caller's wall, a contact of a client outside it); staff are walled to ALPHA.
+def contact_situations(principal: Principal) -> list[dict[str, object]]:
+    return [
+        {"owner_id": principal.id, "client_id": principal.client_id},
+        {"owner_id": "person-2", "client_id": "operator"},
+        {"owner_id": "person-3", "client_id": ALPHA},
+        {"owner_id": "person-4", "client_id": BETA},
+    ]
+
+
+OWN_ONLY, NOT_EVEN_OWN = ("ok", "403", "403", "403"), ("403",) * 4
+EXPECTED_ON_CONTACT_METHODS: dict[Action, dict[PrincipalKind, tuple[str, ...]]] = {
+    # The person, and managers and admins who may see the person (a contact outside the wall
+    # is as absent as a person who does not exist).
+    Action.CONTACT_READ: {
+        K.CLIENT_SYSTEM: NOT_EVEN_OWN,  # a key of no person has no contact methods
+        K.CLIENT_CONTACT: OWN_ONLY,
+        K.RESPONDER: OWN_ONLY,
+        K.MANAGER: ("ok", "ok", "ok", "404"),
+        K.ADMIN: ("ok", "ok", "ok", "404"),
+    },
+    # The person, and an admin on anyone's.
+    Action.CONTACT_MANAGE: {
+        K.CLIENT_SYSTEM: NOT_EVEN_OWN,
+        K.CLIENT_CONTACT: OWN_ONLY,
+        K.RESPONDER: OWN_ONLY,
+        K.MANAGER: OWN_ONLY,
+        K.ADMIN: ("ok",) * 4,
+    },
+}
+
+
+@pytest.mark.parametrize("action", list(EXPECTED_ON_CONTACT_METHODS))
+@pytest.mark.parametrize("kind", list(PrincipalKind))
+def test_contact_method_actions(action: Action, kind: PrincipalKind) -> None:
+    principal = principal_of(kind, wall=frozenset({ALPHA}))
+    got = tuple(
+        outcome(principal, action, **situation) for situation in contact_situations(principal)
+    )
+    assert got == EXPECTED_ON_CONTACT_METHODS[action][kind]
+
+
+def test_a_refused_contact_method_says_whose_are_allowed() -> None:
+    with pytest.raises(Problem) as refused:
+        authorize(principal_of(K.MANAGER), Action.CONTACT_MANAGE, owner_id="person-2")
+    assert refused.value.status == 403
+    assert "their own contact methods" in refused.value.detail and "admin" in refused.value.detail
+
+
 def test_every_action_and_kind_is_expected_somewhere() -> None:
-    expected = EXPECTED_ON_INCIDENTS | EXPECTED_ELSEWHERE
+    expected = EXPECTED_ON_INCIDENTS | EXPECTED_ELSEWHERE | EXPECTED_ON_CONTACT_METHODS
     # Reporting and reading people have tests of their own.
     assert set(expected) | {Action.INCIDENT_REPORT, Action.PERSON_READ} == set(Action)
     assert all(set(row) == set(PrincipalKind) for row in expected.values())

@@ -16,12 +16,15 @@ from services.gateway import keys, tenants
 from services.gateway.backends import Backends
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
 from services.gateway.routers import (
+    ack_links,
     api_keys,
     clients,
+    contact_methods,
     escalation_policies,
     health,
     incidents,
     lifecycle,
+    notifications,
     people,
     schedules,
     tasks,
@@ -59,17 +62,24 @@ def create_app(settings: Settings) -> FastAPI:
         incidents,
         lifecycle,
         tasks,
+        notifications,
         clients,
         people,
+        contact_methods,
         schedules,
         escalation_policies,
         api_keys,
+        ack_links,
         health,
     ):
         app.include_router(module.router)
+    # The key acknowledge links are checked with (routers/ack_links.py); None: none is valid.
+    app.state.link_secret = settings.link_secret
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    # One server span per request; the ASGI send/receive spans under it tell nothing more.
+    # One server span per request; the ASGI send/receive spans under it tell nothing more. An
+    # acknowledge link's URL is a credential, so its requests make no span that would record it
+    # (the acknowledgement itself still joins the incident's trace).
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz", exclude_spans=["receive", "send"]
+        app, excluded_urls="healthz,readyz,v1/ack/", exclude_spans=["receive", "send"]
     )
     return app

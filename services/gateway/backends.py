@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak import bus
 from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
 from firebreak.api.notify.v1.notify_pb2_grpc import (
+    ContactMethodServiceStub,
     EscalationPolicyServiceStub,
     NotifyServiceStub,
     ScheduleServiceStub,
@@ -41,6 +42,7 @@ class Backends:
     notify: NotifyServiceStub = field(init=False)
     schedules: ScheduleServiceStub = field(init=False)
     policies: EscalationPolicyServiceStub = field(init=False)
+    contact_methods: ContactMethodServiceStub = field(init=False)
     outbox: Outbox = field(init=False)
     nats: NATS | None = None
     _nats_connecting: asyncio.Task[None] | None = None
@@ -54,6 +56,7 @@ class Backends:
         self.notify = NotifyServiceStub(self.notify_channel)
         self.schedules = ScheduleServiceStub(self.notify_channel)
         self.policies = EscalationPolicyServiceStub(self.notify_channel)
+        self.contact_methods = ContactMethodServiceStub(self.notify_channel)
         self.outbox = Outbox(self.engine, models.outbox)
 
     @classmethod

@@ -1,5 +1,5 @@
-"""The gateway's storage: client organisations (tenants), people, their hashed API keys, and the
-outbox of the events about people."""
+"""The gateway's storage: client organisations (tenants), people, their hashed API keys, the
+acknowledge links already used, and the outbox of the events about people."""
 
 from sqlalchemy import (
     JSON,
@@ -68,6 +68,17 @@ api_keys = Table(
     Column("last_used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
     Index("api_keys_created", "created_at", "id"),
+)
+
+# The one-click acknowledge links already used (firebreak/ack_links.py), by the delivery of
+# the page that carried each: a link works once.
+used_ack_links = Table(
+    "used_ack_links",
+    metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("incident_id", String(36), nullable=False),
+    Column("person_id", String(36), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=False),
 )
 
 # person.registered and person.changed, published by the gateway's relay.

@@ -76,12 +76,15 @@ class Action(StrEnum):
     KEY_REVOKE = "key_revoke"
     ONCALL_READ = "oncall_read"
     ONCALL_MANAGE = "oncall_manage"
+    CONTACT_READ = "contact_read"
+    CONTACT_MANAGE = "contact_manage"
 
 
 ACTION_SCOPE: dict[Action, str] = {
     Action.INCIDENT_REPORT: "report an incident (staff report into `operator`)",
     Action.INCIDENT_READ: "read, list and follow the timeline of incidents",
-    Action.INCIDENT_WORK_READ: "read an incident's internal work: tasks, allowed commands",
+    Action.INCIDENT_WORK_READ: "read an incident's internal work: tasks, allowed commands, "
+    "every delivery of its pages",
     Action.INCIDENT_ACKNOWLEDGE: "acknowledge an incident",
     Action.INCIDENT_COMMAND: "contain, resolve, reopen, decline, merge, reclassify; "
     "roles, responders, tasks",
@@ -93,6 +96,8 @@ ACTION_SCOPE: dict[Action, str] = {
     Action.KEY_REVOKE: "revoke an API key",
     Action.ONCALL_READ: "read on-call schedules, who is on call, escalation policies",
     Action.ONCALL_MANAGE: "create, change and delete schedules and escalation policies",
+    Action.CONTACT_READ: "list a person's contact methods (never a webhook's secret)",
+    Action.CONTACT_MANAGE: "add and delete a person's contact methods",
 }
 
 # Actions on an incident: a principal who may not see the incident at all is told it does not
@@ -123,7 +128,7 @@ GRANT_MEANING: dict[Grant, str] = {
     "clients when unwalled); anything else is a `404`",
     Grant.PARTICIPANT: "inside the wall, and only as the incident's commander, a role holder or "
     "one of its responders",
-    Grant.SELF: "only their own keys (a client system's key: only itself)",
+    Grant.SELF: "only their own keys and contact methods (a client system's key: only itself)",
 }
 
 # Short names, so that each row of the table reads across.
@@ -146,6 +151,17 @@ PERMISSIONS: dict[Action, dict[PrincipalKind, Grant]] = {
     Action.KEY_REVOKE: {SYSTEM: SELF, CONTACT: SELF, RESPONDER: SELF, MANAGER: SELF, ADMIN: ALL},
     Action.ONCALL_READ: {RESPONDER: ALL, MANAGER: ALL, ADMIN: ALL},
     Action.ONCALL_MANAGE: {MANAGER: ALL, ADMIN: ALL},
+    Action.CONTACT_READ: {CONTACT: SELF, RESPONDER: SELF, MANAGER: WALL, ADMIN: WALL},
+    Action.CONTACT_MANAGE: {CONTACT: SELF, RESPONDER: SELF, MANAGER: SELF, ADMIN: ALL},
+}
+
+# What a SELF grant is limited to, and who may do more, as a refusal says it.
+OWN_ONLY: dict[Action, str] = {
+    Action.KEY_LIST: "its own keys; an admin may act on anyone's",
+    Action.KEY_REVOKE: "its own keys; an admin may act on anyone's",
+    Action.CONTACT_READ: "their own contact methods; managers and admins may read those of the "
+    "people they may see",
+    Action.CONTACT_MANAGE: "their own contact methods; an admin may change anyone's",
 }
 
 
@@ -188,7 +204,8 @@ def authorize(
     commands, holds a role in or responds to it), reading a person their client's `client_id`
     (and `owner_id`, the person's id); key actions pass `owner_id`, the
     owner's id as `Principal.id` spells it (the person's id, or the key's id for a key that
-    belongs to no person). A needed argument left out is a bug and fails closed.
+    belongs to no person); contact-method actions the person's `owner_id` and, for the wall,
+    their client's `client_id`. A needed argument left out is a bug and fails closed.
     """
     grant = PERMISSIONS[action].get(principal.kind)
     if grant is None:
@@ -202,7 +219,7 @@ def authorize(
         raise ValueError(f"authorize({action.value}) needs owner_id")
     if _satisfies(principal, grant, client_id, participant, owner_id):
         return
-    if action is Action.PERSON_READ:
+    if action in (Action.PERSON_READ, Action.CONTACT_READ) and grant is Grant.WALL:
         # A client's contact outside the wall is as absent as a person who never existed.
         raise Problem(404, f"person {owner_id} not found" if owner_id else "Not found.")
     if action in INCIDENT_ACTIONS:
@@ -216,8 +233,8 @@ def authorize(
         )
     raise Problem(
         403,
-        f"{action.value} is allowed for {principal.kind.value} only on its own keys; an admin "
-        "may act on anyone's.",
+        f"{action.value} is allowed for {principal.kind.value} only on "
+        f"{OWN_ONLY.get(action, OWN_ONLY[Action.KEY_LIST])}.",
     )
 
 

@@ -617,3 +617,60 @@ class EscalationPolicy(BaseModel):
 class EscalationPolicyPage(BaseModel):
     items: list[EscalationPolicy]
     next_cursor: str | None
+
+
+# --- contact methods and deliveries -------------------------------------------------------------
+
+ContactKind = Literal["email", "webhook", "slack", "teams"]
+ContactAddress = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)
+]
+SigningSecret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+
+
+class NewContactMethod(Strict):
+    kind: ContactKind
+    address: ContactAddress = Field(
+        description="An email address, or the URL of the webhook, Slack or Teams receiver."
+    )
+    secret: SigningSecret | None = Field(
+        None,
+        description="Webhooks only, and required for them: the signing secret (`whsec_` and "
+        "base64 of at least 24 random bytes, as Standard Webhooks says). Stored as given (the "
+        "receiver holds the same key); never returned.",
+    )
+
+
+class ContactMethod(BaseModel):
+    id: str = Field(description='"email" for the person\'s own email, always the first.')
+    kind: ContactKind
+    address: str = Field(description="Slack and Teams URLs are secrets: scheme and host only.")
+    has_secret: bool
+    implicit: bool = Field(description="The person's own email: follows it, cannot be deleted.")
+    created_at: datetime | None
+
+
+class ContactMethodList(BaseModel):
+    items: list[ContactMethod] = Field(description="In the order a page tries them.")
+
+
+DeliveryStatus = Literal["pending", "sending", "delivered", "failed"]
+
+
+class Delivery(BaseModel):
+    id: str = Field(description="The email's Message-ID and the webhook's webhook-id.")
+    person: PersonSummary
+    channel: ContactKind
+    target: str = Field(description="The email address, or only the host of a URL.")
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    step: int = Field(
+        description="The policy step it paged for, from 0 (the fallback: the one after the last)."
+    )
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryList(BaseModel):
+    items: list[Delivery] = Field(description="Oldest first.")

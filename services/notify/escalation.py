@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from firebreak.ack_links import LinkMaker
 from firebreak.api.events.v1 import events_pb2
 from firebreak.events import ESCALATION_STEP_REACHED, ESCALATION_STOPPED, new_event
 from firebreak.outbox import Outbox
@@ -132,16 +133,27 @@ async def due_escalations(
 
 
 async def reach_step(
-    connection: AsyncConnection, *, outbox: Outbox, escalation: Row[Any], now: datetime
+    connection: AsyncConnection,
+    *,
+    outbox: Outbox,
+    escalation: Row[Any],
+    now: datetime,
+    links: LinkMaker | None = None,
 ) -> None:
     """Pages the due step's targets, records the step, and sets when the next one is due, in
-    the trace of the incident's triage."""
+    the trace of the incident's triage. Each page carries a one-click acknowledge link made by
+    `links` (none without one)."""
     with span_in_context("escalation step", escalation.trace_context):
-        await _reach_step(connection, outbox=outbox, escalation=escalation, now=now)
+        await _reach_step(connection, outbox=outbox, escalation=escalation, now=now, links=links)
 
 
 async def _reach_step(
-    connection: AsyncConnection, *, outbox: Outbox, escalation: Row[Any], now: datetime
+    connection: AsyncConnection,
+    *,
+    outbox: Outbox,
+    escalation: Row[Any],
+    now: datetime,
+    links: LinkMaker | None,
 ) -> None:
     policy = escalation.policy
     steps: list[dict[str, Any]] = policy["steps"]
@@ -154,7 +166,7 @@ async def _reach_step(
         people = await oncall_targets.people_of(connection, step["targets"], at=now)
         wait = timedelta(minutes=float(step["after_minutes"]))
     for person in people:
-        await _queue_page(connection, escalation=escalation, person=person, now=now)
+        await _queue_page(connection, escalation=escalation, person=person, now=now, links=links)
     await outbox.add(
         connection,
         new_event(
@@ -207,11 +219,28 @@ async def _queue_page(
     escalation: Row[Any],
     person: oncall_targets.Reachable,
     now: datetime,
+    links: LinkMaker | None = None,
 ) -> None:
     kind = "page" if escalation.policy["page"] else "notification"
+    delivery_id = str(uuid.uuid4())
+    # The link acknowledges as this person, for this delivery only (once, until it expires).
+    ack_url, ack_text = None, ""
+    if links is not None:
+        ack_url = links.url(
+            incident_id=escalation.incident_id,
+            client_id=escalation.client_id,
+            person_id=person.id,
+            delivery_id=delivery_id,
+            now=now,
+        )
+        until = now + links.lifetime
+        ack_text = (
+            f"\n\nAcknowledge as {person.name} with one click: {ack_url}\nThe link works once, "
+            f"until {until:%Y-%m-%d %H:%M} UTC."
+        )
     await connection.execute(
         deliveries.insert().values(
-            id=str(uuid.uuid4()),
+            id=delivery_id,
             incident_id=escalation.incident_id,
             client_id=escalation.client_id,
             person_id=person.id,
@@ -228,8 +257,9 @@ async def _queue_page(
             body=(
                 f"{escalation.reference} ({escalation.priority}) needs a responder: "
                 f"{escalation.title}\n\nThis is a {kind} from Firebreak. Acknowledge the "
-                "incident to stop the escalation."
+                f"incident to stop the escalation.{ack_text}"
             ),
+            ack_url=ack_url,
             created_at=now,
             trace_context=current_trace_context(),
         )

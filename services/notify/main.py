@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
+from firebreak.ack_links import LinkMaker
 from firebreak.api.notify.v1 import notify_pb2, notify_pb2_grpc
 from firebreak.database import create_engine
 from firebreak.outbox import Outbox
@@ -10,11 +14,14 @@ from firebreak.settings import Settings
 from services.notify import models
 from services.notify.channels import EmailSettings
 from services.notify.channels.email import EmailChannel
+from services.notify.contact_method_server import ContactMethodServicer
 from services.notify.handlers import build_handlers
 from services.notify.paging import Pager
 from services.notify.policy_server import PolicyServicer
 from services.notify.schedule_server import ScheduleServicer
 from services.notify.server import NotifyServicer
+
+log = logging.getLogger(__name__)
 
 
 def email_channel(settings: Settings) -> EmailChannel | None:
@@ -29,6 +36,18 @@ def email_channel(settings: Settings) -> EmailChannel | None:
             password=settings.smtp_password,
             from_address=settings.smtp_from,
         )
+    )
+
+
+def ack_link_maker(settings: Settings) -> LinkMaker | None:
+    """Signs each page's one-click acknowledge link, pointing at the gateway's public URL."""
+    if settings.link_secret is None:
+        log.warning("FIREBREAK_LINK_SECRET is not set: pages carry no acknowledge link")
+        return None
+    return LinkMaker(
+        secret=settings.link_secret,
+        public_url=settings.gateway_public_url,
+        lifetime=timedelta(minutes=settings.ack_link_minutes),
     )
 
 
@@ -55,7 +74,19 @@ async def serve(settings: Settings) -> None:
                 notify_pb2_grpc.add_EscalationPolicyServiceServicer_to_server,
                 notify_pb2.DESCRIPTOR.services_by_name["EscalationPolicyService"].full_name,
             ),
+            (
+                ContactMethodServicer(engine),
+                notify_pb2_grpc.add_ContactMethodServiceServicer_to_server,
+                notify_pb2.DESCRIPTOR.services_by_name["ContactMethodService"].full_name,
+            ),
         ),
-        workers=(("paging", Pager(engine, outbox, email=email_channel(settings)).run),),
+        workers=(
+            (
+                "paging",
+                Pager(
+                    engine, outbox, email=email_channel(settings), links=ack_link_maker(settings)
+                ).run,
+            ),
+        ),
     )
     await run_service(settings, process)

@@ -1,5 +1,5 @@
 """Notify's storage: notifications sent, its copy of people, on-call schedules, escalation
-policies, plus outbox and inbox."""
+policies, escalations, deliveries, contact methods, plus outbox and inbox."""
 
 from sqlalchemy import (
     JSON,
@@ -115,8 +115,14 @@ deliveries = Table(
     Column("person_id", String(36), nullable=False),
     Column("person_name", String(200), nullable=False),
     Column("step", Integer, nullable=False),
-    Column("channel", String(20), nullable=False),
+    Column("channel", String(20), nullable=False),  # the contact method's kind
     Column("address", String(2000), nullable=False),
+    # A webhook method's signing secret, copied from contact_methods (stored as given, see
+    # there); NULL for other kinds. Never listed.
+    Column("secret", String(200)),
+    # Which of the person's contact methods this is: 0 their email, else the added method's
+    # position. When it finally fails, the method after it is tried (contact_methods.py).
+    Column("method_index", Integer, nullable=False, server_default="0"),
     Column("status", String(20), nullable=False),  # pending | sending | delivered | failed
     Column("attempts", Integer, nullable=False),
     Column("last_error", String(500)),
@@ -126,11 +132,32 @@ deliveries = Table(
     Column("priority", String(2), nullable=False),
     Column("subject", String(300), nullable=False),
     Column("body", String(20_000), nullable=False),
+    # The page's signed, expiring one-click acknowledge link (firebreak/ack_links.py); NULL
+    # when no FIREBREAK_LINK_SECRET is set.
+    Column("ack_url", String(2000)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True)),
     Column("trace_context", JSON, nullable=False),
     Index("ix_deliveries_due", "status", "due_at"),
     Index("ix_deliveries_incident", "incident_id", "created_at"),
+)
+
+# How each person is reached, after their email (always first, implicitly, from `people`): the
+# methods they added, tried in `position` order when the one before finally fails.
+contact_methods = Table(
+    "contact_methods",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("person_id", String(36), nullable=False),
+    Column("position", Integer, nullable=False),  # 1, 2, …: the order added (0 is the email)
+    Column("kind", String(20), nullable=False),  # email | webhook | slack | teams
+    Column("address", String(2000), nullable=False),
+    # A webhook's signing secret, stored as given: it is the HMAC key the receiver also holds,
+    # so notify needs it in the clear to sign with (it cannot be hashed). The API never returns
+    # it, only whether there is one.
+    Column("secret", String(200)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_contact_methods_person", "person_id", "position", unique=True),
 )
 
 outbox = define_outbox_table(metadata)

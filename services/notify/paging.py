@@ -5,6 +5,10 @@ claimed rows on PostgreSQL; SQLite has one writer), so every step runs once and 
 out once. A page is claimed for a lease before it is sent and recorded after: a replica that dies
 mid-send leaves a claim that lapses, and the page is sent again under the same delivery id (the
 email's Message-ID, the webhook-id), which receivers use to drop the copy.
+
+A page goes to the person's contact methods in order (contact_methods.py): their email first;
+when a delivery finally fails, the page is queued to their next method at once, and only when
+their last method has failed does the escalation move on.
 """
 
 from __future__ import annotations
@@ -14,23 +18,28 @@ import contextlib
 import html
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import httpx
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from firebreak.ack_links import LinkMaker
 from firebreak.api.events.v1 import events_pb2
 from firebreak.events import PAGE_DELIVERED, PAGE_FAILED, new_event
 from firebreak.outbox import Outbox
 from firebreak.telemetry import span_in_context
-from services.notify import escalation
+from services.notify import contact_methods, escalation
 from services.notify.channels import (
     Channel,
+    ChannelSettings,
     DeliveryFailed,
     Message,
     Target,
+    TargetKind,
+    channel_for,
 )
 from services.notify.channels.retry import backoff
 from services.notify.models import deliveries
@@ -40,6 +49,20 @@ log = logging.getLogger(__name__)
 CLAIM = timedelta(minutes=2)  # longer than any one attempt takes (SMTP and HTTP time out first)
 MAX_ATTEMPTS = 5
 BATCH = 50
+HTTP_KINDS: tuple[TargetKind, ...] = ("webhook", "slack", "teams")
+
+
+def page_html(body: str, ack_url: str | None) -> str:
+    """The page's text as HTML, and its acknowledge link as a button."""
+    text = f"<p>{html.escape(body).replace(chr(10), '<br>')}</p>"
+    if not ack_url:
+        return text
+    href = html.escape(ack_url, quote=True)
+    return (
+        f'{text}\n<p><a href="{href}" style="display:inline-block;padding:10px 18px;'
+        "background:#b42318;color:#ffffff;text-decoration:none;border-radius:4px;"
+        'font-weight:bold">Acknowledge</a></p>'
+    )
 
 
 @dataclass
@@ -49,25 +72,41 @@ class Pager:
     email: Channel | None  # None: no SMTP server configured
     tick_seconds: float = 0.25
     rng: random.Random = random.Random()  # noqa: RUF009  # jitter needs no security
+    # Makes each page's one-click acknowledge link; None: pages carry none.
+    links: LinkMaker | None = None
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
+    # While run() runs: the webhook, Slack and Teams channels, sharing its one HTTP client.
+    _http_channels: dict[str, Channel] = field(default_factory=dict, init=False, repr=False)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Runs due steps and sends due pages until `stopping` is set. A failing pass is
-        logged and tried again: the timers must outlive a database hiccup."""
-        while not stopping.is_set():
+        logged and tried again: the timers must outlive a database hiccup. Webhook, Slack and
+        Teams deliveries share one HTTP client (connections reused), closed when it stops."""
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            self._http_channels = {
+                kind: channel_for(kind, settings=self.channels, http_client=http)
+                for kind in HTTP_KINDS
+            }
             try:
-                await self.run_due_steps()
-                await self.send_due_pages()
-            except Exception:
-                log.exception("paging pass failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.tick_seconds)
+                while not stopping.is_set():
+                    try:
+                        await self.run_due_steps()
+                        await self.send_due_pages()
+                    except Exception:
+                        log.exception("paging pass failed; trying again")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), self.tick_seconds)
+            finally:
+                self._http_channels = {}
 
     async def run_due_steps(self) -> int:
         now = datetime.now(UTC)
         async with self.outbox.transaction() as connection:
             due = await escalation.due_escalations(connection, now=now, limit=BATCH)
             for row in due:
-                await escalation.reach_step(connection, outbox=self.outbox, escalation=row, now=now)
+                await escalation.reach_step(
+                    connection, outbox=self.outbox, escalation=row, now=now, links=self.links
+                )
         return len(due)
 
     async def send_due_pages(self) -> int:
@@ -107,24 +146,43 @@ class Pager:
         with span_in_context(f"send {page.channel}", page.trace_context):
             return await self._attempt(page)
 
+    def _channel(self, kind: str) -> Channel | DeliveryFailed:
+        """The channel for a delivery's kind (its contact method's), or why there is none."""
+        if kind == "email":
+            if self.email is None:
+                return DeliveryFailed(
+                    "no SMTP server is configured (FIREBREAK_SMTP_HOST)", retryable=False
+                )
+            return self.email
+        if kind not in HTTP_KINDS:
+            return DeliveryFailed(f"no channel delivers to {kind!r}", retryable=False)
+        # Outside run() (no shared client yet) a channel of its own, with a client per delivery.
+        return self._http_channels.get(kind) or channel_for(
+            cast(TargetKind, kind), settings=self.channels
+        )
+
     async def _attempt(self, page: Row[Any]) -> DeliveryFailed | None:
-        if self.email is None:
-            return DeliveryFailed(
-                "no SMTP server is configured (FIREBREAK_SMTP_HOST)", retryable=False
-            )
+        channel = self._channel(page.channel)
+        if isinstance(channel, DeliveryFailed):
+            return channel
         message = Message(
             subject=page.subject,
             text=page.body,
-            html=f"<p>{html.escape(page.body).replace(chr(10), '<br>')}</p>",
+            html=page_html(page.body, page.ack_url),
             priority=page.priority,
             reference=page.reference,
             incident_id=page.incident_id,
-            ack_url=None,
+            ack_url=page.ack_url,
             kind="page",
         )
         try:
-            await self.email.deliver(
-                Target(kind="email", address=page.address, name=page.person_name),
+            await channel.deliver(
+                Target(
+                    kind=page.channel,
+                    address=page.address,
+                    secret=page.secret,
+                    name=page.person_name,
+                ),
                 message,
                 delivery_id=page.id,
             )
@@ -171,7 +229,8 @@ class Pager:
                     final=final,
                 ),
             )
-            if final:
+            if final and not await contact_methods.queue_next_method(connection, page, now=now):
+                # The person's last contact method failed too: the next step is due at once.
                 await escalation.move_on_now(connection, incident_id=page.incident_id, now=now)
         values["attempts"] = attempts
         await connection.execute(

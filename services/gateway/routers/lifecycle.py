@@ -13,9 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Response
 
 from firebreak.api.events.v1 import events_pb2
+from firebreak.api.intake.v1 import intake_pb2
 from firebreak.api.triage.v1 import triage_pb2
 from services.gateway import schemas
-from services.gateway.backends import RPC_TIMEOUT_SECONDS
+from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Caller, IncidentId, PersonId, Services
 from services.gateway.incident_access import (
     IncidentInHand,
@@ -41,14 +42,15 @@ IfMatch = Annotated[
 ]
 
 
-async def _run(
-    services: Services,
+async def run_command(
+    services: Backends,
     caller: Principal,
     incident: IncidentInHand,
     if_match: str | None,
-    response: Response,
     **command: object,
-) -> schemas.Incident:
+) -> tuple[intake_pb2.Incident, triage_pb2.IncidentResponse]:
+    """Sends one command to triage as `caller`, in the incident's trace: the incident's report
+    and its response after the command. The caller's permission is checked already."""
     request = triage_pb2.CommandRequest(
         incident_id=incident.incident_id,
         client_id=incident.client_id,
@@ -63,8 +65,29 @@ async def _run(
     report = await report_of(services, incident.incident_id)
     with in_incident_trace(report, f"command {request.WhichOneof('command')}"):
         changed = await services.triage.RunCommand(request, timeout=RPC_TIMEOUT_SECONDS)
+    return report, changed
+
+
+async def _run(
+    services: Services,
+    caller: Principal,
+    incident: IncidentInHand,
+    if_match: str | None,
+    response: Response,
+    **command: object,
+) -> schemas.Incident:
+    report, changed = await run_command(services, caller, incident, if_match, **command)
     response.headers["ETag"] = etag(changed.state.version)
     return incident_body(report, changed.state, caller)
+
+
+def acknowledgement(caller: Principal) -> triage_pb2.Acknowledge:
+    """Acknowledging as `caller`, who becomes commander when there is none (a key of no person
+    cannot)."""
+    commander = events_pb2.Person()
+    if caller.person_id is not None:
+        commander = events_pb2.Person(id=caller.person_id, name=caller.name)
+    return triage_pb2.Acknowledge(commander_if_none=commander)
 
 
 @router.post("/acknowledge", response_model=schemas.Incident)
@@ -77,16 +100,8 @@ async def acknowledge(
 ) -> schemas.Incident:
     """Takes the incident on; whoever acknowledges becomes commander when there is none."""
     incident = await incident_for(services, caller, incident_id, Action.INCIDENT_ACKNOWLEDGE)
-    commander = events_pb2.Person()
-    if caller.person_id is not None:
-        commander = events_pb2.Person(id=caller.person_id, name=caller.name)
     return await _run(
-        services,
-        caller,
-        incident,
-        if_match,
-        response,
-        acknowledge=triage_pb2.Acknowledge(commander_if_none=commander),
+        services, caller, incident, if_match, response, acknowledge=acknowledgement(caller)
     )
 
 

@@ -31,6 +31,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- .Values.secret.existingSecret | default (printf "%s-connections" (include "firebreak.fullname" .)) -}}
 {{- end -}}
 
+{{/* The gateway as people reach it: publicUrl, else the ingress host; empty when neither. */}}
+{{- define "firebreak.publicUrl" -}}
+{{- if .Values.publicUrl -}}
+{{- .Values.publicUrl -}}
+{{- else if .Values.ingress.enabled -}}
+{{- printf "%s://%s" (ternary "https" "http" (not (empty .Values.ingress.tls))) .Values.ingress.host -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "firebreak.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}

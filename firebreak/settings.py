@@ -46,6 +46,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "shutdown_grace_seconds": (0, None),
     "smtp_port": (1, 65535),
     "local_smtp_port": (1, 65535),
+    "ack_lapse_minutes": (0, 24 * 60),
     "paging_tick_seconds": (0.01, 60),
     "ack_link_minutes": (1, 7 * 24 * 60),
 }
@@ -104,6 +105,9 @@ class Settings:
     smtp_from: str = "firebreak@localhost"
     # make run's catch-all SMTP server, when no FIREBREAK_SMTP_HOST is set.
     local_smtp_port: int = 14025
+    # A P1 or P2 acknowledged but not contained or resolved within this many minutes starts
+    # paging again; 0: an acknowledgement stops paging for good.
+    ack_lapse_minutes: float = 30.0
     # How often notify looks for escalation steps and pages that fell due.
     paging_tick_seconds: float = 0.25
 

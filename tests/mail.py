@@ -60,7 +60,11 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
 
 
 def start_paging_platform(
-    var_dir: Path, *, smtp_port: int, database_urls: dict[str, str] | None = None
+    var_dir: Path,
+    *,
+    smtp_port: int,
+    database_urls: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Platform:
     """The platform, paging by email through the test's SMTP server, its timers ticking fast."""
     return start_platform(
@@ -71,5 +75,6 @@ def start_paging_platform(
             "FIREBREAK_SMTP_PORT": str(smtp_port),
             "FIREBREAK_SMTP_STARTTLS": "false",
             "FIREBREAK_PAGING_TICK_SECONDS": "0.1",
+            **(extra_env or {}),
         },
     )

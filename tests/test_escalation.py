@@ -5,6 +5,7 @@ acknowledgement stops it, and a notify killed mid-escalation still fires its nex
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from tests.lifecycle_client import ok, run
 from tests.mail import Mailbox, smtp_server, start_paging_platform
 
 STEP_SECONDS = 3.0  # a policy step of a few seconds: tests never wait minutes
+LAPSE_SECONDS = 4.0
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,8 @@ def paging_platform(
         tmp_path_factory.mktemp(f"paging-{request.param}"),
         smtp_port=port,
         database_urls=database_urls(request.param, factory),
+        # An acknowledged P1 without progress pages again after a few seconds.
+        extra_env={"FIREBREAK_ACK_LAPSE_MINUTES": str(LAPSE_SECONDS / 60)},
     )
     yield platform
     platform.stop()
@@ -69,6 +73,12 @@ def _schedule(api: Api, on_call: Person) -> str:
 
 def _subjects(box: Mailbox, person: Person) -> list[str]:
     return [str(message["Subject"]) for message in box.to(person.email)]
+
+
+def _all_delivered(api: Api, incident_id: str) -> bool:
+    response = api.http.get(f"/v1/incidents/{incident_id}/notifications", headers=api.admin.headers)
+    items = response.json().get("items", []) if response.status_code == 200 else []
+    return bool(items) and all(item["status"] == "delivered" for item in items)
 
 
 def _timeline_types(api: Api, incident_id: str) -> list[str]:
@@ -187,3 +197,70 @@ def test_pages_without_an_smtp_server_fail_and_say_so(tmp_path: Path) -> None:
         assert "FIREBREAK_SMTP_HOST" in failed[0]["summary"]
     finally:
         platform.stop()
+
+
+def test_an_acknowledged_p1_without_progress_pages_again_and_containment_stops_it(
+    paging_platform: Platform, mailbox: tuple[Mailbox, int]
+) -> None:
+    api = Api(paging_platform)
+    box, _ = mailbox
+    client = api.new_client()
+    on_call, manager = api.new_person("responder"), api.new_person("manager")
+    _policy(api, client, [{"targets": [{"person_id": on_call.person_id}], "after_minutes": 30}])
+    lapsing = ok(api.report(client, impact="extensive", urgency="critical"))
+    contained = ok(api.report(client, impact="extensive", urgency="critical"))
+    eventually(lambda: len(_subjects(box, on_call)) == 2 or None)
+    for incident in (lapsing, contained):
+        ok(run(api, manager, incident["id"], "acknowledge"))
+    # Containment is progress: that escalation stops for good.
+    tasks = api.http.get(f"/v1/incidents/{contained['id']}/tasks", headers=manager.headers).json()[
+        "items"
+    ]
+    for task in tasks:
+        if task["required"] and task["phase"] == "containment":
+            ok(
+                api.http.patch(
+                    f"/v1/incidents/{contained['id']}/tasks/{task['id']}",
+                    json={"status": "done"},
+                    headers=manager.headers,
+                )
+            )
+    ok(run(api, manager, contained["id"], "contain"))
+
+    # The other, acknowledged but not contained, pages its on-call person again.
+    def paged_again() -> list[str] | None:
+        again = [s for s in _subjects(box, on_call) if lapsing["reference"] in s]
+        return again if len(again) == 2 else None
+
+    eventually(paged_again, timeout=LAPSE_SECONDS * 10)
+    summaries = [e["summary"] for e in api.timeline(api.admin, lapsing["id"])]
+    assert any("acknowledgement lapsed without progress" in line for line in summaries)
+    stops = [e["summary"] for e in api.timeline(api.admin, contained["id"])]
+    assert any(line == "escalation stopped: contained" for line in stops)
+    assert [s for s in _subjects(box, on_call) if contained["reference"] in s] == [
+        next(s for s in _subjects(box, on_call) if contained["reference"] in s)
+    ]
+
+
+def test_two_notify_replicas_send_each_page_once(
+    paging_platform: Platform, mailbox: tuple[Mailbox, int]
+) -> None:
+    api = Api(paging_platform)
+    box, _ = mailbox
+    client = api.new_client()
+    on_call = api.new_person("responder")
+    _policy(api, client, [{"targets": [{"person_id": on_call.person_id}], "after_minutes": 30}])
+    paging_platform.start_service("notify", label="notify-2")
+    try:
+        incidents = [
+            ok(api.report(client, impact="extensive", urgency="critical")) for _ in range(12)
+        ]
+        # Every page recorded delivered: a replica records after sending, so a copy sent by
+        # the other one would have reached the SMTP server by then.
+        for incident in incidents:
+            eventually(partial(_all_delivered, api, incident["id"]))
+        subjects = _subjects(box, on_call)
+        for incident in incidents:
+            assert sum(incident["reference"] in subject for subject in subjects) == 1
+    finally:
+        paging_platform.stop_process("notify-2")

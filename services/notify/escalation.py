@@ -29,6 +29,10 @@ from services.notify.models import deliveries, escalations
 from services.notify.policies import policy_for
 
 RUNNING, STOPPED, EXHAUSTED = "running", "stopped", "exhausted"
+# Acknowledged, but watched: a P1 or P2 with no progress (containment, resolution) by next_at
+# starts paging again from its first step.
+ACKNOWLEDGED = "acknowledged"
+LAPSING_PRIORITIES = frozenset({"P1", "P2"})
 EMAIL = "email"
 
 
@@ -95,12 +99,12 @@ async def stop_escalation(
     reason: str,
     now: datetime,
 ) -> None:
-    """Stops a running (or exhausted) escalation and says so on the timeline."""
+    """Stops a running, exhausted or watched escalation and says so on the timeline."""
     stopped = await connection.execute(
         update(escalations)
         .where(
             escalations.c.incident_id == incident_id,
-            escalations.c.status.in_((RUNNING, EXHAUSTED)),
+            escalations.c.status.in_((RUNNING, EXHAUSTED, ACKNOWLEDGED)),
         )
         .values(status=STOPPED, next_at=None, stop_reason=reason, updated_at=now)
     )
@@ -118,13 +122,64 @@ async def stop_escalation(
         )
 
 
+async def acknowledge_escalation(
+    connection: AsyncConnection,
+    *,
+    outbox: Outbox,
+    incident_id: str,
+    client_id: str,
+    lapse: timedelta | None,
+    now: datetime,
+) -> None:
+    """Paging stops on an acknowledgement; for a P1 or P2 (with a lapse set) it only pauses:
+    without progress by then, it starts again from the first step."""
+    row = (
+        await connection.execute(
+            select(escalations.c.priority, escalations.c.status).where(
+                escalations.c.incident_id == incident_id
+            )
+        )
+    ).first()
+    if lapse is None or row is None or row.priority not in LAPSING_PRIORITIES:
+        await stop_escalation(
+            connection,
+            outbox=outbox,
+            incident_id=incident_id,
+            client_id=client_id,
+            reason="acknowledged",
+            now=now,
+        )
+        return
+    if row.status not in (RUNNING, EXHAUSTED):
+        return
+    minutes = f"{lapse.total_seconds() / 60:g}"
+    await connection.execute(
+        update(escalations)
+        .where(escalations.c.incident_id == incident_id)
+        .values(status=ACKNOWLEDGED, step=0, round=0, next_at=now + lapse, updated_at=now)
+    )
+    await outbox.add(
+        connection,
+        new_event(
+            ESCALATION_STOPPED,
+            incident_id=incident_id,
+            client_id=client_id,
+            producer="notify",
+            occurred_at=now,
+            payload=events_pb2.EscalationStopped(
+                reason=f"acknowledged (paging resumes without progress within {minutes} min)"
+            ),
+        ),
+    )
+
+
 async def due_escalations(
     connection: AsyncConnection, *, now: datetime, limit: int
 ) -> list[Row[Any]]:
     """Claims escalations whose next step is due; other replicas skip the claimed rows."""
     query = (
         select(escalations)
-        .where(escalations.c.status == RUNNING, escalations.c.next_at <= now)
+        .where(escalations.c.status.in_((RUNNING, ACKNOWLEDGED)), escalations.c.next_at <= now)
         .order_by(escalations.c.next_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -182,6 +237,7 @@ async def _reach_step(
                 round=escalation.round,
                 targets=[events_pb2.Person(id=p.id, name=p.name) for p in people],
                 fallback=fallback,
+                resumed=escalation.status == ACKNOWLEDGED,
             ),
         ),
     )
@@ -201,7 +257,13 @@ def _after(escalation: Row[Any], *, wait: timedelta | None, now: datetime) -> di
     step, round_ = escalation.step + 1, escalation.round
     if step == len(policy["steps"]) and round_ < policy["repeat"]:
         step, round_ = 0, round_ + 1
-    return {"step": step, "round": round_, "next_at": now + wait, "updated_at": now}
+    return {
+        "status": RUNNING,  # a lapsed acknowledgement runs again
+        "step": step,
+        "round": round_,
+        "next_at": now + wait,
+        "updated_at": now,
+    }
 
 
 async def move_on_now(connection: AsyncConnection, *, incident_id: str, now: datetime) -> None:

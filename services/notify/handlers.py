@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,7 +29,6 @@ from services.notify.models import escalations
 
 # What stops an incident's escalation: someone took it on, or it no longer needs anyone.
 STOPS_ESCALATION = {
-    INCIDENT_ACKNOWLEDGED: "acknowledged",
     INCIDENT_CONTAINED: "contained",
     INCIDENT_RESOLVED: "resolved",
     INCIDENT_DECLINED: "declined",
@@ -36,7 +37,7 @@ STOPS_ESCALATION = {
 }
 
 
-def build_handlers(*, outbox: Outbox) -> dict[str, Handler]:
+def build_handlers(*, outbox: Outbox, ack_lapse: timedelta | None) -> dict[str, Handler]:
     async def on_incident_triaged(connection: AsyncConnection, event: EventEnvelope) -> None:
         await service.notify_responders(connection, outbox=outbox, triaged=event)
         triaged = event.incident_triaged
@@ -82,6 +83,16 @@ def build_handlers(*, outbox: Outbox) -> dict[str, Handler]:
             now=from_timestamp(event.occurred_at),
         )
 
+    async def on_acknowledged(connection: AsyncConnection, event: EventEnvelope) -> None:
+        await escalation.acknowledge_escalation(
+            connection,
+            outbox=outbox,
+            incident_id=event.incident_id,
+            client_id=event.client_id,
+            lapse=ack_lapse,
+            now=from_timestamp(event.occurred_at),
+        )
+
     async def on_person(connection: AsyncConnection, event: EventEnvelope) -> None:
         details = getattr(event, PAYLOAD_FIELDS[event.type]).person
         await people.record_person(
@@ -91,6 +102,7 @@ def build_handlers(*, outbox: Outbox) -> dict[str, Handler]:
     return {
         INCIDENT_TRIAGED: on_incident_triaged,
         INCIDENT_RECLASSIFIED: on_incident_reclassified,
+        INCIDENT_ACKNOWLEDGED: on_acknowledged,
         **dict.fromkeys(sorted(STOPS_ESCALATION), on_progress),
         PERSON_REGISTERED: on_person,
         PERSON_CHANGED: on_person,

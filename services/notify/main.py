@@ -61,7 +61,12 @@ async def serve(settings: Settings) -> None:
         servicer=NotifyServicer(engine),
         add_servicer=notify_pb2_grpc.add_NotifyServiceServicer_to_server,
         grpc_service=notify_pb2.DESCRIPTOR.services_by_name["NotifyService"].full_name,
-        handlers=build_handlers(outbox=outbox),
+        handlers=build_handlers(
+            outbox=outbox,
+            ack_lapse=timedelta(minutes=settings.ack_lapse_minutes)
+            if settings.ack_lapse_minutes
+            else None,
+        ),
         inbox=models.inbox,
         more_servicers=(
             (

@@ -152,7 +152,8 @@ def _escalation_step_reached(event: EventEnvelope) -> Lines:
     if step.fallback:
         return f"escalation ran out: paging the firm's fallback ({who})", None
     repeat = f", repeat {step.round}" if step.round else ""
-    return f"escalation step {step.step + 1}{repeat}: paging {who}", None
+    resumed = "acknowledgement lapsed without progress; " if step.resumed else ""
+    return f"{resumed}escalation step {step.step + 1}{repeat}: paging {who}", None
 
 
 def _page_delivered(event: EventEnvelope) -> Lines:

@@ -264,3 +264,34 @@ def test_two_notify_replicas_send_each_page_once(
             assert sum(incident["reference"] in subject for subject in subjects) == 1
     finally:
         paging_platform.stop_process("notify-2")
+
+
+def test_a_named_person_who_cannot_be_paged_is_said_not_silently_skipped(
+    paging_platform: Platform, mailbox: tuple[Mailbox, int]
+) -> None:
+    api = Api(paging_platform)
+    box, _ = mailbox
+    client = api.new_client()
+    gone, there = api.new_person("responder"), api.new_person("responder")
+    targets = [{"person_id": gone.person_id}, {"person_id": there.person_id}]
+    _policy(api, client, [{"targets": targets, "after_minutes": 30}])
+    ok(
+        api.http.patch(
+            f"/v1/people/{gone.person_id}", json={"active": False}, headers=api.admin.headers
+        )
+    )
+    created = ok(api.report(client, impact="extensive", urgency="critical"))
+    eventually(lambda: _subjects(box, there))
+
+    def step_line() -> str | None:
+        lines = [
+            e["summary"]
+            for e in api.timeline(api.admin, created["id"])
+            if e["type"] == "escalation.step_reached"
+        ]
+        return lines[0] if lines else None
+
+    line = eventually(step_line)
+    name = api.http.get(f"/v1/people/{gone.person_id}", headers=api.admin.headers).json()["name"]
+    assert f"not paged (deactivated or unknown): {name}" in line
+    assert not _subjects(box, gone)

@@ -213,12 +213,14 @@ async def _reach_step(
     policy = escalation.policy
     steps: list[dict[str, Any]] = policy["steps"]
     fallback = escalation.step >= len(steps)
+    not_paged: list[tuple[str, str]] = []
     if fallback:
         people = await oncall_targets.fallback_people(connection)
         wait = None
     else:
         step = steps[escalation.step]
-        people = await oncall_targets.people_of(connection, step["targets"], at=now)
+        named = await oncall_targets.people_of(connection, step["targets"], at=now)
+        people, not_paged = named.reachable, named.not_paged
         wait = timedelta(minutes=float(step["after_minutes"]))
     for person in people:
         await _queue_page(connection, escalation=escalation, person=person, now=now, links=links)
@@ -238,6 +240,7 @@ async def _reach_step(
                 targets=[events_pb2.Person(id=p.id, name=p.name) for p in people],
                 fallback=fallback,
                 resumed=escalation.status == ACKNOWLEDGED,
+                not_paged=[events_pb2.Person(id=pid, name=name) for pid, name in not_paged],
             ),
         ),
     )

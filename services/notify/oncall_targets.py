@@ -22,9 +22,17 @@ class Reachable:
     email: str
 
 
+@dataclass(frozen=True)
+class StepPeople:
+    reachable: list[Reachable]
+    # Named by the step but not paged: deactivated, or unknown to notify's copy of people.
+    # Said on the timeline, so that a page that never went out is not a silence.
+    not_paged: list[tuple[str, str]]  # (id, name or "")
+
+
 async def people_of(
     connection: AsyncConnection, targets: Iterable[Mapping[str, str]], *, at: datetime
-) -> list[Reachable]:
+) -> StepPeople:
     """The step's people: named ones, and each schedule's on-call person at `at`; each once."""
     ids: list[str] = []
     for target in targets:
@@ -33,7 +41,16 @@ async def people_of(
         )
         if person_id and person_id not in ids:
             ids.append(person_id)
-    return await _reachable(connection, ids)
+    reachable = await _reachable(connection, ids)
+    paged = {person.id for person in reachable}
+    missing = [person_id for person_id in ids if person_id not in paged]
+    names: dict[str, str] = {}
+    if missing:
+        rows = await connection.execute(
+            select(people.c.id, people.c.name).where(people.c.id.in_(missing))
+        )
+        names = {row.id: row.name for row in rows}
+    return StepPeople(reachable, [(person_id, names.get(person_id, "")) for person_id in missing])
 
 
 async def fallback_people(connection: AsyncConnection) -> list[Reachable]:

@@ -153,7 +153,9 @@ def _escalation_step_reached(event: EventEnvelope) -> Lines:
         return f"escalation ran out: paging the firm's fallback ({who})", None
     repeat = f", repeat {step.round}" if step.round else ""
     resumed = "acknowledgement lapsed without progress; " if step.resumed else ""
-    return f"{resumed}escalation step {step.step + 1}{repeat}: paging {who}", None
+    missing = ", ".join(person.name or person.id for person in step.not_paged)
+    skipped = f"; not paged (deactivated or unknown): {missing}" if missing else ""
+    return f"{resumed}escalation step {step.step + 1}{repeat}: paging {who}{skipped}", None
 
 
 def _page_delivered(event: EventEnvelope) -> Lines:

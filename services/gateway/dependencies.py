@@ -7,7 +7,6 @@ worker thread, a thread hop per request for nothing.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -16,12 +15,11 @@ from fastapi import Depends, Header, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from firebreak.database import reading
-from services.gateway import keys, schemas
+from firebreak.keyset_pages import ID, ID_PATTERN
+from services.gateway import keys
 from services.gateway.backends import Backends
 from services.gateway.permissions import Action, Principal, scope
 from services.gateway.problems import Problem
-
-ID_PATTERN = re.compile(schemas.ID_PATTERN)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +82,7 @@ def require(action: Action) -> Callable[[Principal], Awaitable[Principal]]:
 def _known_id(value: str) -> str:
     # Ids are UUIDs (or "operator", "bootstrap"): anything else cannot exist, whatever the store
     # would say.
-    if not ID_PATTERN.fullmatch(value):
+    if not ID.fullmatch(value):
         raise Problem(404, "Not found.")
     return value
 
@@ -109,13 +107,28 @@ async def task_id_path(task_id: str) -> str:
     return _known_id(task_id)
 
 
+async def schedule_id_path(schedule_id: str) -> str:
+    return _known_id(schedule_id)
+
+
+async def policy_id_path(policy_id: str) -> str:
+    return _known_id(policy_id)
+
+
+async def method_id_path(method_id: str) -> str:
+    return _known_id(method_id)
+
+
 IncidentId = Annotated[str, Depends(incident_id_path)]
 ClientId = Annotated[str, Depends(client_id_path)]
 PersonId = Annotated[str, Depends(person_id_path)]
 KeyId = Annotated[str, Depends(key_id_path)]
 TaskId = Annotated[str, Depends(task_id_path)]
+ScheduleId = Annotated[str, Depends(schedule_id_path)]
+PolicyId = Annotated[str, Depends(policy_id_path)]
+MethodId = Annotated[str, Depends(method_id_path)]
 # An id given as a filter: a malformed one is a 422 naming the parameter.
-IdFilter = Annotated[str | None, Query(pattern=schemas.ID_PATTERN)]
+IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN)]
 
 ClientManager = Annotated[Principal, Depends(require(Action.CLIENT_MANAGE))]
 PersonReader = Annotated[Principal, Depends(require(Action.PERSON_READ))]

@@ -17,9 +17,9 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.errors import Conflict, InvalidArgument, NotFound
+from firebreak.keyset_pages import aware, aware_or_none, newest_first, page_of
 from services.gateway import clients as client_store
 from services.gateway.models import api_keys, clients, people
-from services.gateway.paging import aware, aware_or_none, newest_first, page_of
 from services.gateway.permissions import OPERATOR_CLIENT_ID, Principal, PrincipalKind
 
 PREFIX_LENGTH = 12  # "fbk_" and 8 random characters

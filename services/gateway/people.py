@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from firebreak.api.events.v1 import events_pb2
 from firebreak.errors import Conflict, InvalidArgument, NotFound
 from firebreak.events import PERSON_CHANGED, PERSON_REGISTERED, new_event
+from firebreak.keyset_pages import aware, newest_first, page_of
 from services.gateway import clients as client_store
 from services.gateway.models import api_keys, people
-from services.gateway.paging import aware, newest_first, page_of
 from services.gateway.permissions import OPERATOR_CLIENT_ID
 
 STAFF_ROLES = frozenset({"responder", "manager", "admin"})

@@ -18,6 +18,8 @@ from pydantic import (
     field_validator,
 )
 
+from firebreak.keyset_pages import ID_PATTERN
+
 IncidentType = Literal[
     "security_breach",
     "data_loss",
@@ -65,9 +67,6 @@ IncidentRole = Literal["incident_commander", "communications_lead", "scribe"]
 Phase = Literal["containment", "investigation", "recovery"]
 OwnerRole = Literal["incident_commander", "communications_lead", "scribe", "responder"]
 TaskStatus = Literal["open", "in_progress", "done", "skipped"]
-# Ids are UUIDs (or "operator", "bootstrap"); anything else cannot exist, and must not reach a
-# database (PostgreSQL refuses a NUL outright).
-ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
 Id = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
 RequiredText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000, pattern=NO_NUL)
@@ -316,7 +315,7 @@ class ApiKeyPage(BaseModel):
 # --- People -------------------------------------------------------------------------------------
 
 PersonRole = Literal["responder", "manager", "admin", "client"]
-ClientRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+ClientRef = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 # Separators people type between digit groups; E.164 itself is "+" and up to 15 digits.
 PHONE_SEPARATORS = re.compile(r"[\s().-]")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")

@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.database import upsert_insert
 from firebreak.errors import Conflict, DomainError, InvalidArgument, NotFound, StaleVersion
-from services.notify import newest_first
+from firebreak.keyset_pages import ID, read_page
 from services.notify.models import escalation_policies, schedules
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -157,7 +157,7 @@ def checked(fields: PolicyFields) -> PolicyFields:
             raise InvalidArgument(f"priorities.{index}", f"must be one of {', '.join(PRIORITIES)}")
         if priority in fields.priorities[:index]:
             raise InvalidArgument(f"priorities.{index}", f"{priority} is listed twice")
-    if fields.client_id is not None and not newest_first.ID.fullmatch(fields.client_id):
+    if fields.client_id is not None and not ID.fullmatch(fields.client_id):
         raise InvalidArgument("client_id", "is not a client id")
     return PolicyFields(
         name=name,
@@ -182,7 +182,7 @@ def _checked_step(index: int, step: Mapping[str, Any]) -> dict[str, Any]:
                 f"{where}.targets.{number}", "give exactly one of person_id and schedule_id"
             )
         key = "person_id" if person_id else "schedule_id"
-        if not newest_first.ID.fullmatch(target[key]):
+        if not ID.fullmatch(target[key]):
             raise InvalidArgument(f"{where}.targets.{number}.{key}", "is not an id")
         stored.append({key: target[key]})
     after = step.get("after_minutes")
@@ -295,8 +295,8 @@ async def list_policies(
     query = select(escalation_policies)
     if client_id:
         query = query.where(escalation_policies.c.client_id == client_id)
-    return await newest_first.page(
-        connection, query, escalation_policies, page_size=page_size, page_token=page_token
+    return await read_page(
+        connection, query, escalation_policies, limit=page_size, cursor=page_token
     )
 
 

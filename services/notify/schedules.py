@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.database import upsert_insert
 from firebreak.errors import Conflict, DomainError, InvalidArgument, NotFound, StaleVersion
-from services.notify import newest_first, oncall
+from firebreak.keyset_pages import read_page
+from services.notify import oncall
 from services.notify.models import escalation_policies, schedules
 
 # The firm's default schedule, which the shipped escalation policies page: created empty on
@@ -116,8 +117,8 @@ async def list_schedules(
 ) -> tuple[list[Row[Any]], str]:
     """Newest first, one page at a time; returns the rows and the next page's token ("" on the
     last page)."""
-    return await newest_first.page(
-        connection, select(schedules), schedules, page_size=page_size, page_token=page_token
+    return await read_page(
+        connection, select(schedules), schedules, limit=page_size, cursor=page_token
     )
 
 

@@ -17,7 +17,6 @@ person a 403 saying why. An incident already acknowledged by someone is not an e
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -33,7 +32,8 @@ from firebreak.api.events.v1 import events_pb2
 from firebreak.api.triage.v1 import triage_pb2
 from firebreak.database import reading
 from firebreak.grpc_server import STATUS_METADATA_KEY
-from services.gateway import ack_pages, schemas
+from firebreak.keyset_pages import ID
+from services.gateway import ack_pages
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Services
 from services.gateway.incident_access import IncidentInHand, report_of, takes_part
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/ack", tags=["acknowledge links"])
 
-ID = re.compile(schemas.ID_PATTERN)
 DELIVERY_ID_LENGTH = 36  # notify's delivery ids are UUIDs; used_ack_links.delivery_id holds 36
 # Not worth retrying here: the command reached triage and was answered.
 ANSWERED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)

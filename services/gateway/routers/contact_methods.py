@@ -10,10 +10,10 @@ are shown as their scheme and host only.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import grpc
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
 from firebreak.api.notify.v1 import notify_pb2
 from firebreak.database import reading
@@ -22,24 +22,14 @@ from firebreak.events import from_timestamp
 from firebreak.grpc_server import FIELD_METADATA_KEY
 from services.gateway import people, schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
-from services.gateway.dependencies import ID_PATTERN, Caller, PersonId, Services
+from services.gateway.dependencies import Caller, MethodId, PersonId, Services
 from services.gateway.permissions import Action, Grant, Principal, authorize, scope
-from services.gateway.problems import Problem
 
 router = APIRouter(prefix="/v1/people/{person_id}/contact-methods", tags=["people"])
 
 IMPLICIT_ID = "email"  # notify's id for the person's own email
 
 T = TypeVar("T")
-
-
-async def method_id_path(method_id: str) -> str:
-    if not ID_PATTERN.fullmatch(method_id):
-        raise Problem(404, "Not found.")
-    return method_id
-
-
-MethodId = Annotated[str, Depends(method_id_path)]
 
 
 async def _notify(call: Awaitable[T]) -> T:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import grpc
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,10 +26,10 @@ from services.gateway import clients as client_store
 from services.gateway import schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import (
-    ID_PATTERN,
     IdFilter,
     OnCallManager,
     OnCallReader,
+    PolicyId,
     Services,
 )
 from services.gateway.incident_view import etag, parse_if_match
@@ -43,14 +43,6 @@ PATH = "/v1/escalation-policies"
 # A PATCH without If-Match merges into the policy as read; when someone else changed it in
 # between, it reads and merges again, this many times at most.
 MERGE_ATTEMPTS = 3
-
-
-async def policy_id_path(policy_id: str) -> str:
-    # Ids are UUIDs (or the shipped "default-p1-p2", "default-p3-p4"): anything else cannot
-    # exist.
-    if not ID_PATTERN.fullmatch(policy_id):
-        raise Problem(404, "Not found.")
-    return policy_id
 
 
 T = TypeVar("T")
@@ -68,7 +60,6 @@ async def _notify(call: Awaitable[T]) -> T:
         raise
 
 
-PolicyId = Annotated[str, Depends(policy_id_path)]
 IfMatch = Annotated[
     str | None,
     Header(description="The ETag of the policy as the caller last saw it; stale: 412."),

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Annotated, Literal, cast
 
 import grpc
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy import select
 
 from firebreak.api.notify.v1 import notify_pb2
@@ -22,7 +22,7 @@ from firebreak.events import from_timestamp, to_timestamp
 from firebreak.grpc_server import FIELD_METADATA_KEY, VERSION_METADATA_KEY
 from services.gateway import schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
-from services.gateway.dependencies import ID_PATTERN, OnCallManager, OnCallReader, Services
+from services.gateway.dependencies import OnCallManager, OnCallReader, ScheduleId, Services
 from services.gateway.incident_view import etag, parse_if_match
 from services.gateway.models import people
 from services.gateway.people import STAFF_ROLES
@@ -39,16 +39,6 @@ IfMatch = Annotated[
     str | None,
     Header(description="The ETag of the schedule as the caller last saw it; stale: 412."),
 ]
-
-
-async def schedule_id_path(schedule_id: str) -> str:
-    # Ids are UUIDs, or "default": anything else cannot exist.
-    if not ID_PATTERN.fullmatch(schedule_id):
-        raise Problem(404, "Not found.")
-    return schedule_id
-
-
-ScheduleId = Annotated[str, Depends(schedule_id_path)]
 
 
 # --- between the API's bodies and notify's messages ---------------------------------------------

@@ -1,4 +1,7 @@
-"""Keyset pages over (created_at, id), newest first, and the UTC times the gateway stores."""
+"""Keyset pages over (created_at, id), newest first, with cursors naming the last row shown;
+the ids such a page (and any path) may hold; the UTC times the services store.
+
+Shared by the gateway (people, keys) and notify (schedules, policies)."""
 
 from __future__ import annotations
 
@@ -9,14 +12,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Select, and_, or_
+from sqlalchemy import Column, Row, Select, Table, and_, or_
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.errors import InvalidArgument
-from services.gateway.schemas import ID_PATTERN
+
+# Ids are UUIDs, or a few fixed names ("operator", "bootstrap", "default", …): anything else
+# cannot exist, and must not reach a database (PostgreSQL refuses a NUL outright).
+ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+ID = re.compile(ID_PATTERN)
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
 
 
 def aware(moment: datetime) -> datetime:
-    """SQLite hands stored times back without a zone; every time the gateway stores is UTC."""
+    """SQLite hands stored times back without a zone; every time Firebreak stores is UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -33,7 +43,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, _, row_id = text.partition("|")
-        if not re.fullmatch(ID_PATTERN, row_id):
+        if not ID.fullmatch(row_id):
             raise ValueError(text)
         return aware(datetime.fromisoformat(moment)), row_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
@@ -62,3 +72,14 @@ def page_of(rows: Sequence[Any], *, limit: int) -> tuple[list[Any], str | None]:
         return list(rows), None
     page = list(rows[:limit])
     return page, encode_cursor(page[-1].created_at, page[-1].id)
+
+
+async def read_page(
+    connection: AsyncConnection, query: Select[Any], table: Table, *, limit: int, cursor: str
+) -> tuple[list[Row[Any]], str]:
+    """One page of `query` over `table` (columns created_at and id), as a gRPC list answers
+    it: a limit of 0 is the default, and the last page's cursor is ""."""
+    size = min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    ordered = newest_first(query, table.c.created_at, table.c.id, limit=size, cursor=cursor)
+    rows, next_cursor = page_of((await connection.execute(ordered)).all(), limit=size)
+    return rows, next_cursor or ""

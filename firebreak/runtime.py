@@ -96,7 +96,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
         asyncio.create_task(work(stop_consuming), name=name) for name, work in process.workers
     ]
     housekeeping = asyncio.create_task(
-        _keep_house(process.outbox, consumer, stop_consuming), name="housekeeping"
+        keep_house(process.outbox, consumer, stop_consuming), name="housekeeping"
     )
     workers = [relay, *consuming, housekeeping]
     requested = asyncio.create_task(shutdown_requested.wait())
@@ -122,7 +122,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
         raise SystemExit(1)  # a worker died: that is a bug; let the supervisor restart us
 
 
-async def _keep_house(
+async def keep_house(
     outbox: Outbox, consumer: EventConsumer | None, stopping: asyncio.Event
 ) -> None:
     """Prunes published outbox rows and old inbox entries, about hourly. A failure is logged

@@ -22,6 +22,9 @@ from firebreak.consumer import EventConsumer, Handler, define_inbox_table
 from firebreak.database import create_engine, create_schema, reading
 from firebreak.events import INCIDENT_REPORTED, INCIDENT_TRIAGED, STREAM, new_event, subject_for
 from firebreak.outbox import Outbox, define_outbox_table
+from firebreak.settings import Settings
+from services.gateway import models as gateway_models
+from services.gateway.backends import Backends
 from tests.conftest import BACKENDS, NatsServer
 
 metadata = MetaData()
@@ -319,3 +322,38 @@ async def test_old_published_events_and_old_inbox_entries_are_pruned(
         )
     assert await consumer.prune_inbox(now - timedelta(days=8)) == 1
     assert await count(engine, select(func.count()).select_from(inbox_table)) == 1
+
+
+async def test_the_gateway_prunes_its_published_person_events(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """The gateway's outbox (person.registered / person.changed) is pruned like a service's."""
+    settings = Settings.from_environment(
+        {"FIREBREAK_NATS_URL": nats_server.url, "FIREBREAK_VAR_DIR": str(tmp_path)}
+    )
+    engine = create_engine(settings.database_url("gateway"))
+    await create_schema(engine, gateway_models.metadata)
+    outbox = Outbox(engine, gateway_models.outbox)
+    published_long_ago, waiting = reported_event("old"), reported_event("waiting")
+    for event in (published_long_ago, waiting):
+        async with outbox.transaction() as connection:
+            await outbox.add(connection, event)
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(gateway_models.outbox)
+            .where(gateway_models.outbox.c.event_id == published_long_ago.id)
+            .values(published_at=datetime.now(UTC) - timedelta(days=3))
+        )
+    outbox_rows = select(gateway_models.outbox.c.event_id)
+
+    backends = Backends.open(settings, engine)
+    try:
+        for _ in range(200):
+            async with reading(engine) as connection:
+                kept = set((await connection.execute(outbox_rows)).scalars())
+            if published_long_ago.id not in kept:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await backends.close()
+    assert kept == {waiting.id}  # the old row pruned; the other one published, not pruned

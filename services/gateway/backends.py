@@ -11,7 +11,7 @@ from nats.aio.client import Client as NATS
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak import bus
+from firebreak import bus, runtime
 from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
 from firebreak.api.notify.v1.notify_pb2_grpc import (
     ContactMethodServiceStub,
@@ -47,6 +47,7 @@ class Backends:
     nats: NATS | None = None
     _nats_connecting: asyncio.Task[None] | None = None
     _relay: asyncio.Task[None] | None = None
+    _housekeeping: asyncio.Task[None] | None = None
     _stop_relaying: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -87,6 +88,10 @@ class Backends:
         self._relay = asyncio.create_task(
             self.outbox.run_relay(self.nats, self._stop_relaying, stream), name="outbox relay"
         )
+        # Published rows are deleted after a day, as in every service.
+        self._housekeeping = asyncio.create_task(
+            runtime.keep_house(self.outbox, None, self._stop_relaying), name="housekeeping"
+        )
 
     def nats_connected(self) -> bool:
         return self.nats is not None and self.nats.is_connected
@@ -107,6 +112,8 @@ class Backends:
         if self._relay is not None:
             self._stop_relaying.set()  # a last pass publishes what requests in flight added
             await asyncio.gather(self._relay, return_exceptions=True)
+        if self._housekeeping is not None:
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
         if self.nats is not None and self.nats.is_connected:
             await self.nats.drain()
         await self.intake_channel.close()

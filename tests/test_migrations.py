@@ -18,7 +18,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Column, Connection, MetaData, Row, Table, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from firebreak.api.events.v1 import events_pb2
 from firebreak.database import create_engine
+from firebreak.events import PERSON_REGISTERED, parse_event, subject_for
 from firebreak.migrations import BASELINE, VERSION_TABLE, alembic_config, migrate, upgrade
 from firebreak.settings import SERVICES
 from firebreak.startup_migration import (
@@ -27,6 +29,7 @@ from firebreak.startup_migration import (
     ensure_migrated,
     head_revision,
 )
+from services.gateway import models as gateway_models
 from tests.conftest import BACKENDS
 from tests.schema_before_migrations import schema_before_migrations
 
@@ -250,3 +253,56 @@ async def test_a_failed_start_up_migration_stops_the_service(
             await ensure_migrated(engine, "triage")
     finally:
         await engine.dispose()
+
+
+async def test_people_registered_before_person_events_are_announced_once(
+    engine_for: Callable[[str], AsyncEngine],
+) -> None:
+    """People the gateway held before it published events about people reach notify's copy:
+    revision 0005 queues a person.registered for each, carrying them whole."""
+    engine = engine_for("gateway")
+    await upgrade_to(engine, "gateway", "0004")
+    created = datetime(2026, 1, 2, tzinfo=UTC)
+    async with engine.begin() as connection:
+        await connection.execute(
+            gateway_models.clients.insert().values(id="acme", name="Acme", created_at=created)
+        )
+        await connection.execute(
+            gateway_models.people.insert().values(
+                id="p-1",
+                name="Ada",
+                email="ada@example.com",
+                email_key="ada@example.com",
+                role="responder",
+                client_id="acme",
+                phone="+4420",
+                timezone="Europe/London",
+                clients=["acme"],
+                active=True,
+                created_at=created,
+                updated_at=created,
+            )
+        )
+
+    await migrate(engine, "gateway")
+    await migrate(engine, "gateway")
+
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(gateway_models.outbox))).all()
+    assert [(row.subject, row.published_at) for row in rows] == [
+        (subject_for(PERSON_REGISTERED), None)
+    ]
+    event = parse_event(rows[0].payload, subject=rows[0].subject)
+    assert event.client_id == "acme" and event.producer == "gateway"
+    assert event.person_registered.person == events_pb2.PersonDetails(
+        id="p-1",
+        name="Ada",
+        email="ada@example.com",
+        phone="+4420",
+        timezone="Europe/London",
+        role="responder",
+        client_id="acme",
+        walled=True,
+        clients=["acme"],
+        active=True,
+    )

@@ -2,13 +2,19 @@
 
 Phases, in order, each starting from a quiet platform (every event processed):
 
+0. paging (reported as 7): open loop at `--paging-rate` P1s/s for `--paging-seconds`, POST
+   scheduled send time to each page's arrival at a real SMTP server and a real webhook
+   receiver (bench/paging.py says how); first, so that no other phase's escalations are due
+   while it runs;
 1. accept throughput: closed loop, `--concurrency` workers POSTing for `--accept-seconds`;
 2. pipeline latency: open loop at `--latency-rate`/s for `--latency-seconds`, POST scheduled
    send time to the notification.sent event's own occurred_at; CPU per incident over it;
 3. pipeline throughput: open-loop steps through `--rates`, each `--step-seconds` long, up to the
    first step whose incidents are not all notified within `--step-grace` s of its end;
 
-then correctness over every accepted incident (the stream for all, the HTTP API for a sample).
+then correctness over every accepted incident (the stream for all, the HTTP API for a sample),
+and pages lost or doubled; last (reported as 8), evidence: one `--evidence-mib` item uploaded and
+downloaded through the gateway, with the RSS growth of gateway and evidence (bench/evidence.py).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench import evidence, paging
+from bench.figures import fmt, ms, percentile
 from bench.observe import (
     FLOW,
     BackendCpu,
@@ -43,7 +51,7 @@ from bench.observe import (
 )
 from firebreak.events import INCIDENT_TRIAGED, NOTIFICATION_SENT
 from firebreak.launcher import Platform, free_ports
-from firebreak.settings import GRPC_SERVICES, SERVICES
+from firebreak.settings import GRPC_SERVICES, SERVICES, Settings
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DEFAULT_POSTGRES_URL = os.environ.get(
@@ -70,6 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--step-grace", type=float, default=1.0, help="s after a step's end to be notified"
     )
+    parser.add_argument("--paging-rate", type=float, default=20.0, help="P1s/s of the paging phase")
+    parser.add_argument("--paging-seconds", type=float, default=15.0)
+    parser.add_argument("--evidence-mib", type=int, default=1024, help="the evidence item's size")
     parser.add_argument("--clients", type=int, default=4, help="client organisations (tenants)")
     parser.add_argument("--sample", type=int, default=200, help="incidents checked over HTTP")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
@@ -84,33 +95,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.accept_seconds = min(args.accept_seconds, 2.0)
         args.latency_seconds = min(args.latency_seconds, 3.0)
         args.step_seconds = min(args.step_seconds, 2.0)
+        args.paging_seconds = min(args.paging_seconds, 3.0)
+        args.evidence_mib = min(args.evidence_mib, 64)
         args.rates = "25,50"
         args.sample = min(args.sample, 50)
         args.drain_timeout = min(args.drain_timeout, 60.0)
     return args
-
-
-# --- arithmetic -------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
-
-
-def fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.1f}{unit}"
-    return f"{value}{unit}"
 
 
 # --- the load process -------------------------------------------------------------------------
@@ -164,6 +154,15 @@ class Phase:
     seconds: float  # from load start until quiet
 
 
+@dataclass
+class PagingRun:
+    """The paging phase, until its pages are counted at the end of the run."""
+
+    phase: Phase
+    deadline: float  # wall clock: a page not arrived by then is lost
+    receivers_cpu: float
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -175,6 +174,7 @@ class Bench:
         self.platform: Platform | None = None
         self.watcher: EventWatcher | None = None
         self.sampler: MemorySampler | None = None
+        self.receivers: paging.Receivers | None = None
         self.keys: list[str] = []
         self.pids: dict[str, int] = {}
         self.accepted: list[str] = []
@@ -206,7 +206,7 @@ class Bench:
         finally:
             await admin.close()
 
-    def start_platform(self, database_urls: dict[str, str]) -> Platform:
+    def start_platform(self, database_urls: dict[str, str], extra_env: dict[str, str]) -> Platform:
         nats_port, gateway_port, *grpc_ports = free_ports(2 + len(GRPC_SERVICES))
         platform = Platform(
             var_dir=self.var_dir,
@@ -215,6 +215,7 @@ class Bench:
             grpc_ports=dict(zip(GRPC_SERVICES, grpc_ports, strict=True)),
             admin_key="fbk_bench_" + secrets.token_urlsafe(24),
             database_urls=database_urls,
+            extra_env=extra_env,
         )
         self.platform = platform
         platform.start()
@@ -363,6 +364,58 @@ class Bench:
                 label: round(seconds, 2) for label, seconds in phase.cpu.items()
             },
             "load_process_cpu_seconds": round(phase.load.cpu_seconds, 2),
+        }
+
+    async def paging_phase(self) -> PagingRun:
+        """P1s of the paging client at an open-loop rate; the window lasts until their pages
+        have all arrived (or the drain timeout) and their events are processed."""
+        assert self.platform is not None and self.receivers is not None
+        assert self.watcher is not None and self.sampler is not None
+        key = await paging.set_up(
+            self.platform.gateway_url, self.platform.admin_key, self.receivers
+        )
+        self.check_alive()
+        cpu0, receivers_cpu0 = self.cpu_snapshot(), self.receivers.cpu_seconds()
+        began = time.monotonic()
+        self.sampler.loaded.set()
+        try:
+            load = await self.run_load(
+                mode="open",
+                rate=self.args.paging_rate,
+                duration=self.args.paging_seconds,
+                keys=[key],
+                incident=paging.P1_INCIDENT,
+            )
+            ids = load.accepted_ids
+            paged = await self.receivers.wait_for_pages(ids, self.args.drain_timeout)
+            deadline = time.time()
+            quiet = await self.watcher.wait_until_quiet(ids, self.args.drain_timeout)
+        finally:
+            self.sampler.loaded.clear()
+        phase = Phase(
+            "paging",
+            load,
+            cpu_delta(cpu0, self.cpu_snapshot()),
+            paged and quiet,
+            time.monotonic() - began,
+        )
+        self.check_alive()
+        return PagingRun(phase, deadline, self.receivers.cpu_seconds() - receivers_cpu0)
+
+    def paging_report(self, run: PagingRun) -> dict[str, Any]:
+        """The paging phase's figures, counting its pages as they stand now (late doubles)."""
+        assert self.receivers is not None
+        load = run.phase.load
+        return {
+            "rate_per_s": self.args.paging_rate,
+            "seconds": self.args.paging_seconds,
+            # The platform's services read the same environment (and the launcher adds none).
+            "paging_tick_seconds": Settings.from_environment().paging_tick_seconds,
+            **load.summary(),
+            **paging.page_figures(load.accepted, self.receivers.arrivals, deadline=run.deadline),
+            "drained": run.phase.quiet,
+            "receivers_cpu_seconds": round(run.receivers_cpu, 2),
+            "cpu": self.cpu_report(run.phase, len(load.accepted)),
         }
 
     async def accept_phase(self) -> dict[str, Any]:
@@ -562,7 +615,11 @@ class Bench:
         ok = False
         try:
             urls = await self.create_databases() if args.postgres else {}
-            platform = await asyncio.to_thread(self.start_platform, urls)
+            self.receivers = paging.Receivers()
+            await self.receivers.start()
+            platform = await asyncio.to_thread(
+                self.start_platform, urls, self.receivers.platform_env()
+            )
             self.pids = {label: process.pid for label, process in platform.processes.items()}
             self.harness_cpu0 = sum(os.times()[:2])
             self.watcher = EventWatcher(platform.nats_url)
@@ -581,6 +638,8 @@ class Bench:
             idle_rss = self.sampler.sample()
             report["idle_cpu_percent"] = round(sum(idle_cpu.values()) / idle_seconds * 100, 1)
 
+            progress(f"paging: {args.paging_rate:g} P1s/s for {args.paging_seconds:g}s")
+            paging_run = await self.paging_phase()
             progress(f"accept throughput: concurrency {args.concurrency}, {args.accept_seconds:g}s")
             report["accept"] = await self.accept_phase()
             progress(f"pipeline latency: {args.latency_rate:g}/s for {args.latency_seconds:g}s")
@@ -589,6 +648,11 @@ class Bench:
             report["throughput"] = await self.throughput_phase()
             progress("correctness")
             report["correctness"] = await self.correctness()
+            report["paging"] = self.paging_report(paging_run)
+            progress(f"evidence: an item of {args.evidence_mib} MiB up and down")
+            report["evidence"] = await evidence.run(
+                platform.gateway_url, platform.admin_key, self.pids, args.evidence_mib
+            )
             report["memory"] = {
                 "idle_rss_mib": round(sum(idle_rss.values()) / MIB, 1),
                 "load_peak_rss_mib": round(self.sampler.peak_total / MIB, 1),
@@ -598,7 +662,7 @@ class Bench:
                 },
             }
             report["harness_cpu_seconds"] = round(sum(os.times()[:2]) - self.harness_cpu0, 2)
-            ok = report["correctness"]["ok"]
+            ok = report["correctness"]["ok"] and report["paging"]["ok"] and report["evidence"]["ok"]
         finally:
             if self.sampler is not None:
                 self.sampler.stop()
@@ -606,6 +670,8 @@ class Bench:
                 await self.watcher.stop()
             progress("stopping the platform")
             codes = await asyncio.to_thread(self.stop_platform)
+            if self.receivers is not None:  # after notify, which may be sending still
+                await self.receivers.stop()
             report["exit_codes"] = codes
             # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully.
             report["stopped_cleanly"] = all(code in (0, -signal.SIGTERM) for code in codes.values())
@@ -776,6 +842,10 @@ def table(report: dict[str, Any]) -> str:
             f"   in the stream but not accepted (request failed): "
             f"{correctness['in_stream_not_accepted']}"
         )
+    if report.get("paging"):
+        lines += paging.table_lines(report["paging"])
+    if report.get("evidence"):
+        lines += evidence.table_lines(report["evidence"])
     add("")
     add(f"platform stopped cleanly: {report.get('stopped_cleanly')} {report.get('exit_codes')}")
     if "var_dir" in report:

@@ -7,7 +7,8 @@ separately, and it prints one JSON object on stdout when done. Two modes:
 - open: requests start on a fixed schedule, `rate` per second, whatever the replies do.
 
 Each request records its scheduled start, actual start (wall clock, seconds since the epoch),
-latency, HTTP status (0 when no response came, with the error's class name) and incident id.
+latency, HTTP status (0 when no response came, with the error's class name), incident id and
+reference. Every request reports the same incident: `INCIDENT`, or the config's `incident`.
 """
 
 from __future__ import annotations
@@ -136,12 +137,19 @@ def parse_head(head: bytes) -> tuple[int, int, bool]:
 
 
 class Load:
-    def __init__(self, url: str, keys: list[str], connections: int, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        keys: list[str],
+        connections: int,
+        timeout: float,
+        incident: dict[str, Any],
+    ) -> None:
         self.pool = Connections(url, connections, timeout)
         self.headers = [
             f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n" for key in keys
         ]
-        self.body = json.dumps(INCIDENT).encode()
+        self.body = json.dumps(incident).encode()
         self.clock = Clock.start()
         self.records: list[list[Any]] = []
         self.errors: dict[str, int] = {}
@@ -152,11 +160,12 @@ class Load:
         headers += f"Idempotency-Key: {uuid.uuid4().hex}\r\n"
         self.sent += 1
         started = time.perf_counter()
-        incident_id = None
+        incident_id = reference = None
         try:
             status, content = await self.pool.post("/v1/incidents", headers.encode(), self.body)
             if status == 201:
-                incident_id = json.loads(content)["id"]
+                created = json.loads(content)
+                incident_id, reference = created["id"], created["reference"]
             else:
                 self.errors[str(status)] = self.errors.get(str(status), 0) + 1
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
@@ -171,6 +180,7 @@ class Load:
                 round(latency, 6),
                 status,
                 incident_id,
+                reference,
             ]
         )
 
@@ -198,7 +208,11 @@ class Load:
 
 async def run(config: dict[str, Any]) -> dict[str, Any]:
     load = Load(
-        config["url"], config["keys"], int(config.get("connections", 256)), config["timeout"]
+        config["url"],
+        config["keys"],
+        int(config.get("connections", 256)),
+        config["timeout"],
+        config.get("incident", INCIDENT),
     )
     started = time.time()
     try:

@@ -52,6 +52,22 @@ def migrate(services: list[str]) -> None:
     asyncio.run(migrate_all())
 
 
+def evidence(args: argparse.Namespace) -> None:
+    # Imported only here: other commands need none of it, and `verify` needs no settings.
+    if args.evidence_command == "verify":
+        from services.evidence.export_verifier import verify_command
+
+        verify_command(args.archive, args.public_key)
+    elif args.evidence_command == "public-key":
+        from services.evidence.keyring import public_key_command
+
+        public_key_command()
+    else:
+        from services.evidence.keyring import rotate_master_key_command
+
+        rotate_master_key_command(sys.stdin.read())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firebreak", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +86,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--autogenerate",
         action="store_true",
         help="fill it with what the models have and the migrations lack; review the result",
+    )
+    evidence_parser = commands.add_parser("evidence", help="evidence's own tasks")
+    evidence_commands = evidence_parser.add_subparsers(dest="evidence_command", required=True)
+    evidence_commands.add_parser(
+        "rotate-master-key",
+        help="re-wrap every evidence data key with a new master key, read from standard input "
+        "(base64 of 32 bytes); the current one is FIREBREAK_EVIDENCE_MASTER_KEY",
+    )
+    verify_parser = evidence_commands.add_parser(
+        "verify",
+        help="check an evidence export (a ZIP from GET /v1/incidents/{id}/evidence/export) "
+        "offline: contents, custody chains and signatures; exit 0 when intact, 1 when not",
+    )
+    verify_parser.add_argument("archive", help="the export's ZIP file")
+    verify_parser.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the firm's Ed25519 public key (PEM, or base64 of its 32 bytes) to trust instead "
+        "of the one inside the archive; repeat it for keys used before a rotation",
+    )
+    evidence_commands.add_parser(
+        "public-key",
+        help="print the public key of FIREBREAK_EVIDENCE_SIGNING_KEY and its fingerprint: what "
+        "the firm publishes for exports to be verified against",
     )
     commands.add_parser("run", help="run the whole platform locally (make run)")
     return parser
@@ -97,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
             migrations.new_revision(args.service, args.message, autogenerate=args.autogenerate)
         )
         print(f"wrote {path}")
+    elif args.command == "evidence":
+        evidence(args)
     else:
         from firebreak.local import run  # only here: services need none of it
 

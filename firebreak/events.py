@@ -18,6 +18,17 @@ INCIDENT_REPORTED = "incident.reported"
 INCIDENT_TRIAGED = "incident.triaged"
 NOTIFICATION_SENT = "notification.sent"
 EVIDENCE_COLLECTED = "evidence.collected"
+# Custody of evidence (issue 10): one event per entry of an item's custody log.
+EVIDENCE_ACCESSED = "evidence.accessed"
+EVIDENCE_TRANSFERRED = "evidence.transferred"
+EVIDENCE_RECEIVED = "evidence.received"
+EVIDENCE_SEALED = "evidence.sealed"
+EVIDENCE_UNSEALED = "evidence.unsealed"
+EVIDENCE_VERIFIED = "evidence.verified"
+EVIDENCE_LEGAL_HOLD_SET = "evidence.legal_hold_set"
+EVIDENCE_LEGAL_HOLD_RELEASED = "evidence.legal_hold_released"
+EVIDENCE_DISPOSED = "evidence.disposed"
+EVIDENCE_INTEGRITY_FAILED = "evidence.integrity_failed"
 INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
 INCIDENT_CONTAINED = "incident.contained"
 INCIDENT_RESOLVED = "incident.resolved"
@@ -37,6 +48,25 @@ ESCALATION_STEP_REACHED = "escalation.step_reached"
 PAGE_DELIVERED = "page.delivered"
 PAGE_FAILED = "page.failed"
 ESCALATION_STOPPED = "escalation.stopped"
+STATUS_UPDATE_POSTED = "status_update.posted"
+STATUS_UPDATE_OVERDUE = "status_update.overdue"
+INCIDENT_FLAGGED = "incident.flagged"
+DEADLINE_STARTED = "deadline.started"
+DEADLINE_REMINDER_SENT = "deadline.reminder_sent"
+DEADLINE_MET = "deadline.met"
+DEADLINE_MISSED = "deadline.missed"
+NOTE_ADDED = "note.added"
+ANALYSIS_UPDATED = "analysis.updated"
+ACTION_ADDED = "action.added"
+ACTION_UPDATED = "action.updated"
+ACTION_OVERDUE = "action.overdue"
+ACTION_EFFECTIVENESS_CHECK_DUE = "action.effectiveness_check_due"
+ACTION_EFFECTIVENESS_CHECKED = "action.effectiveness_checked"
+# The post-incident review and closure (issue 11, §3-§4).
+DEADLINE_MARKED_NOT_APPLICABLE = "deadline.marked_not_applicable"
+PIR_DRAFTED = "pir.drafted"
+PIR_EDITED = "pir.edited"
+PIR_SIGNED = "pir.signed"
 
 # Which payload field of the envelope each event type carries.
 PAYLOAD_FIELDS = {
@@ -44,6 +74,16 @@ PAYLOAD_FIELDS = {
     INCIDENT_TRIAGED: "incident_triaged",
     NOTIFICATION_SENT: "notification_sent",
     EVIDENCE_COLLECTED: "evidence_collected",
+    EVIDENCE_ACCESSED: "evidence_accessed",
+    EVIDENCE_TRANSFERRED: "evidence_transferred",
+    EVIDENCE_RECEIVED: "evidence_received",
+    EVIDENCE_SEALED: "evidence_sealed",
+    EVIDENCE_UNSEALED: "evidence_unsealed",
+    EVIDENCE_VERIFIED: "evidence_verified",
+    EVIDENCE_LEGAL_HOLD_SET: "evidence_legal_hold_set",
+    EVIDENCE_LEGAL_HOLD_RELEASED: "evidence_legal_hold_released",
+    EVIDENCE_DISPOSED: "evidence_disposed",
+    EVIDENCE_INTEGRITY_FAILED: "evidence_integrity_failed",
     INCIDENT_ACKNOWLEDGED: "incident_acknowledged",
     INCIDENT_CONTAINED: "incident_contained",
     INCIDENT_RESOLVED: "incident_resolved",
@@ -63,6 +103,24 @@ PAYLOAD_FIELDS = {
     PAGE_DELIVERED: "page_delivered",
     PAGE_FAILED: "page_failed",
     ESCALATION_STOPPED: "escalation_stopped",
+    STATUS_UPDATE_POSTED: "status_update_posted",
+    STATUS_UPDATE_OVERDUE: "status_update_overdue",
+    INCIDENT_FLAGGED: "incident_flagged",
+    DEADLINE_STARTED: "deadline_started",
+    DEADLINE_REMINDER_SENT: "deadline_reminder_sent",
+    DEADLINE_MET: "deadline_met",
+    DEADLINE_MISSED: "deadline_missed",
+    NOTE_ADDED: "note_added",
+    ANALYSIS_UPDATED: "analysis_updated",
+    ACTION_ADDED: "action_added",
+    ACTION_UPDATED: "action_updated",
+    ACTION_OVERDUE: "action_overdue",
+    ACTION_EFFECTIVENESS_CHECK_DUE: "action_effectiveness_check_due",
+    ACTION_EFFECTIVENESS_CHECKED: "action_effectiveness_checked",
+    DEADLINE_MARKED_NOT_APPLICABLE: "deadline_marked_not_applicable",
+    PIR_DRAFTED: "pir_drafted",
+    PIR_EDITED: "pir_edited",
+    PIR_SIGNED: "pir_signed",
 }
 
 # Events about people, not incidents (their incident_id is empty).

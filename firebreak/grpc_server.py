@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -35,6 +35,10 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
+        if handler is not None and handler.stream_unary is not None:
+            return _mapped_stream_unary(handler)
+        if handler is not None and handler.unary_stream is not None:
+            return _mapped_unary_stream(handler)
         if handler is None or handler.unary_unary is None:
             return handler
         behaviour = handler.unary_unary
@@ -50,6 +54,41 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _mapped_stream_unary(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A client-streaming call (evidence's upload), mapped as unary calls are."""
+    behaviour = handler.stream_unary
+
+    async def mapped(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behaviour(requests, context)
+        except DomainError as error:
+            await _abort(context, error)
+
+    return grpc.stream_unary_rpc_method_handler(
+        mapped,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _mapped_unary_stream(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A server-streaming call (evidence's download): an error before or between messages."""
+    behaviour = handler.unary_stream
+
+    async def mapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for response in behaviour(request, context):
+                yield response
+        except DomainError as error:
+            await _abort(context, error)
+
+    return grpc.unary_stream_rpc_method_handler(
+        mapped,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -76,6 +77,19 @@ def _link_secret_from_environment() -> str:
     return os.environ.get("FIREBREAK_LINK_SECRET") or secrets.token_urlsafe(32)
 
 
+def new_evidence_key() -> str:
+    """A key as evidence's key settings take it: base64 of 32 random bytes."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _evidence_master_key_from_environment() -> str:
+    return os.environ.get("FIREBREAK_EVIDENCE_MASTER_KEY") or new_evidence_key()
+
+
+def _evidence_signing_key_from_environment() -> str:
+    return os.environ.get("FIREBREAK_EVIDENCE_SIGNING_KEY") or new_evidence_key()
+
+
 @dataclass
 class Platform:
     """A local platform: where it keeps its files, its ports, and the processes it runs."""
@@ -93,6 +107,10 @@ class Platform:
     # The HMAC key of acknowledge links, shared by notify (signs) and the gateway (checks): the
     # environment's FIREBREAK_LINK_SECRET, else a new one for each platform start.
     link_secret: str = field(default_factory=_link_secret_from_environment)
+    # Evidence's master key and custody signing key: the environment's, else new ones (make run
+    # passes the ones it keeps in var/, so that evidence stored earlier stays readable).
+    evidence_master_key: str = field(default_factory=_evidence_master_key_from_environment)
+    evidence_signing_key: str = field(default_factory=_evidence_signing_key_from_environment)
     # A local catch-all SMTP server that prints what it receives (make run, when no SMTP server
     # is configured): a newcomer sees the mail a P1 produces.
     mail_port: int | None = None
@@ -115,6 +133,8 @@ class Platform:
                 "FIREBREAK_GATEWAY_PORT": str(self.gateway_port),
                 "FIREBREAK_ADMIN_KEY": self.admin_key,
                 "FIREBREAK_LINK_SECRET": self.link_secret,
+                "FIREBREAK_EVIDENCE_MASTER_KEY": self.evidence_master_key,
+                "FIREBREAK_EVIDENCE_SIGNING_KEY": self.evidence_signing_key,
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from firebreak.launcher import Platform
+from firebreak.launcher import Platform, new_evidence_key
 from firebreak.settings import DEFAULT_GRPC_PORTS, Settings
 
 
@@ -30,6 +30,7 @@ def run() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings.from_environment()
     admin_key = settings.admin_key or "fbk_" + secrets.token_urlsafe(32)
+    master_key, signing_key = _evidence_keys(settings)
     platform = Platform(
         var_dir=settings.var_dir.resolve(),
         nats_port=settings.local_nats_port,
@@ -41,6 +42,8 @@ def run() -> None:
         },
         admin_key=admin_key,
         mail_port=_mail_catcher_port(settings),
+        evidence_master_key=master_key,
+        evidence_signing_key=signing_key,
         log_line=lambda label, line: print(f"{label:>8} | {line}", flush=True),
     )
     try:
@@ -78,6 +81,22 @@ Press Ctrl-C to stop.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         platform.stop()
         print("Firebreak stopped.", flush=True)
+
+
+def _evidence_keys(settings: Settings) -> tuple[str, str]:
+    """Evidence's keys from the environment, else the ones kept in var/ since the first run:
+    a new master key at every start would leave the evidence stored before unreadable."""
+    saved = settings.var_dir / "evidence-keys.json"
+    keys = json.loads(saved.read_text()) if saved.exists() else {}
+    if not keys:
+        keys = {"master_key": new_evidence_key(), "signing_key": new_evidence_key()}
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(keys))
+        saved.chmod(0o600)  # the keys to the evidence: readable by their owner only
+    return (
+        settings.evidence_master_key or keys["master_key"],
+        settings.evidence_signing_key or keys["signing_key"],
+    )
 
 
 def _mail_line(platform: Platform) -> str:

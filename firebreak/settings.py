@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import socket
@@ -38,8 +40,9 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "local_nats_port": (1, 65535),
     "gateway_port": (1, 65535),
     "max_body_bytes": (1024, None),
-    # gRPC's default message limit is 4 MiB; larger evidence needs streaming (not yet).
-    "evidence_max_bytes": (1024, 3 * 1024 * 1024),
+    "evidence_max_bytes": (1024, None),  # streamed: memory stays flat whatever the size
+    "evidence_verify_interval_seconds": (1, None),
+    "evidence_sign_interval_seconds": (1, None),
     "outbox_poll_seconds": (0.001, None),
     "stream_replicas": (1, 5),
     "consumer_batch_size": (1, 4096),
@@ -49,6 +52,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "ack_lapse_minutes": (0, 24 * 60),
     "paging_tick_seconds": (0.01, 60),
     "ack_link_minutes": (1, 7 * 24 * 60),
+    "effectiveness_check_days": (0, 3650),
 }
 
 
@@ -71,7 +75,19 @@ class Settings:
     gateway_port: int = 8080
     admin_key: str | None = None
     max_body_bytes: int = 64 * 1024
-    evidence_max_bytes: int = 3 * 1024 * 1024
+    evidence_max_bytes: int = 2 * 1024 * 1024 * 1024
+    # Where evidence keeps its encrypted blobs; unset: <var_dir>/evidence (see evidence_store).
+    evidence_dir: Path | None = None
+    # The firm's master key for evidence, base64 of 32 random bytes: it wraps each blob's own
+    # data key, so losing it loses the evidence. Evidence will not start without it; `make run`
+    # keeps one in var/, the tests generate one, a deployment takes it from its Secret.
+    evidence_master_key: str | None = None
+    # The Ed25519 key (base64 of its 32-byte private seed) that signs each client's custody
+    # chain heads; required by evidence, like the master key.
+    evidence_signing_key: str | None = None
+    # How often evidence re-verifies every item, and signs the chain heads that changed.
+    evidence_verify_interval_seconds: float = 24 * 3600.0
+    evidence_sign_interval_seconds: float = 24 * 3600.0
 
     intake_addr: str = f"127.0.0.1:{DEFAULT_GRPC_PORTS['intake']}"
     triage_addr: str = f"127.0.0.1:{DEFAULT_GRPC_PORTS['triage']}"
@@ -110,6 +126,9 @@ class Settings:
     ack_lapse_minutes: float = 30.0
     # How often notify looks for escalation steps and pages that fell due.
     paging_tick_seconds: float = 0.25
+    # How long before a deadline falls due its reminders go out, in minutes (fractions
+    # allowed), comma-separated; empty: none. See `deadline_reminder_leads`.
+    deadline_reminder_minutes: str = "1440,240,60"
 
     # The gateway as people reach it (the one-click acknowledge links in pages point there);
     # unset: http://127.0.0.1:<gateway_port> (see `gateway_public_url`).
@@ -125,6 +144,24 @@ class Settings:
     response_policy: Path | None = None
     # A firm's playbooks, replacing the default playbook of each incident type the file names.
     playbooks: Path | None = None
+    # How long after a corrective action is done its effectiveness check falls due, in days
+    # (fractions allowed: tests use seconds).
+    effectiveness_check_days: float = 30.0
+    # A firm's own message templates: each `*.j2` file there replaces notify's default of the
+    # same name (services/notify/templates/). Unset: the defaults.
+    template_dir: Path | None = None
+    # The firm's name, as messages to clients sign it.
+    firm_name: str = "Firebreak"
+    # The expected interval between an incident's status updates per priority, in minutes
+    # (fractions allowed); a priority not named expects none. See `update_cadence`.
+    update_cadence_minutes: str = "P1=30,P2=120,P3=1440"
+    # Closing an incident (issue 11, §4): the gates that must be met, besides being resolved
+    # (comma-separated; see `closure_gate_names`), the priorities whose post-incident review
+    # must be signed off first, and whether an incident's commander may close it (else only
+    # managers and admins).
+    closure_gates: str = "pir_signed_off,actions_finished,evidence_checked_in,deadlines_settled"
+    closure_pir_priorities: str = "P1,P2"
+    commander_may_close: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -140,6 +177,22 @@ class Settings:
         link_secret = values.get("link_secret")
         if isinstance(link_secret, str) and len(link_secret) < 32:
             raise SettingsError("FIREBREAK_LINK_SECRET must be at least 32 characters")
+        for name in ("evidence_master_key", "evidence_signing_key"):
+            key = values.get(name)
+            if isinstance(key, str):
+                key_bytes(f"FIREBREAK_{name.upper()}", key)  # raises naming the variable
+        reminder_minutes = values.get("deadline_reminder_minutes")
+        if isinstance(reminder_minutes, str):
+            reminder_leads(reminder_minutes)  # raises naming the variable
+        cadence = values.get("update_cadence_minutes")
+        if isinstance(cadence, str):
+            cadence_minutes(cadence)  # raises naming the variable
+        gates = values.get("closure_gates")
+        if isinstance(gates, str):
+            closure_gate_names(gates)  # raises naming the variable
+        pir_priorities = values.get("closure_pir_priorities")
+        if isinstance(pir_priorities, str):
+            priority_names(pir_priorities)  # raises naming the variable
         public_url = values.get("public_url")
         if isinstance(public_url, str) and not re.fullmatch(
             r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url
@@ -153,6 +206,31 @@ class Settings:
     def gateway_public_url(self) -> str:
         """Where people reach the gateway, without a trailing slash."""
         return (self.public_url or f"http://127.0.0.1:{self.gateway_port}").rstrip("/")
+
+    @property
+    def deadline_reminder_leads(self) -> tuple[float, ...]:
+        """The deadline reminders' lead times in minutes, largest first."""
+        return reminder_leads(self.deadline_reminder_minutes)
+
+    @property
+    def update_cadence(self) -> dict[str, float]:
+        """Minutes expected between status updates, per priority that expects them."""
+        return cadence_minutes(self.update_cadence_minutes)
+
+    @property
+    def closure_gate_set(self) -> frozenset[str]:
+        """The closure gates the firm applies, besides being resolved."""
+        return closure_gate_names(self.closure_gates)
+
+    @property
+    def closure_pir_priority_set(self) -> frozenset[str]:
+        """The priorities whose post-incident review is signed off before closing."""
+        return priority_names(self.closure_pir_priorities)
+
+    @property
+    def evidence_store(self) -> Path:
+        """Where evidence keeps its blobs."""
+        return self.evidence_dir or self.var_dir / "evidence"
 
     @property
     def bus_url(self) -> str:
@@ -175,6 +253,85 @@ class Settings:
     @property
     def traces_dir(self) -> Path:
         return self.var_dir / "traces"
+
+
+def key_bytes(variable: str, text: str) -> bytes:
+    """The 32 bytes a key setting holds in base64; raises SettingsError naming the variable."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise SettingsError(
+            f"{variable} must be base64 of 32 random bytes, e.g. from `openssl rand -base64 32`"
+        )
+    return key
+
+
+def reminder_leads(text: str) -> tuple[float, ...]:
+    """Minutes such as "1440,240,60", largest first, each once; raises SettingsError naming
+    FIREBREAK_DEADLINE_REMINDER_MINUTES for anything but positive numbers."""
+    leads: set[float] = set()
+    for part in filter(None, (item.strip() for item in text.split(","))):
+        try:
+            lead = float(part)
+        except ValueError:
+            lead = float("nan")
+        if not 0 < lead < float("inf"):
+            raise SettingsError(
+                "FIREBREAK_DEADLINE_REMINDER_MINUTES must be positive numbers of minutes "
+                f"separated by commas, not {text!r}"
+            )
+        leads.add(lead)
+    return tuple(sorted(leads, reverse=True))
+
+
+def cadence_minutes(text: str) -> dict[str, float]:
+    """{"P1": 30.0, …} from "P1=30,P2=120"; raises SettingsError naming
+    FIREBREAK_UPDATE_CADENCE_MINUTES for anything but P1..P4 each given positive minutes once."""
+    cadence: dict[str, float] = {}
+    for part in filter(None, (item.strip() for item in text.split(","))):
+        priority, _, minutes = (piece.strip() for piece in part.partition("="))
+        try:
+            interval = float(minutes)
+        except ValueError:
+            interval = float("nan")
+        if priority not in ("P1", "P2", "P3", "P4") or priority in cadence:
+            interval = float("nan")
+        if not 0 < interval < float("inf"):
+            raise SettingsError(
+                "FIREBREAK_UPDATE_CADENCE_MINUTES must be priorities with positive minutes, "
+                f'such as "P1=30,P2=120,P3=1440", not {text!r}'
+            )
+        cadence[priority] = interval
+    return cadence
+
+
+CLOSURE_GATES = ("pir_signed_off", "actions_finished", "evidence_checked_in", "deadlines_settled")
+
+
+def closure_gate_names(text: str) -> frozenset[str]:
+    """The gates in "pir_signed_off,actions_finished"; raises SettingsError naming
+    FIREBREAK_CLOSURE_GATES for an unknown one. Empty: none but being resolved."""
+    names = frozenset(filter(None, (item.strip() for item in text.split(","))))
+    unknown = sorted(names - set(CLOSURE_GATES))
+    if unknown:
+        raise SettingsError(
+            f"FIREBREAK_CLOSURE_GATES must name gates among {', '.join(CLOSURE_GATES)}, "
+            f"not {', '.join(unknown)}"
+        )
+    return names
+
+
+def priority_names(text: str) -> frozenset[str]:
+    """{"P1", "P2"} from "P1,P2"; raises SettingsError naming
+    FIREBREAK_CLOSURE_PIR_PRIORITIES for anything but P1..P4. Empty: none."""
+    names = frozenset(filter(None, (item.strip() for item in text.split(","))))
+    if not names <= {"P1", "P2", "P3", "P4"}:
+        raise SettingsError(
+            f'FIREBREAK_CLOSURE_PIR_PRIORITIES must be priorities such as "P1,P2", not {text!r}'
+        )
+    return names
 
 
 def _parse(

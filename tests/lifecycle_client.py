@@ -16,6 +16,7 @@ COMMAND_CALLS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "reopen": ("POST", "reopen", {"reason": "Symptoms came back"}),
     "decline": ("POST", "decline", {"reason": "A planned maintenance window"}),
     "reclassify": ("POST", "reclassify", {"urgency": "low", "reason": "Workaround in place"}),
+    "close": ("POST", "close", {"closure_code": "resolved", "summary": "Restored and reviewed"}),
 }
 
 

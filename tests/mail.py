@@ -46,6 +46,17 @@ class Mailbox:
             return [message for recipient, message in self.mail if recipient == address]
 
 
+def parts(message: EmailMessage) -> dict[str, str]:
+    """The message's text/plain and text/html parts, decoded, by content type."""
+    found = {}
+    for part in message.walk():
+        if part.get_content_type() in ("text/plain", "text/html"):
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            found[part.get_content_type()] = payload.decode(part.get_content_charset() or "utf-8")
+    return found
+
+
 @contextmanager
 def smtp_server() -> Iterator[tuple[Mailbox, int]]:
     """A Mailbox behind a real SMTP server on a free loopback port."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pytest
 
-from tests.gateway_client import Api, Tenant, eventually, incident_body
+from tests.evidence_client import submit_once_known
+from tests.gateway_client import Api, Person, Tenant, eventually, incident_body
 from tests.lifecycle_client import bring_to, finish_containment, ok, run, tasks
 
 # The columns, in the order every row below lists them.
@@ -65,6 +67,20 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
     ("GET", "/v1/incidents/{incident_id}/notifications"):
                                             cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/deadlines"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    # Investigation and actions: the firm's internal work, read by staff inside the wall.
+    ("GET", "/v1/incidents/{incident_id}/time"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/analysis"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/analysis/history"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/actions"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    # Status updates: a client reads its own incidents' client updates.
+    ("GET", "/v1/incidents/{incident_id}/updates"):
+                                            cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
     # Commands: acknowledge is for any staff inside the wall, the rest for participants.
     ("POST", "/v1/incidents/{incident_id}/acknowledge"):
                                             cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
@@ -90,6 +106,86 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 404, 404, 404, 403, 201, 404, 201, 201),
     ("PATCH", "/v1/incidents/{incident_id}/tasks/{task_id}"):
                                             cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    # Flags and deadlines met: like the commands, participants, managers and admins.
+    ("POST", "/v1/incidents/{incident_id}/flags"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/deadlines/{deadline_id}/met"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    # Status updates are posted by the communications lead or the commander (the participant
+    # here is neither), a manager or an admin.
+    ("POST", "/v1/incidents/{incident_id}/updates"):
+                                            cells(401, 401, 404, 404, 404, 403, 403, 404, 201, 201),
+    # Notes, key events, time, the analysis and actions: participants, managers and admins (an
+    # action's owner too, who is none of the columns here).
+    ("POST", "/v1/incidents/{incident_id}/notes"):
+                                            cells(401, 401, 404, 404, 404, 403, 201, 404, 201, 201),
+    ("PATCH", "/v1/incidents/{incident_id}/timeline/{entry_id}"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/time"):
+                                            cells(401, 401, 404, 404, 404, 403, 201, 404, 201, 201),
+    ("PUT", "/v1/incidents/{incident_id}/analysis"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/actions"):
+                                            cells(401, 401, 404, 404, 404, 403, 201, 404, 201, 201),
+    ("PATCH", "/v1/incidents/{incident_id}/actions/{action_id}"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/actions/{action_id}/effectiveness"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    # The post-incident review: staff inside the wall read it; participants, managers and admins
+    # draft, edit and sign it (participants as attendees, managers and admins signing it off).
+    ("GET", "/v1/incidents/{incident_id}/review"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/review"):
+                                            cells(401, 401, 404, 404, 404, 403, 201, 404, 201, 201),
+    ("PATCH", "/v1/incidents/{incident_id}/review"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/review/sign-off"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    # Closing: managers and admins (commanders too where the firm allows it, not by default).
+    ("POST", "/v1/incidents/{incident_id}/close"):
+                                            cells(401, 401, 404, 404, 404, 403, 403, 404, 200, 200),
+    ("POST", "/v1/incidents/{incident_id}/deadlines/{deadline_id}/not-applicable"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    # Reports: a client reads its own incidents' client report and its own figures and monthly
+    # summary (client A's here; client B's key gets B's figures); staff those inside the wall.
+    ("GET", "/v1/incidents/{incident_id}/report"):
+                                            cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/reports/metrics"):         cells(401, 401, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v1/reports/clients/{client_id}/summary"):
+                                            cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
+    # Evidence: clients submit and read their own incidents' (the client-safe part), staff
+    # inside the wall read it; custody is for participants, managers and admins, legal hold and
+    # disposal for managers and admins; a receipt only by the receiver named (each staff cell
+    # inside the wall is named by its own transfer).
+    # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
+    ("POST", "/v1/incidents/{incident_id}/evidence"):
+                                            cells(401, 401, 201, 201, 404, 403, 201, 404, 201, 201),
+    ("GET", "/v1/incidents/{incident_id}/evidence"):
+                                            cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/evidence/{evidence_id}"):  cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/evidence/{evidence_id}/content"):
+                                            cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
+    ("POST", "/v1/evidence/{evidence_id}/transfers"):
+                                            cells(401, 401, 404, 404, 404, 403, 201, 404, 201, 201),
+    ("POST", "/v1/evidence/{evidence_id}/transfers/{transfer_id}/receipt"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("POST", "/v1/evidence/{evidence_id}/seal"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/evidence/{evidence_id}/unseal"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/evidence/{evidence_id}/verify"):
+                                            cells(401, 401, 404, 404, 404, 403, 200, 404, 200, 200),
+    ("POST", "/v1/evidence/{evidence_id}/legal-hold"):
+                                            cells(401, 401, 404, 404, 404, 403, 403, 404, 200, 200),
+    ("DELETE", "/v1/evidence/{evidence_id}"):
+                                            cells(401, 401, 404, 404, 404, 403, 403, 404, 200, 200),
+    # The export and the custody report carry whole custody logs: staff inside the wall only.
+    ("GET", "/v1/incidents/{incident_id}/evidence/export"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/evidence/custody-report"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    # The time report: staff (a responder gets their own time), never a client.
+    ("GET", "/v1/reports/time"):            cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
     # Clients, people and keys.
     # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
     ("POST", "/v1/clients"):                cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
@@ -142,6 +238,11 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 204, 204),
     ("GET", "/v1/schedules/{schedule_id}/on-call"):
                                             cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
+    # A client's contractual deadline rules: managers and admins (of client A, inside the wall).
+    ("GET", "/v1/clients/{client_id}/deadline-rules"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
+    ("PUT", "/v1/clients/{client_id}/deadline-rules"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
     # One-click acknowledge links take no key: the token is the credential, so every column,
     # anonymous included, gets the same answer for the same token. Called here with a garbage
     # token: 404, as an HTML page for a person (not problem+json), naming no incident.
@@ -169,8 +270,24 @@ NEEDS_STATE = {
     "responders/{person_id}": "triaged",
     "tasks": "triaged",
     "tasks/{task_id}": "triaged",
+    "flags": "triaged",
+    "deadlines/{deadline_id}/met": "triaged",
+    "updates": "triaged",
+    "notes": "triaged",
+    "timeline/{entry_id}": "triaged",
+    "time": "triaged",
+    "analysis": "triaged",
+    "actions": "triaged",
+    "actions/{action_id}": "triaged",
+    "actions/{action_id}/effectiveness": "triaged",
+    "evidence": "triaged",  # evidence_calls submits to the shared incident instead
+    "review": "resolved",  # PATCH: with a review drafted first
+    "review/sign-off": "resolved",  # with a review drafted and written first
+    "close": "resolved",
+    "deadlines/{deadline_id}/not-applicable": "triaged",
 }
 INCIDENT_PREFIX = "/v1/incidents/{incident_id}/"
+MATRIX_RULE = {"name": "inform", "priorities": ["P1"], "within_minutes": 60, "met_by": "manual"}
 # Bodies that are valid for each command, so that only permission decides the status.
 COMMAND_BODIES: dict[str, dict[str, Any] | None] = {
     "acknowledge": None,
@@ -181,7 +298,29 @@ COMMAND_BODIES: dict[str, dict[str, Any] | None] = {
     "reclassify": {"urgency": "low", "reason": "A workaround is in place"},
     "tasks": {"title": "Call the hosting provider"},
     "tasks/{task_id}": {"note": "Checked with the client"},
+    "flags": {"flags": ["personal_data"]},
+    "deadlines/{deadline_id}/met": {"reference": "Matrix-1"},
+    "updates": {"audience": "internal", "body": "Matrix update"},
+    "notes": {"body": "Matrix note", "audience": "internal"},
+    "timeline/{entry_id}": {"key_event": True},
+    "time": {"minutes": 15, "role": "responder", "activity": "Matrix work"},
+    "analysis": {"summary": "Matrix", "root_cause": "Matrix"},
+    "actions/{action_id}": {"status": "in_progress"},
+    "actions/{action_id}/effectiveness": {"effective": False, "note": "It came back"},
+    "review": {"summary": "Matrix review"},  # PATCH's; POST takes no body
+    "close": {"closure_code": "resolved", "summary": "Matrix closure"},
+    "deadlines/{deadline_id}/not-applicable": {"reason": "Matrix: does not apply"},
 }
+REVIEW_NARRATIVE = {
+    "what_went_well": "Matrix",
+    "what_went_wrong": "Matrix",
+    "lessons_learned": "Matrix",
+}
+
+
+def matrix_action(owner_id: str) -> dict[str, Any]:
+    due = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+    return {"kind": "corrective", "title": "Matrix action", "owner_id": owner_id, "due_at": due}
 
 
 def route_id(route: Route) -> str:
@@ -339,6 +478,92 @@ def schedule_calls(
     return calls
 
 
+def evidence_calls(
+    api: Api,
+    callers: dict[str, Caller],
+    *,
+    tenant_a: Tenant,
+    shared: str,
+    driver: Person,
+    receivers: dict[str, Person],
+    helper: Person,
+) -> dict[tuple[Route, str], Call]:
+    """Each principal's calls on evidence of client A: reads, downloads and verification of one
+    shared item; an item of its own for each custody command (a pending transfer naming it, if
+    it may receive one, for the receipt); disposal of its own item of a declined incident."""
+    calls: dict[tuple[Route, str], Call] = {}
+    submitted = {"filename": "matrix.json"}
+    shared_item = submit_once_known(api, driver, shared, b"matrix: the shared item")["id"]
+    declined = report_all(api, tenant_a, 1)[0]
+    submit_once_known(api, driver, declined, b"matrix: evidence knows the incident")
+    ok(run(api, driver, declined, "decline", {"reason": "A planned maintenance window"}))
+
+    def own_item(incident: str = shared) -> str:
+        item = submit_once_known(api, driver, incident, f"matrix {uuid.uuid4()}".encode())
+        return str(item["id"])
+
+    def dispose_once_ended(evidence_id: str) -> bool:
+        response = api.http.delete(
+            f"/v1/evidence/{evidence_id}",
+            params={"authorised_by": "matrix"},
+            headers=driver.headers,
+        )
+        return response.status_code == 200
+
+    eventually(partial(dispose_once_ended, own_item(declined)))  # evidence saw the decline
+    for principal, caller in callers.items():
+        base = f"/v1/evidence/{shared_item}"
+        calls[("POST", "/v1/incidents/{incident_id}/evidence"), principal] = Call(
+            "POST", f"/v1/incidents/{shared}/evidence", caller, {"matrix": 1}, submitted
+        )
+        calls[("GET", "/v1/incidents/{incident_id}/evidence"), principal] = Call(
+            "GET", f"/v1/incidents/{shared}/evidence", caller
+        )
+        calls[("GET", "/v1/evidence/{evidence_id}"), principal] = Call("GET", base, caller)
+        calls[("GET", "/v1/evidence/{evidence_id}/content"), principal] = Call(
+            "GET", f"{base}/content", caller
+        )
+        calls[("POST", "/v1/evidence/{evidence_id}/verify"), principal] = Call(
+            "POST", f"{base}/verify", caller
+        )
+        to = {"to": helper.person_id, "purpose": "imaging", "location": "lab"}
+        calls[("POST", "/v1/evidence/{evidence_id}/transfers"), principal] = Call(
+            "POST", f"/v1/evidence/{own_item()}/transfers", caller, to
+        )
+        pending = own_item()
+        receiver = receivers.get(principal, helper)
+        released = api.http.post(
+            f"/v1/evidence/{pending}/transfers",
+            json=to | {"to": receiver.person_id},
+            headers=driver.headers,
+        )
+        receipt = f"/v1/evidence/{pending}/transfers/{ok(released)['id']}/receipt"
+        calls[("POST", "/v1/evidence/{evidence_id}/transfers/{transfer_id}/receipt"), principal] = (
+            Call("POST", receipt, caller, {})
+        )
+        calls[("POST", "/v1/evidence/{evidence_id}/seal"), principal] = Call(
+            "POST", f"/v1/evidence/{own_item()}/seal", caller, {"reason": "matrix"}
+        )
+        sealed = own_item()
+        ok(api.http.post(f"/v1/evidence/{sealed}/seal", headers=driver.headers))
+        calls[("POST", "/v1/evidence/{evidence_id}/unseal"), principal] = Call(
+            "POST", f"/v1/evidence/{sealed}/unseal", caller
+        )
+        calls[("POST", "/v1/evidence/{evidence_id}/legal-hold"), principal] = Call(
+            "POST", f"/v1/evidence/{own_item()}/legal-hold", caller, {"held": True, "reason": "x"}
+        )
+        calls[("DELETE", "/v1/evidence/{evidence_id}"), principal] = Call(
+            "DELETE", f"/v1/evidence/{own_item(declined)}", caller, None, {"authorised_by": "x"}
+        )
+        calls[("GET", "/v1/incidents/{incident_id}/evidence/export"), principal] = Call(
+            "GET", f"/v1/incidents/{shared}/evidence/export", caller
+        )
+        calls[("GET", "/v1/incidents/{incident_id}/evidence/custody-report"), principal] = Call(
+            "GET", f"/v1/incidents/{shared}/evidence/custody-report", caller
+        )
+    return calls
+
+
 def contact_method_calls(
     api: Api, callers: dict[str, Caller], person_ids: dict[str, str]
 ) -> dict[tuple[Route, str], Call]:
@@ -402,6 +627,10 @@ def world(api: Api) -> World:
     # The shared read-only incident, with the participant among its responders.
     shared = report_all(api, tenant_a, 1)[0]
     ok(run(api, driver, shared, "add_responder", {"person_id": participant_id}))
+    # A resolved incident with its post-incident review drafted, read by every cell.
+    reviewed = report_all(api, tenant_a, 1)[0]
+    bring_to(api, driver, reviewed, "resolved")
+    ok(api.http.post(f"/v1/incidents/{reviewed}/review", headers=driver.headers))
 
     # A fresh incident for every cell of every route that changes one, reported all at once.
     commands = [
@@ -437,6 +666,30 @@ def world(api: Api) -> World:
         elif command == "tasks/{task_id}":
             playbook_task = tasks(api, driver, incident_id)[0]
             url = url.replace("{task_id}", playbook_task["id"])
+        elif command.startswith("review") and (method == "PATCH" or command != "review"):
+            review = f"/v1/incidents/{incident_id}/review"
+            ok(api.http.post(review, headers=driver.headers))
+            ok(api.http.patch(review, json=REVIEW_NARRATIVE, headers=driver.headers))
+        elif command.startswith("deadlines/{deadline_id}/"):
+            flagged = api.http.post(
+                f"/v1/incidents/{incident_id}/flags",
+                json={"flags": ["personal_data"]},
+                headers=driver.headers,
+            )
+            url = url.replace("{deadline_id}", ok(flagged)["deadlines"][0]["id"])
+        elif command == "timeline/{entry_id}":
+            entries = eventually(partial(api.timeline, driver, incident_id))
+            url = url.replace("{entry_id}", entries[0]["event_id"])
+        elif command == "actions":
+            body = matrix_action(helper.person_id)
+        elif command.startswith("actions/{action_id}"):
+            actions = f"/v1/incidents/{incident_id}/actions"
+            new_action = matrix_action(helper.person_id)
+            action = ok(api.http.post(actions, json=new_action, headers=driver.headers))
+            if command.endswith("/effectiveness"):
+                done = {"status": "done"}
+                ok(api.http.patch(f"{actions}/{action['id']}", json=done, headers=driver.headers))
+            url = url.replace("{action_id}", action["id"])
         calls[route, principal] = Call(method, url, callers[principal], body)
 
     for principal, caller in callers.items():
@@ -491,15 +744,45 @@ def world(api: Api) -> World:
         }
         for method in ("GET", "POST"):
             by_route[method, "/v1/ack/{token}"] = Call(method, f"/v1/ack/{GARBAGE_TOKEN}", caller)
-        for read in ("", "/timeline", "/transitions", "/tasks", "/notifications"):
+        reads = ("", "/timeline", "/transitions", "/tasks", "/notifications", "/deadlines")
+        follow_up = ("/time", "/analysis", "/analysis/history", "/actions")
+        for read in (*reads, "/updates", *follow_up):
             path = "/v1/incidents/{incident_id}" + read
             by_route["GET", path] = Call("GET", f"/v1/incidents/{shared}{read}", caller)
+        by_route["GET", "/v1/reports/time"] = Call("GET", "/v1/reports/time", caller)
+        by_route["GET", "/v1/incidents/{incident_id}/review"] = Call(
+            "GET", f"/v1/incidents/{reviewed}/review", caller
+        )
+        by_route["GET", "/v1/incidents/{incident_id}/report"] = Call(
+            "GET", f"/v1/incidents/{shared}/report", caller
+        )
+        by_route["GET", "/v1/reports/metrics"] = Call("GET", "/v1/reports/metrics", caller)
+        by_route["GET", "/v1/reports/clients/{client_id}/summary"] = Call(
+            "GET", f"/v1/reports/clients/{client_a}/summary", caller, params={"month": "2026-11"}
+        )
+        rules_path = f"/v1/clients/{client_a}/deadline-rules"
+        by_route["GET", "/v1/clients/{client_id}/deadline-rules"] = Call("GET", rules_path, caller)
+        by_route["PUT", "/v1/clients/{client_id}/deadline-rules"] = Call(
+            "PUT", rules_path, caller, {"rules": [MATRIX_RULE]}
+        )
         for route, call in by_route.items():
             calls[route, principal] = call
     calls.update(escalation_policy_calls(api, callers))
     calls.update(schedule_calls(api, callers, helper.person_id))
     person_ids = {kind: person.person_id for kind, person in people.items()}
     calls.update(contact_method_calls(api, callers, person_ids))
+    receivers = {kind: people[kind] for kind in ("responder", "participant", "manager", "admin")}
+    calls.update(
+        evidence_calls(
+            api,
+            callers,
+            tenant_a=tenant_a,
+            shared=shared,
+            driver=driver,
+            receivers=receivers,
+            helper=helper,
+        )
+    )
     unprepared = set(CELLS) - set(calls)
     assert not unprepared, f"rows of EXPECTED with no call prepared here: {unprepared}"
     return World(api, calls)

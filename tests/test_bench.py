@@ -1,4 +1,6 @@
-"""`python -m bench --quick` runs end to end and reports a complete, loss-free result.
+"""`python -m bench --quick` runs end to end and reports a complete, loss-free result, its
+paging phase included: every P1's page reached the real SMTP server and the real webhook
+receiver (signature verified), once each; and its evidence phase's item came back as sent.
 
 Only the harness is checked here: nothing is asserted about time or speed.
 """
@@ -9,6 +11,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from bench.paging import EMAIL_RESPONDER, page_figures
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -34,6 +39,81 @@ def test_quick_bench_reports_every_incident_carried_once(tmp_path: Path) -> None
     assert report["throughput"]["steps"]
     assert report["latency"]["cpu"]["cpu_seconds"] > 0
     assert report["memory"]["idle_rss_mib"] > 0
+    paging = report["paging"]
+    assert paging["lost"] == 0, paging
+    assert paging["doubled"] == 0, paging
+    assert paging["malformed"] == 0 and paging["unverified_signatures"] == 0, paging
+    assert paging["accepted"] > 0
+    assert paging["email"]["paged"] == paging["webhook"]["paged"] == paging["accepted"], paging
+    assert paging["email_refused"] >= paging["accepted"]  # the webhook's person's email first
+    assert paging["ok"]
     assert report["stopped_cleanly"], report["exit_codes"]
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1. accept throughput" in result.stdout  # the human-readable table
+    assert "7. paging: OK" in result.stdout
+    # The evidence phase: a 64 MiB item up and down, stored and returned as sent.
+    evidence = report["evidence"]
+    assert evidence["size_mib"] == 64, evidence
+    assert evidence["stored_digest_matches"] and evidence["downloaded_digest_matches"], evidence
+    assert evidence["ok"]
+    assert "8. evidence: OK" in result.stdout
+
+
+def test_pages_late_missing_twice_or_wrong_are_counted() -> None:
+    """The paging phase's counting alone, on arrivals as the receivers report them."""
+    # The load's records: [scheduled send, start, latency, status, incident id, reference].
+    accepted = [[100.0, 100.0, 0.01, 201, f"i{n}", f"INC-2026-00000{n}"] for n in range(1, 5)]
+
+    def email(incident: str, at: float, delivery: str, *, priority: str = "P1") -> dict[str, Any]:
+        reference = f"INC-2026-00000{incident[1:]}"
+        return {
+            "channel": "email",
+            "at": at,
+            "to": EMAIL_RESPONDER,
+            "subject": f"[{priority}] {reference} Trading platform down",
+            "incident": incident,
+            "id": f"<{delivery}@firebreak>",
+        }
+
+    def webhook(incident: str, at: float, delivery: str) -> dict[str, Any]:
+        reference = f"INC-2026-00000{incident[1:]}"
+        return {
+            "channel": "webhook",
+            "at": at,
+            "incident": incident,
+            "reference": reference,
+            "priority": "P1",
+            "id": delivery,
+        }
+
+    arrivals = [
+        email("i1", 100.5, "a"),
+        webhook("i1", 101.0, "b"),
+        email("i2", 100.4, "c"),
+        email("i2", 160.0, "c"),  # the same delivery again, after the phase: still a double
+        webhook("i2", 100.9, "d"),
+        email("i3", 100.3, "e"),
+        webhook("i3", 200.0, "f"),  # after the deadline: lost
+        email("i4", 100.2, "g", priority="P2"),  # not what a P1 says
+        webhook("i4", 100.8, "h"),
+        email("elsewhere", 100.1, "i"),  # an incident whose POST was not answered 201
+        {"channel": "webhook_unverified", "at": 100.7, "error": "no matching signature"},
+        {"channel": "email_refused", "at": 100.2, "to": "x@refused.bench.example"},
+    ]
+    figures = page_figures(accepted, arrivals, deadline=150.0)
+
+    timings = dict.fromkeys(
+        ("p50_ms", "p99_ms", "max_ms", "p50_first_half_ms", "p50_second_half_ms"), 0
+    )
+    assert figures["email"] | timings == timings | {
+        "paged": 3,
+        "lost": 1,  # i4's only email was malformed
+        "doubled": 1,
+        "resent_same_id": 1,
+    }
+    assert figures["webhook"]["paged"] == 3 and figures["webhook"]["lost"] == 1
+    assert figures["email"]["max_ms"] == 500.0
+    assert (figures["lost"], figures["doubled"]) == (2, 1)
+    assert (figures["malformed"], figures["not_accepted"]) == (1, 1)
+    assert (figures["unverified_signatures"], figures["email_refused"]) == (1, 1)
+    assert not figures["ok"]

@@ -22,7 +22,9 @@ def test_settings_refuse_a_weak_admin_key(monkeypatch: pytest.MonkeyPatch) -> No
         ("FIREBREAK_GATEWAY_PORT", "70000", "must be at most 65535"),
         ("FIREBREAK_STREAM_REPLICAS", "0", "must be at least 1"),
         ("FIREBREAK_OUTBOX_POLL_SECONDS", "0", "must be at least 0.001"),
-        ("FIREBREAK_EVIDENCE_MAX_BYTES", str(4 * 1024 * 1024), "must be at most 3145728"),
+        ("FIREBREAK_EVIDENCE_MAX_BYTES", "100", "must be at least 1024"),
+        ("FIREBREAK_EVIDENCE_MASTER_KEY", "c2hvcnQ=", "must be base64 of 32 random bytes"),
+        ("FIREBREAK_EVIDENCE_SIGNING_KEY", "not base64!", "must be base64 of 32 random bytes"),
     ],
 )
 def test_settings_name_the_variable_they_cannot_use(

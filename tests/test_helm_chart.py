@@ -3,6 +3,7 @@ JSON schemas (kubernetes-validate), as an install would see it."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import tomllib
 from pathlib import Path
@@ -26,6 +27,8 @@ VALUES: dict[str, Any] = {
     "secret": {
         "adminKey": "an-admin-key-of-enough-length",
         "linkSecret": "a-link-secret-of-at-least-32-characters",
+        "evidenceMasterKey": base64.b64encode(b"m" * 32).decode(),
+        "evidenceSigningKey": base64.b64encode(b"s" * 32).decode(),
         "databaseUrls": {
             service: f"postgresql://firebreak@postgres:5432/firebreak_{service}"
             for service in SERVICES
@@ -178,10 +181,13 @@ def test_pods_are_locked_down(manifests: list[Manifest]) -> None:
         assert security["readOnlyRootFilesystem"] is True
         assert security["allowPrivilegeEscalation"] is False
         assert security["capabilities"]["drop"] == ["ALL"]
-        # the only writable place is a size-limited emptyDir
-        [volume] = pod["volumes"]
+        # the only writable place is a size-limited emptyDir (and evidence's blob store)
+        volume, *evidence_store = pod["volumes"]
         assert volume["emptyDir"]["sizeLimit"]
-        assert [mount["name"] for mount in container(workload)["volumeMounts"]] == [volume["name"]]
+        mounts = [mount["name"] for mount in container(workload)["volumeMounts"]]
+        assert mounts == [volume["name"], *(store["name"] for store in evidence_store)]
+        is_evidence = workload["metadata"]["labels"]["app.kubernetes.io/component"] == "evidence"
+        assert len(evidence_store) == (1 if is_evidence and workload["kind"] == "Deployment" else 0)
         resources = container(workload)["resources"]
         assert resources["requests"]["cpu"] and resources["requests"]["memory"]
         assert resources["limits"]["memory"]
@@ -205,9 +211,9 @@ def test_network_policies_admit_only_the_callers_that_need_it(
             for rule in rules
             for peer in rule["from"]
         ]
-        # the gateway calls intake, triage (commands), notify (schedules, policies) and review;
-        # evidence is reached only through NATS
-        assert callers == (["gateway"] if name != "evidence" else [])
+        # the gateway calls intake, triage (commands), notify (schedules, policies), evidence
+        # (items streamed in and out) and review
+        assert callers == ["gateway"]
     restricted = render(with_values(networkPolicy={"gatewayFrom": [{"podSelector": {}}]}))
     assert of_kind(restricted, "NetworkPolicy")["gateway"]["spec"]["ingress"][0]["from"] == [
         {"podSelector": {}}
@@ -221,7 +227,7 @@ def test_the_gateway_is_told_where_every_service_it_calls_is(manifests: list[Man
         item["name"]: item.get("value")
         for item in gateway["spec"]["template"]["spec"]["containers"][0]["env"]
     }
-    for callee in ("intake", "triage", "notify", "review"):
+    for callee in ("intake", "triage", "notify", "evidence", "review"):
         assert env[f"FIREBREAK_{callee.upper()}_ADDR"].endswith(f"-{callee}:50051"), callee
 
 
@@ -243,6 +249,8 @@ def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
             expected.add("FIREBREAK_ADMIN_KEY")
         if name in ("gateway", "notify"):
             expected.add("FIREBREAK_LINK_SECRET")
+        if name == "evidence":
+            expected |= {"FIREBREAK_EVIDENCE_MASTER_KEY", "FIREBREAK_EVIDENCE_SIGNING_KEY"}
         # each service sees its own database only, only the gateway the admin key, and only
         # notify (signs acknowledge links) and the gateway (checks them) the link secret
         assert set(from_secret) == expected
@@ -252,6 +260,44 @@ def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
     gateway_env = env_of(of_kind(manifests, "Deployment")["gateway"])
     assert gateway_env["FIREBREAK_INTAKE_ADDR"]["value"] == f"{RELEASE}-firebreak-intake:50051"
     assert gateway_env["FIREBREAK_REVIEW_ADDR"]["value"] == f"{RELEASE}-firebreak-review:50051"
+
+
+def test_evidence_keeps_its_blobs_on_a_persistent_volume(manifests: list[Manifest]) -> None:
+    [claim] = [manifest for manifest in manifests if manifest["kind"] == "PersistentVolumeClaim"]
+    assert claim["metadata"]["name"] == f"{RELEASE}-firebreak-evidence"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    deployments = of_kind(manifests, "Deployment")
+    evidence = deployments["evidence"]
+    pod = evidence["spec"]["template"]["spec"]
+    [store] = [volume for volume in pod["volumes"] if "persistentVolumeClaim" in volume]
+    assert store["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    [mount] = [m for m in container(evidence)["volumeMounts"] if m["name"] == store["name"]]
+    env = env_of(evidence)
+    assert env["FIREBREAK_EVIDENCE_DIR"]["value"] == mount["mountPath"]
+    # A ReadWriteOnce volume cannot follow a rolling update onto another node.
+    assert evidence["spec"]["strategy"] == {"type": "Recreate"}
+    # Both ends enforce the same limit, printed as an integer (not 2.147483648e+09).
+    for name in ("gateway", "evidence"):
+        assert env_of(deployments[name])["FIREBREAK_EVIDENCE_MAX_BYTES"]["value"] == "2147483648"
+    [secret] = [manifest for manifest in manifests if manifest["kind"] == "Secret"]
+    assert secret["stringData"]["evidence-master-key"] == VALUES["secret"]["evidenceMasterKey"]
+
+    shared = render(
+        with_values(
+            evidence={
+                "persistence": {"existingClaim": "evidence-nfs", "accessModes": ["ReadWriteMany"]}
+            }
+        )
+    )
+    assert [m for m in shared if m["kind"] == "PersistentVolumeClaim"] == []
+    evidence = of_kind(shared, "Deployment")["evidence"]
+    claims = [
+        volume["persistentVolumeClaim"]["claimName"]
+        for volume in evidence["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in volume
+    ]
+    assert claims == ["evidence-nfs"] and "strategy" not in evidence["spec"]
 
 
 def test_acknowledge_links_point_at_the_public_url() -> None:
@@ -357,6 +403,8 @@ def test_production_example_scales_and_uses_replicated_jetstream() -> None:
         ({"services": {"billing": {"replicas": 1}}}, "billing"),
         ({"secret": {"adminKey": "too-short"}}, "/secret/adminKey"),
         ({"secret": {"linkSecret": "too-short"}}, "/secret/linkSecret"),
+        ({"secret": {"evidenceMasterKey": "c2hvcnQ="}}, "/secret/evidenceMasterKey"),
+        ({"evidence": {"persistence": {"accessModes": ["Sometimes"]}}}, "accessModes"),
         ({"publicUrl": "ir.example.com"}, "/publicUrl"),
         ({"streamReplicas": 0}, "/streamReplicas"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
@@ -368,6 +416,8 @@ def test_production_example_scales_and_uses_replicated_jetstream() -> None:
         "unknown-service",
         "weak-admin-key",
         "weak-link-secret",
+        "short-evidence-key",
+        "unknown-access-mode",
         "public-url-without-scheme",
         "no-stream-replicas",
         "pull-policy",

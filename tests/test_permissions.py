@@ -85,6 +85,91 @@ EXPECTED_ON_INCIDENTS: dict[Action, dict[PrincipalKind, tuple[str, ...]]] = {
         K.MANAGER: SEEN_NOT_OUTSIDE,
         K.ADMIN: SEEN_NOT_OUTSIDE,
     },
+    # Notes, key events, time, the analysis and actions: as the commands (the gateway counts an
+    # action's owner as taking part, for their action).
+    Action.INCIDENT_INVESTIGATE: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: ("403", "ok", "404", "404"),
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    # Approving that an action will not be done: managers and admins only.
+    Action.ACTION_APPROVE: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: ("403",) * 4,
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    # Flags and deadlines met: as the commands, participants, managers and admins.
+    Action.DEADLINE_MANAGE: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: ("403", "ok", "404", "404"),
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    # Evidence: clients submit and read their own incidents', staff inside the wall read it;
+    # participants submit and keep custody (transfer, seal, verify), as managers and admins do;
+    # only managers and admins set legal hold and dispose of it (the gateway answers a 404 for
+    # an item outside the wall before asking the table).
+    Action.EVIDENCE_ADD: {
+        K.CLIENT_SYSTEM: SEEN_NOT_OUTSIDE,
+        K.CLIENT_CONTACT: SEEN_NOT_OUTSIDE,
+        K.RESPONDER: ("403", "ok", "404", "404"),
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    Action.EVIDENCE_READ: {kind: SEEN_NOT_OUTSIDE for kind in PrincipalKind},
+    Action.EVIDENCE_CUSTODY: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: ("403", "ok", "404", "404"),
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    Action.EVIDENCE_HOLD: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: ("403",) * 4,
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    # The post-incident review: participants, managers and admins write it and sign as
+    # attendees; only managers and admins sign it off.
+    Action.REVIEW_WRITE: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: ("403", "ok", "404", "404"),
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    Action.REVIEW_APPROVE: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: ("403",) * 4,
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    # Closing: managers and admins; a participant who is not the commander (or whose firm does
+    # not let commanders close) may not (test_a_commander_closes_only_where_the_firm_allows).
+    Action.INCIDENT_CLOSE: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: ("403", "403", "404", "404"),
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
+    # The export and custody report carry whole custody logs, the firm's internal record: staff
+    # inside the wall only (a client's part of a log could not be checked on its own).
+    Action.EVIDENCE_EXPORT: {
+        K.CLIENT_SYSTEM: NEVER,
+        K.CLIENT_CONTACT: NEVER,
+        K.RESPONDER: SEEN_NOT_OUTSIDE,
+        K.MANAGER: SEEN_NOT_OUTSIDE,
+        K.ADMIN: SEEN_NOT_OUTSIDE,
+    },
 }
 
 
@@ -216,8 +301,123 @@ def test_a_refused_contact_method_says_whose_are_allowed() -> None:
     assert "their own contact methods" in refused.value.detail and "admin" in refused.value.detail
 
 
+# A client's contractual deadline rules: (a client inside the caller's wall, one outside it);
+# staff are walled to ALPHA. A client outside the wall is as absent as a missing one.
+EXPECTED_ON_CLIENT_RULES: dict[Action, dict[PrincipalKind, tuple[str, str]]] = {
+    Action.DEADLINE_RULES_MANAGE: {kind: ("403", "403") for kind in PrincipalKind}
+    | {K.MANAGER: ("ok", "404"), K.ADMIN: ("ok", "404")},
+}
+
+
+@pytest.mark.parametrize("action", list(EXPECTED_ON_CLIENT_RULES))
+@pytest.mark.parametrize("kind", list(PrincipalKind))
+def test_client_rule_actions(action: Action, kind: PrincipalKind) -> None:
+    principal = principal_of(kind, wall=frozenset({ALPHA}))
+    got = (outcome(principal, action, client_id=ALPHA), outcome(principal, action, client_id=BETA))
+    assert got == EXPECTED_ON_CLIENT_RULES[action][kind]
+
+
+# Status updates: the incident's communications lead or commander (a communicator), not any
+# participant; managers and admins inside the wall.
+UPDATE_SITUATIONS = {
+    "inside, participant": {"client_id": ALPHA, "participant": True},
+    "inside, communicator": {"client_id": ALPHA, "participant": True, "communicator": True},
+    "outside, communicator": {"client_id": BETA, "participant": True, "communicator": True},
+}
+EXPECTED_ON_UPDATES: dict[Action, dict[PrincipalKind, tuple[str, ...]]] = {
+    Action.STATUS_UPDATE_POST: {
+        K.CLIENT_SYSTEM: ("404", "404", "404"),
+        K.CLIENT_CONTACT: ("404", "404", "404"),
+        K.RESPONDER: ("403", "ok", "404"),
+        K.MANAGER: ("ok", "ok", "404"),
+        K.ADMIN: ("ok", "ok", "404"),
+    },
+}
+
+
+@pytest.mark.parametrize("action", list(EXPECTED_ON_UPDATES))
+@pytest.mark.parametrize("kind", list(PrincipalKind))
+def test_status_updates_are_posted_by_the_incidents_communicators(
+    action: Action, kind: PrincipalKind
+) -> None:
+    principal = principal_of(kind, wall=frozenset({ALPHA}))
+    got = tuple(outcome(principal, action, **situation) for situation in UPDATE_SITUATIONS.values())
+    assert got == EXPECTED_ON_UPDATES[action][kind], dict(zip(UPDATE_SITUATIONS, got, strict=True))
+
+
+def test_a_refused_status_update_says_who_may_post() -> None:
+    responder = principal_of(K.RESPONDER)
+    with pytest.raises(Problem) as refused:
+        authorize(responder, Action.STATUS_UPDATE_POST, client_id=ALPHA, participant=True)
+    assert refused.value.status == 403
+    assert "communications lead" in refused.value.detail and "commander" in refused.value.detail
+
+
+# The time report spans incidents: a responder's covers their own time, a manager's or admin's
+# the clients inside their wall; clients get none.
+EXPECTED_TIME_REPORT: dict[PrincipalKind, Grant | str] = {
+    K.CLIENT_SYSTEM: "403",
+    K.CLIENT_CONTACT: "403",
+    K.RESPONDER: Grant.SELF,
+    K.MANAGER: Grant.WALL,
+    K.ADMIN: Grant.WALL,
+}
+
+
+@pytest.mark.parametrize("kind", list(PrincipalKind))
+def test_the_time_report_covers_ones_own_time_or_ones_wall(kind: PrincipalKind) -> None:
+    try:
+        got: Grant | str = scope(principal_of(kind), Action.TIME_REPORT)
+    except Problem as refused:
+        got = str(refused.status)
+    assert got == EXPECTED_TIME_REPORT[kind]
+
+
+def test_a_commander_closes_only_where_the_firm_allows() -> None:
+    responder = principal_of(K.RESPONDER, wall=frozenset({ALPHA}))
+    # `commander`: the caller commands the incident and FIREBREAK_COMMANDER_MAY_CLOSE is on.
+    assert outcome(responder, Action.INCIDENT_CLOSE, client_id=ALPHA, commander=True) == "ok"
+    assert outcome(responder, Action.INCIDENT_CLOSE, client_id=BETA, commander=True) == "404"
+    with pytest.raises(Problem) as refused:
+        authorize(responder, Action.INCIDENT_CLOSE, client_id=ALPHA, participant=True)
+    assert refused.value.status == 403
+    assert "manager" in refused.value.detail and "commander" in refused.value.detail
+    manager = principal_of(K.MANAGER, wall=frozenset({ALPHA}))
+    assert outcome(manager, Action.INCIDENT_CLOSE, client_id=ALPHA, commander=False) == "ok"
+
+
+# Reports across incidents (metrics, a client's monthly summary), on (the caller's own client or
+# one inside its wall, another client): the routes answer a 404 for the other before asking.
+EXPECTED_ON_REPORTS: dict[PrincipalKind, tuple[str, str]] = {
+    K.CLIENT_SYSTEM: ("ok", "403"),
+    K.CLIENT_CONTACT: ("ok", "403"),
+    K.RESPONDER: ("ok", "403"),
+    K.MANAGER: ("ok", "403"),
+    K.ADMIN: ("ok", "403"),
+}
+
+
+@pytest.mark.parametrize("kind", list(PrincipalKind))
+def test_reports_cover_ones_own_client_or_ones_wall(kind: PrincipalKind) -> None:
+    principal = principal_of(kind, wall=frozenset({ALPHA}))
+    got = tuple(
+        outcome(principal, Action.REPORT_READ, client_id=client_id) for client_id in (ALPHA, BETA)
+    )
+    assert got == EXPECTED_ON_REPORTS[kind]
+    expected_scope = Grant.OWN_CLIENT if kind in CLIENT_KINDS else Grant.WALL
+    assert scope(principal, Action.REPORT_READ) is expected_scope
+
+
 def test_every_action_and_kind_is_expected_somewhere() -> None:
-    expected = EXPECTED_ON_INCIDENTS | EXPECTED_ELSEWHERE | EXPECTED_ON_CONTACT_METHODS
+    expected = (
+        EXPECTED_ON_INCIDENTS
+        | EXPECTED_ELSEWHERE
+        | EXPECTED_ON_CONTACT_METHODS
+        | EXPECTED_ON_CLIENT_RULES
+        | EXPECTED_ON_UPDATES
+        | {Action.TIME_REPORT: EXPECTED_TIME_REPORT}
+        | {Action.REPORT_READ: EXPECTED_ON_REPORTS}
+    )
     # Reporting and reading people have tests of their own.
     assert set(expected) | {Action.INCIDENT_REPORT, Action.PERSON_READ} == set(Action)
     assert all(set(row) == set(PrincipalKind) for row in expected.values())

@@ -1,117 +1,114 @@
-"""Evidence's domain logic: accept an item, fix its digest at collection, record the fact."""
+"""Evidence's view of incidents (whose they are, whether they ended) and reading its items.
+Functions take the caller's connection and never commit."""
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from firebreak.api.events.v1 import events_pb2
-from firebreak.api.evidence.v1.evidence_pb2 import StoreEvidenceRequest
-from firebreak.errors import InvalidArgument, NotFound
-from firebreak.events import EVIDENCE_COLLECTED, new_event
-from firebreak.outbox import Outbox
-from services.evidence.models import evidence_items, known_incidents
+from firebreak.database import upsert_insert
+from firebreak.errors import Conflict, NotFound
+from services.evidence.custody_chain import timestamp
+from services.evidence.models import blobs, items, known_incidents, transfers
 
-# An item's record: every column but the bytes themselves.
-RECORD = [column for column in evidence_items.c if column.name != "content"]
-FIELD_LIMITS = {"client_id": 36, "incident_id": 36, "filename": 255, "collected_by": 200}
-
-INSERT_KNOWN_INCIDENT = known_incidents.insert()
-
-
-def validate_item(request: StoreEvidenceRequest, *, max_bytes: int) -> None:
-    for field, limit in FIELD_LIMITS.items():
-        if not 1 <= len(getattr(request, field).strip()) <= limit:
-            raise InvalidArgument(field, f"must be 1 to {limit} characters")
-    for field in (*FIELD_LIMITS, "description"):
-        if "\x00" in getattr(request, field):
-            raise InvalidArgument(field, "must not contain NUL characters")
-    if len(request.description) > 20_000:
-        raise InvalidArgument("description", "must be at most 20000 characters")
-    if not request.content:
-        raise InvalidArgument("content", "must not be empty")
-    if len(request.content) > max_bytes:
-        raise InvalidArgument("content", f"must be at most {max_bytes} bytes")
+# An incident in one of these is over: its evidence may be disposed of (unless held).
+ENDED = frozenset({"closed", "declined", "merged"})
 
 
 async def learn_incident(connection: AsyncConnection, *, incident_id: str, client_id: str) -> None:
+    statement = upsert_insert(connection.dialect.name, known_incidents).values(
+        incident_id=incident_id, client_id=client_id
+    )
+    await connection.execute(statement.on_conflict_do_nothing(index_elements=["incident_id"]))
+
+
+async def track_status(
+    connection: AsyncConnection, *, incident_id: str, client_id: str, status: str, version: int
+) -> None:
+    """Keeps the newest status: events arriving twice or out of order do no harm."""
+    statement = upsert_insert(connection.dialect.name, known_incidents).values(
+        incident_id=incident_id, client_id=client_id, status=status, state_version=version
+    )
     await connection.execute(
-        INSERT_KNOWN_INCIDENT, {"incident_id": incident_id, "client_id": client_id}
+        statement.on_conflict_do_update(
+            index_elements=["incident_id"],
+            set_={"status": status, "state_version": version},
+            where=known_incidents.c.state_version < version,
+        )
     )
 
 
-async def _require_incident(
+async def require_incident(
     connection: AsyncConnection, *, incident_id: str, client_id: str
-) -> None:
-    query = select(known_incidents.c.incident_id).where(
+) -> Row[Any]:
+    query = select(known_incidents).where(
         known_incidents.c.incident_id == incident_id, known_incidents.c.client_id == client_id
     )
-    if (await connection.execute(query)).first() is None:
+    row = (await connection.execute(query)).first()
+    if row is None:
         # Another client's incident is as unknown as one never reported.
         raise NotFound(f"incident {incident_id} not found")
-
-
-async def store_item(
-    connection: AsyncConnection, *, outbox: Outbox, request: StoreEvidenceRequest
-) -> Row[Any]:
-    """Stores the bytes with their SHA-256 and size, and emits evidence.collected."""
-    await _require_incident(
-        connection, incident_id=request.incident_id, client_id=request.client_id
-    )
-    evidence_id = str(uuid.uuid4())
-    digest = hashlib.sha256(request.content).hexdigest()
-    now = datetime.now(UTC)
-    row = (
-        await connection.execute(
-            evidence_items.insert()
-            .returning(*RECORD)
-            .values(
-                id=evidence_id,
-                incident_id=request.incident_id,
-                client_id=request.client_id,
-                filename=request.filename,
-                description=request.description,
-                collected_by=request.collected_by,
-                sha256=digest,
-                size_bytes=len(request.content),
-                content=request.content,
-                collected_at=now,
-            )
-        )
-    ).one()
-    await outbox.add(
-        connection,
-        new_event(
-            EVIDENCE_COLLECTED,
-            incident_id=request.incident_id,
-            client_id=request.client_id,
-            producer="evidence",
-            occurred_at=now,
-            payload=events_pb2.EvidenceCollected(
-                evidence_id=evidence_id,
-                filename=request.filename,
-                sha256=digest,
-                size_bytes=len(request.content),
-                collected_by=request.collected_by,
-            ),
-        ),
-    )
     return row
 
 
-async def get_item(
+def _item_query(client_id: str | None, evidence_id: str) -> Any:
+    query = select(items).where(items.c.id == evidence_id)
+    if client_id is not None:
+        query = query.where(items.c.client_id == client_id)
+    return query
+
+
+async def item_row(
     connection: AsyncConnection, *, client_id: str | None, evidence_id: str
 ) -> Row[Any]:
-    """The item's record, without its bytes."""
-    query = select(*RECORD).where(evidence_items.c.id == evidence_id)
-    if client_id is not None:
-        query = query.where(evidence_items.c.client_id == client_id)
+    row = (await connection.execute(_item_query(client_id, evidence_id))).first()
+    if row is None:
+        raise NotFound(f"evidence {evidence_id} not found")
+    return row
+
+
+async def lock_item(connection: AsyncConnection, *, client_id: str, evidence_id: str) -> Row[Any]:
+    """The item, locked until the transaction ends (PostgreSQL; SQLite has one writer)."""
+    query = _item_query(client_id, evidence_id).with_for_update()
     row = (await connection.execute(query)).first()
     if row is None:
         raise NotFound(f"evidence {evidence_id} not found")
     return row
+
+
+def refuse_if_disposed(item: Row[Any]) -> None:
+    if item.disposed_at is not None:
+        raise Conflict(
+            f"evidence {item.id} was disposed of at {timestamp(item.disposed_at)}: its content "
+            "is gone; its record and custody log remain"
+        )
+
+
+async def blob_row(connection: AsyncConnection, sha256: str) -> Row[Any] | None:
+    return (await connection.execute(select(blobs).where(blobs.c.sha256 == sha256))).first()
+
+
+async def list_items(
+    connection: AsyncConnection, *, client_id: str | None, incident_id: str
+) -> Sequence[Row[Any]]:
+    query = select(items).where(items.c.incident_id == incident_id)
+    if client_id is not None:
+        query = query.where(items.c.client_id == client_id)
+    return (await connection.execute(query.order_by(items.c.received_at, items.c.id))).all()
+
+
+async def pending_transfers(
+    connection: AsyncConnection, evidence_ids: Sequence[str]
+) -> dict[str, Row[Any]]:
+    """The transfer awaiting receipt of each item that has one."""
+    if not evidence_ids:
+        return {}
+    rows = await connection.execute(
+        select(transfers).where(
+            transfers.c.evidence_id.in_(evidence_ids), transfers.c.status == "pending"
+        )
+    )
+    return {row.evidence_id: row for row in rows}

@@ -17,17 +17,30 @@ from services.gateway.backends import Backends
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
 from services.gateway.routers import (
     ack_links,
+    actions,
+    analysis,
     api_keys,
     clients,
+    closure,
     contact_methods,
+    deadline_rules,
+    deadlines,
     escalation_policies,
+    evidence,
+    evidence_content,
+    evidence_export,
     health,
     incidents,
     lifecycle,
+    notes,
     notifications,
     people,
+    reports,
+    review_documents,
     schedules,
     tasks,
+    time_entries,
+    updates,
 )
 
 log = logging.getLogger(__name__)
@@ -63,11 +76,24 @@ def create_app(settings: Settings) -> FastAPI:
         lifecycle,
         tasks,
         notifications,
+        updates,
+        notes,
+        analysis,
+        actions,
+        time_entries,
+        review_documents,
+        closure,
+        reports,
         clients,
         people,
         contact_methods,
         schedules,
         escalation_policies,
+        deadlines,
+        evidence_content,
+        evidence,
+        evidence_export,
+        deadline_rules,
         api_keys,
         ack_links,
         health,
@@ -75,7 +101,13 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     # The key acknowledge links are checked with (routers/ack_links.py); None: none is valid.
     app.state.link_secret = settings.link_secret
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.state.evidence_max_bytes = settings.evidence_max_bytes  # routers/evidence_content.py
+    app.state.commander_may_close = settings.commander_may_close  # routers/closure.py
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        streamed=evidence_content.STREAMED_UPLOAD,
+    )
     # One server span per request; the ASGI send/receive spans under it tell nothing more. An
     # acknowledge link's URL is a credential, so its requests make no span that would record it
     # (the acknowledgement itself still joins the incident's trace).

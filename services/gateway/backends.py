@@ -12,13 +12,16 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus, runtime
+from firebreak.api.evidence.v1.evidence_pb2_grpc import EvidenceServiceStub
 from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
+from firebreak.api.notify.v1.deadlines_pb2_grpc import DeadlineServiceStub
 from firebreak.api.notify.v1.notify_pb2_grpc import (
     ContactMethodServiceStub,
     EscalationPolicyServiceStub,
     NotifyServiceStub,
     ScheduleServiceStub,
 )
+from firebreak.api.notify.v1.updates_pb2_grpc import StatusUpdateServiceStub
 from firebreak.api.review.v1.review_pb2_grpc import ReviewServiceStub
 from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
 from firebreak.outbox import Outbox
@@ -27,6 +30,11 @@ from services.gateway import models
 
 HEALTH_TIMEOUT_SECONDS = 1.0
 RPC_TIMEOUT_SECONDS = 5.0  # every call the gateway makes to a service
+# Calls that read a whole evidence item back (verify, receipt): up to 2 GiB to decrypt and hash.
+CONTENT_RPC_TIMEOUT_SECONDS = 600.0
+# Evidence streams whole items: a fixed HTTP/2 window (no BDP probing, which grows it to many
+# MiB) keeps what gRPC buffers ahead of a slow reader or writer small.
+EVIDENCE_CHANNEL_OPTIONS = (("grpc.http2.bdp_probe", 0),)
 
 
 @dataclass
@@ -36,6 +44,7 @@ class Backends:
     review_channel: grpc.aio.Channel
     triage_channel: grpc.aio.Channel
     notify_channel: grpc.aio.Channel
+    evidence_channel: grpc.aio.Channel
     intake: IntakeServiceStub = field(init=False)
     review: ReviewServiceStub = field(init=False)
     triage: TriageServiceStub = field(init=False)
@@ -43,6 +52,9 @@ class Backends:
     schedules: ScheduleServiceStub = field(init=False)
     policies: EscalationPolicyServiceStub = field(init=False)
     contact_methods: ContactMethodServiceStub = field(init=False)
+    deadlines: DeadlineServiceStub = field(init=False)
+    updates: StatusUpdateServiceStub = field(init=False)
+    evidence: EvidenceServiceStub = field(init=False)
     outbox: Outbox = field(init=False)
     nats: NATS | None = None
     _nats_connecting: asyncio.Task[None] | None = None
@@ -58,6 +70,9 @@ class Backends:
         self.schedules = ScheduleServiceStub(self.notify_channel)
         self.policies = EscalationPolicyServiceStub(self.notify_channel)
         self.contact_methods = ContactMethodServiceStub(self.notify_channel)
+        self.deadlines = DeadlineServiceStub(self.notify_channel)
+        self.updates = StatusUpdateServiceStub(self.notify_channel)
+        self.evidence = EvidenceServiceStub(self.evidence_channel)
         self.outbox = Outbox(self.engine, models.outbox)
 
     @classmethod
@@ -75,6 +90,11 @@ class Backends:
             ),
             notify_channel=grpc.aio.insecure_channel(
                 settings.notify_addr, interceptors=aio_client_interceptors()
+            ),
+            evidence_channel=grpc.aio.insecure_channel(
+                settings.evidence_addr,
+                interceptors=aio_client_interceptors(),
+                options=EVIDENCE_CHANNEL_OPTIONS,
             ),
         )
         # The gateway serves (and reports not-ready) while NATS is still coming up.
@@ -120,4 +140,5 @@ class Backends:
         await self.review_channel.close()
         await self.triage_channel.close()
         await self.notify_channel.close()
+        await self.evidence_channel.close()
         await self.engine.dispose()

@@ -119,6 +119,18 @@ async def method_id_path(method_id: str) -> str:
     return _known_id(method_id)
 
 
+async def deadline_id_path(deadline_id: str) -> str:
+    return _known_id(deadline_id)
+
+
+async def entry_id_path(entry_id: str) -> str:
+    return _known_id(entry_id)
+
+
+async def action_id_path(action_id: str) -> str:
+    return _known_id(action_id)
+
+
 IncidentId = Annotated[str, Depends(incident_id_path)]
 ClientId = Annotated[str, Depends(client_id_path)]
 PersonId = Annotated[str, Depends(person_id_path)]
@@ -127,6 +139,9 @@ TaskId = Annotated[str, Depends(task_id_path)]
 ScheduleId = Annotated[str, Depends(schedule_id_path)]
 PolicyId = Annotated[str, Depends(policy_id_path)]
 MethodId = Annotated[str, Depends(method_id_path)]
+DeadlineId = Annotated[str, Depends(deadline_id_path)]
+EntryId = Annotated[str, Depends(entry_id_path)]
+ActionId = Annotated[str, Depends(action_id_path)]
 # An id given as a filter: a malformed one is a 422 naming the parameter.
 IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN)]
 

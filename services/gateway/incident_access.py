@@ -11,6 +11,7 @@ from opentelemetry.trace import Span
 
 from firebreak.api.events.v1 import events_pb2
 from firebreak.api.intake.v1 import intake_pb2
+from firebreak.api.review.v1 import review_pb2
 from firebreak.api.triage.v1 import triage_pb2
 from firebreak.telemetry import span_in_trace
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
@@ -37,6 +38,9 @@ class IncidentInHand:
     def ref(self) -> triage_pb2.IncidentRef:
         # The check is done: the caller's scope is this incident's client.
         return triage_pb2.IncidentRef(incident_id=self.incident_id, client_id=self.client_id)
+
+    def review_ref(self) -> review_pb2.IncidentRef:
+        return review_pb2.IncidentRef(incident_id=self.incident_id, client_id=self.client_id)
 
 
 async def staff_only(caller: Caller, incident_id: IncidentId) -> None:
@@ -75,6 +79,14 @@ def takes_part(principal: Principal, state: events_pb2.ResponseState) -> bool:
     )
 
 
+def speaks_for(principal: Principal, state: events_pb2.ResponseState) -> bool:
+    """Whether the principal is the incident's communications lead or its commander."""
+    return principal.person_id is not None and principal.person_id in (
+        state.communications_lead.id,
+        state.incident_commander.id,
+    )
+
+
 async def incident_for(
     backends: Backends, principal: Principal, incident_id: str, action: Action
 ) -> IncidentInHand:
@@ -94,6 +106,7 @@ async def incident_for(
         action,
         client_id=response.client_id,
         participant=takes_part(principal, response.state),
+        communicator=speaks_for(principal, response.state),
         incident_id=incident_id,
     )
     return IncidentInHand(incident_id, response.client_id, response.state)

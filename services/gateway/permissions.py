@@ -78,13 +78,28 @@ class Action(StrEnum):
     ONCALL_MANAGE = "oncall_manage"
     CONTACT_READ = "contact_read"
     CONTACT_MANAGE = "contact_manage"
+    DEADLINE_MANAGE = "deadline_manage"
+    DEADLINE_RULES_MANAGE = "deadline_rules_manage"
+    STATUS_UPDATE_POST = "status_update_post"
+    INCIDENT_INVESTIGATE = "incident_investigate"
+    ACTION_APPROVE = "action_approve"
+    TIME_REPORT = "time_report"
+    EVIDENCE_ADD = "evidence_add"
+    EVIDENCE_READ = "evidence_read"
+    EVIDENCE_CUSTODY = "evidence_custody"
+    EVIDENCE_HOLD = "evidence_hold"
+    EVIDENCE_EXPORT = "evidence_export"
+    REVIEW_WRITE = "review_write"
+    REVIEW_APPROVE = "review_approve"
+    INCIDENT_CLOSE = "incident_close"
+    REPORT_READ = "report_read"
 
 
 ACTION_SCOPE: dict[Action, str] = {
     Action.INCIDENT_REPORT: "report an incident (staff report into `operator`)",
     Action.INCIDENT_READ: "read, list and follow the timeline of incidents",
     Action.INCIDENT_WORK_READ: "read an incident's internal work: tasks, allowed commands, "
-    "every delivery of its pages",
+    "every delivery of its pages, its deadlines",
     Action.INCIDENT_ACKNOWLEDGE: "acknowledge an incident",
     Action.INCIDENT_COMMAND: "contain, resolve, reopen, decline, merge, reclassify; "
     "roles, responders, tasks",
@@ -98,6 +113,30 @@ ACTION_SCOPE: dict[Action, str] = {
     Action.ONCALL_MANAGE: "create, change and delete schedules and escalation policies",
     Action.CONTACT_READ: "list a person's contact methods (never a webhook's secret)",
     Action.CONTACT_MANAGE: "add and delete a person's contact methods",
+    Action.DEADLINE_MANAGE: "flag an incident (starting its regulatory deadlines); record one "
+    "of its deadlines met, or not applicable with a reason",
+    Action.DEADLINE_RULES_MANAGE: "read and set a client's contractual deadline rules",
+    Action.STATUS_UPDATE_POST: "post a status update on an incident, internal or to the "
+    "client's contacts",
+    Action.INCIDENT_INVESTIGATE: "write notes, mark key events, log time spent, write the "
+    "analysis; add actions and move them on, confirm their effectiveness",
+    Action.ACTION_APPROVE: "approve that an action will not be done (`wont_do`)",
+    Action.TIME_REPORT: "export time spent per client, person and role",
+    Action.EVIDENCE_ADD: "submit evidence for an incident (the item and its metadata)",
+    Action.EVIDENCE_READ: "list and read evidence with its custody log, download it (each "
+    "download is recorded); a client sees the client-safe part; confirm a transfer's receipt "
+    "(staff, as its receiver)",
+    Action.EVIDENCE_CUSTODY: "transfer, seal, unseal and verify evidence",
+    Action.EVIDENCE_HOLD: "set and release legal hold; dispose of evidence",
+    Action.EVIDENCE_EXPORT: "export an incident's evidence with its whole custody logs (each "
+    "item's content read is recorded as an access), and its custody report",
+    Action.REVIEW_WRITE: "draft and edit an incident's post-incident review; sign it as an "
+    "attendee",
+    Action.REVIEW_APPROVE: "sign a post-incident review off as the manager (the signature that "
+    "counts)",
+    Action.INCIDENT_CLOSE: "close a resolved incident whose closure gates are met",
+    Action.REPORT_READ: "read the response metrics and a client's monthly summary (a client: "
+    "its own)",
 }
 
 # Actions on an incident: a principal who may not see the incident at all is told it does not
@@ -109,6 +148,18 @@ INCIDENT_ACTIONS = frozenset(
         Action.INCIDENT_WORK_READ,
         Action.INCIDENT_ACKNOWLEDGE,
         Action.INCIDENT_COMMAND,
+        Action.DEADLINE_MANAGE,
+        Action.STATUS_UPDATE_POST,
+        Action.INCIDENT_INVESTIGATE,
+        Action.ACTION_APPROVE,
+        Action.EVIDENCE_ADD,
+        Action.EVIDENCE_READ,
+        Action.EVIDENCE_CUSTODY,
+        Action.EVIDENCE_HOLD,
+        Action.EVIDENCE_EXPORT,
+        Action.REVIEW_WRITE,
+        Action.REVIEW_APPROVE,
+        Action.INCIDENT_CLOSE,
     }
 )
 
@@ -119,6 +170,8 @@ class Grant(StrEnum):
     WALL = "wall"  # staff: incidents of clients inside their wall
     PARTICIPANT = "participant"  # staff inside the wall who command or respond to the incident
     SELF = "self"  # only their own person, or their own keys
+    COMMUNICATOR = "communicator"  # staff inside the wall who speak for the incident
+    COMMANDER = "commander"  # staff inside the wall who command it, where the firm allows
 
 
 GRANT_MEANING: dict[Grant, str] = {
@@ -127,8 +180,13 @@ GRANT_MEANING: dict[Grant, str] = {
     Grant.WALL: "what belongs to the clients inside their ethical wall, and the firm's own (all "
     "clients when unwalled); anything else is a `404`",
     Grant.PARTICIPANT: "inside the wall, and only as the incident's commander, a role holder or "
-    "one of its responders",
-    Grant.SELF: "only their own keys and contact methods (a client system's key: only itself)",
+    "one of its responders (or, for an action, its owner)",
+    Grant.SELF: "only their own keys, contact methods and time (a client system's key: only "
+    "itself)",
+    Grant.COMMUNICATOR: "inside the wall, and only as the incident's communications lead or its "
+    "commander",
+    Grant.COMMANDER: "inside the wall, and only as the incident's commander, where the firm "
+    "allows it (`FIREBREAK_COMMANDER_MAY_CLOSE`)",
 }
 
 # Short names, so that each row of the table reads across.
@@ -153,6 +211,21 @@ PERMISSIONS: dict[Action, dict[PrincipalKind, Grant]] = {
     Action.ONCALL_MANAGE: {MANAGER: ALL, ADMIN: ALL},
     Action.CONTACT_READ: {CONTACT: SELF, RESPONDER: SELF, MANAGER: WALL, ADMIN: WALL},
     Action.CONTACT_MANAGE: {CONTACT: SELF, RESPONDER: SELF, MANAGER: SELF, ADMIN: ALL},
+    Action.DEADLINE_MANAGE: {RESPONDER: PART, MANAGER: WALL, ADMIN: WALL},
+    Action.DEADLINE_RULES_MANAGE: {MANAGER: WALL, ADMIN: WALL},
+    Action.STATUS_UPDATE_POST: {RESPONDER: Grant.COMMUNICATOR, MANAGER: WALL, ADMIN: WALL},
+    Action.INCIDENT_INVESTIGATE: {RESPONDER: PART, MANAGER: WALL, ADMIN: WALL},
+    Action.ACTION_APPROVE: {MANAGER: WALL, ADMIN: WALL},
+    Action.TIME_REPORT: {RESPONDER: SELF, MANAGER: WALL, ADMIN: WALL},
+    Action.EVIDENCE_ADD: {SYSTEM: OWN, CONTACT: OWN, RESPONDER: PART, MANAGER: WALL, ADMIN: WALL},
+    Action.EVIDENCE_READ: {SYSTEM: OWN, CONTACT: OWN, RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
+    Action.EVIDENCE_CUSTODY: {RESPONDER: PART, MANAGER: WALL, ADMIN: WALL},
+    Action.EVIDENCE_HOLD: {MANAGER: WALL, ADMIN: WALL},
+    Action.EVIDENCE_EXPORT: {RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
+    Action.REVIEW_WRITE: {RESPONDER: PART, MANAGER: WALL, ADMIN: WALL},
+    Action.REVIEW_APPROVE: {MANAGER: WALL, ADMIN: WALL},
+    Action.INCIDENT_CLOSE: {RESPONDER: Grant.COMMANDER, MANAGER: WALL, ADMIN: WALL},
+    Action.REPORT_READ: {SYSTEM: OWN, CONTACT: OWN, RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
 }
 
 # What a SELF grant is limited to, and who may do more, as a refusal says it.
@@ -195,13 +268,17 @@ def authorize(
     *,
     client_id: str | None = None,
     participant: bool = False,
+    communicator: bool = False,
+    commander: bool = False,
     owner_id: str | None = None,
     incident_id: str = "",
 ) -> None:
     """Raises a Problem unless `principal` may do `action` on one object.
 
     Incident actions pass the incident's `client_id` (and `participant`: whether the principal
-    commands, holds a role in or responds to it), reading a person their client's `client_id`
+    commands, holds a role in or responds to it; `communicator`: whether it is the incident's
+    communications lead or commander; `commander`: whether it commands it and the firm lets
+    commanders close), reading a person their client's `client_id`
     (and `owner_id`, the person's id); key actions pass `owner_id`, the
     owner's id as `Principal.id` spells it (the person's id, or the key's id for a key that
     belongs to no person); contact-method actions the person's `owner_id` and, for the wall,
@@ -213,19 +290,43 @@ def authorize(
             raise incident_not_found(incident_id)
         scope(principal, action)  # raises the 403 naming who may
         return
-    if grant in (Grant.OWN_CLIENT, Grant.WALL, Grant.PARTICIPANT) and client_id is None:
+    if (
+        grant
+        in (Grant.OWN_CLIENT, Grant.WALL, Grant.PARTICIPANT, Grant.COMMUNICATOR, Grant.COMMANDER)
+        and client_id is None
+    ):
         raise ValueError(f"authorize({action.value}) needs the incident's client_id")
     if grant is Grant.SELF and owner_id is None:
         raise ValueError(f"authorize({action.value}) needs owner_id")
-    if _satisfies(principal, grant, client_id, participant, owner_id):
+    # The part in the incident the grant asks for: a communicator's, a commander's (where the
+    # firm allows), or any participant's.
+    takes_part = {Grant.COMMUNICATOR: communicator, Grant.COMMANDER: commander}.get(
+        grant, participant
+    )
+    if _satisfies(principal, grant, client_id, takes_part, owner_id):
         return
     if action in (Action.PERSON_READ, Action.CONTACT_READ) and grant is Grant.WALL:
         # A client's contact outside the wall is as absent as a person who never existed.
         raise Problem(404, f"person {owner_id} not found" if owner_id else "Not found.")
+    if action is Action.DEADLINE_RULES_MANAGE:
+        # A client outside the wall is as absent as one that does not exist.
+        raise Problem(404, f"client {client_id} not found")
     if action in INCIDENT_ACTIONS:
         assert client_id is not None
         if not principal.can_see_client(client_id) or not principal.is_staff:
             raise incident_not_found(incident_id)
+        if grant is Grant.COMMANDER:
+            raise Problem(
+                403,
+                f"{action.value} is not allowed here: only a manager or admin may close an "
+                "incident (or its commander, where the firm allows it).",
+            )
+        if grant is Grant.COMMUNICATOR:
+            raise Problem(
+                403,
+                f"{action.value} is not allowed here: only the incident's communications lead, "
+                "its commander or a manager or admin may post its status updates.",
+            )
         raise Problem(
             403,
             f"{action.value} is not allowed here: only the incident's commander, its responders "
@@ -254,7 +355,7 @@ def _satisfies(
             return (
                 principal.is_staff and client_id is not None and principal.can_see_client(client_id)
             )
-        case Grant.PARTICIPANT:
+        case Grant.PARTICIPANT | Grant.COMMUNICATOR | Grant.COMMANDER:
             return (
                 principal.is_staff
                 and participant

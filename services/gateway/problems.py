@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -147,6 +148,8 @@ _GRPC_TO_HTTP = {
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    # Stored data cannot be read (evidence's master key does not match): the detail says so.
+    grpc.StatusCode.DATA_LOSS: 500,
 }
 
 
@@ -211,14 +214,22 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 class BodySizeLimit:
-    """Answers 413 to bodies over the limit, declared or streamed, before the app reads them."""
+    """Answers 413 to bodies over the limit, declared or streamed, before the app reads them.
+    POSTs to `streamed` paths pass untouched: their route streams the body and limits it."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, streamed: re.Pattern[str] | None = None
+    ) -> None:
         self._app = app
         self._max_bytes = max_bytes
+        self._streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (
+            self._streamed is not None
+            and scope["method"] == "POST"
+            and self._streamed.fullmatch(scope["path"])
+        ):
             await self._app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

@@ -249,13 +249,17 @@ class IncidentPage(BaseModel):
 
 
 class TimelineEntry(BaseModel):
-    event_id: str
+    event_id: str = Field(description="Also the entry's id.")
     type: str
-    occurred_at: datetime
+    occurred_at: datetime = Field(description="When it happened.")
+    recorded_at: datetime = Field(
+        description="When it was written down (a note can tell of something earlier)."
+    )
     producer: str
     summary: str
     actor: Actor
     audience: Literal["internal", "client"]
+    key_event: bool
 
 
 class Timeline(BaseModel):
@@ -654,6 +658,15 @@ class ContactMethodList(BaseModel):
 
 
 DeliveryStatus = Literal["pending", "sending", "delivered", "failed"]
+DeliveryPurpose = Literal[
+    "page",
+    "status_update",
+    "update_reminder",
+    "deadline_reminder",
+    "deadline_missed",
+    "action_overdue",
+    "effectiveness_check_due",
+]
 
 
 class Delivery(BaseModel):
@@ -667,9 +680,156 @@ class Delivery(BaseModel):
     step: int = Field(
         description="The policy step it paged for, from 0 (the fallback: the one after the last)."
     )
+    purpose: DeliveryPurpose = Field(
+        description="Only a page that finally fails moves its escalation to the next step."
+    )
     created_at: datetime
     delivered_at: datetime | None
 
 
 class DeliveryList(BaseModel):
     items: list[Delivery] = Field(description="Oldest first.")
+
+
+Audience = Literal["internal", "client"]
+UpdateBody = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000, pattern=NO_NUL)
+]
+
+
+class NewStatusUpdate(Strict):
+    audience: Audience = Field(
+        description="`client`: emailed to the client's contacts and shown in its timeline; "
+        "`internal`: to the incident's role holders and responders, never to the client."
+    )
+    body: UpdateBody
+
+
+class StatusUpdate(BaseModel):
+    id: str
+    audience: Audience
+    body: str
+    author: Actor = Field(description="For a client: the response team, not the person.")
+    posted_at: datetime
+    recipients: int = Field(description="Emails queued: client contacts, or the firm's people.")
+
+
+class StatusUpdateList(BaseModel):
+    items: list[StatusUpdate] = Field(description="Oldest first; a client sees its own only.")
+
+
+# --- flags and deadlines (issue 9, §5) ----------------------------------------------------------
+
+FLAGS = ("personal_data", "nis2", "dora", "sec")
+MAX_RULE_MINUTES = 366 * 24 * 60  # a year
+
+
+def _known_flags(flags: list[str]) -> list[str]:
+    for flag in flags:
+        if flag not in FLAGS:
+            raise ValueError(f"unknown flag {flag!r}: one of {', '.join(FLAGS)}")
+    return flags
+
+
+def _aware_in_the_past(value: datetime | None) -> datetime | None:
+    if value is not None and value > datetime.now(UTC) + CLOCK_SKEW:
+        raise ValueError("must not be in the future")
+    return value
+
+
+class NewFlags(Strict):
+    flags: Annotated[
+        list[Annotated[str, StringConstraints(max_length=40)]],
+        Field(min_length=1, max_length=len(FLAGS)),
+        AfterValidator(_known_flags),
+    ] = Field(
+        description="`personal_data` (GDPR Art. 33), `nis2`, `dora`, `sec` (Form 8-K Item "
+        "1.05): each flag not set before starts its regulatory deadlines."
+    )
+    aware_at: Annotated[Instant | None, AfterValidator(_aware_in_the_past)] = Field(
+        None,
+        description="When the firm became aware (for `sec`: the materiality determination; for "
+        "`dora`: the classification as major); default now, never in the future.",
+    )
+
+
+class Deadline(BaseModel):
+    id: str
+    kind: Literal["regulatory", "contractual"]
+    rule: str = Field(description="The rule's name: the legal table's, or the client's.")
+    flag: str | None = Field(description="The flag that started it; null for contractual ones.")
+    source: str = Field(description="The legal source, or the contract's wording.")
+    due_at: datetime
+    status: Literal["pending", "met", "missed", "cancelled", "not_applicable"] = Field(
+        description="`cancelled`: a contractual deadline of an incident declined or merged; "
+        "`not_applicable`: set aside with a reason."
+    )
+    met_at: datetime | None
+    reference: str | None = Field(
+        description="What it was met with: e.g. the authority's case number, or the client "
+        "update's id."
+    )
+    late: bool = Field(description="Recorded met after due_at.")
+    met_by: Literal["manual", "client_update"]
+    started_at: datetime
+    cancelled_because: Literal["declined", "merged"] | None
+    not_applicable_reason: str | None = Field(
+        None, description="Why it does not apply, once marked not applicable."
+    )
+
+
+class DeadlineNotApplicable(Strict):
+    reason: ShortText = Field(description="Why the deadline does not apply to the incident.")
+
+
+class FlagsSet(BaseModel):
+    flagged: list[str] = Field(description="The flags this request set.")
+    already_set: list[str] = Field(description="Set before: nothing was started again.")
+    deadlines: list[Deadline] = Field(description="The deadlines this request started.")
+
+
+class DeadlineList(BaseModel):
+    items: list[Deadline] = Field(description="By due time.")
+
+
+class DeadlineMet(Strict):
+    reference: ShortText = Field(description="e.g. the authority's case or submission number.")
+
+
+class ContractualRule(Strict):
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)
+    ]
+    description: Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)] = Field(
+        "", description='The contract\'s wording, e.g. "inform the client within 1 hour of a P1".'
+    )
+    priorities: PolicyPriorities = Field(description="The incidents it applies to.")
+    within_minutes: Annotated[
+        float, Field(gt=0, le=MAX_RULE_MINUTES, strict=True, allow_inf_nan=False)
+    ] = Field(
+        description="Due this long after triage (or the reclassification into one of the "
+        "priorities); fractions allowed."
+    )
+    met_by: Literal["client_update", "manual"] = Field(
+        description="`client_update`: the first status update to the client meets it; "
+        "`manual`: someone records it met."
+    )
+
+
+def _unique_rule_names(rules: list[ContractualRule]) -> list[ContractualRule]:
+    for index, rule in enumerate(rules):
+        if any(earlier.name == rule.name for earlier in rules[:index]):
+            raise ValueError(f"two rules are named {rule.name!r}")
+    return rules
+
+
+class NewDeadlineRules(Strict):
+    rules: Annotated[
+        list[ContractualRule], Field(max_length=50), AfterValidator(_unique_rule_names)
+    ] = Field(description="The client's rules, whole (an empty list: none).")
+
+
+class DeadlineRules(BaseModel):
+    client_id: str
+    rules: list[ContractualRule]
+    updated_at: datetime | None = Field(description="Null: never set.")

@@ -24,6 +24,7 @@ from firebreak.errors import Conflict, InvalidArgument, NotFound
 from services.notify.channels import TARGET_KINDS, Target, TargetKind, validate_target
 from services.notify.escalation import STOPPED
 from services.notify.models import contact_methods, deliveries, escalations, people
+from services.notify.outgoing import PAGE
 
 IMPLICIT_ID = "email"  # the id the person's own email is listed under
 EMAIL_INDEX = 0  # deliveries.method_index of the person's own email
@@ -193,19 +194,20 @@ async def delete_method(connection: AsyncConnection, *, person_id: str, method_i
 
 
 async def queue_next_method(connection: AsyncConnection, page: Row[Any], *, now: datetime) -> bool:
-    """After `page` finally failed: queues the same page to the person's next method, due at
-    once, and returns True; False when there is none (the escalation moves on), or when the
-    escalation no longer pages (it stopped, or its policy sends email only), or the person is no
-    longer active."""
-    running = (
-        await connection.execute(
-            select(escalations.c.status, escalations.c.policy).where(
-                escalations.c.incident_id == page.incident_id
+    """After `page` finally failed: queues the same message to the person's next method, due
+    at once, and returns True; False when there is none (a page's escalation moves on), or when
+    the person is no longer active, or, for a page, when its escalation no longer pages (it
+    stopped, or its policy sends email only). Other messages (outgoing.py) go on regardless."""
+    if page.purpose == PAGE:
+        running = (
+            await connection.execute(
+                select(escalations.c.status, escalations.c.policy).where(
+                    escalations.c.incident_id == page.incident_id
+                )
             )
-        )
-    ).first()
-    if running is None or running.status == STOPPED or not running.policy["page"]:
-        return False
+        ).first()
+        if running is None or running.status == STOPPED or not running.policy["page"]:
+            return False
     active = (
         await connection.execute(select(people.c.active).where(people.c.id == page.person_id))
     ).scalar()
@@ -246,7 +248,7 @@ async def queue_next_method(connection: AsyncConnection, page: Row[Any], *, now:
 async def list_deliveries(
     connection: AsyncConnection, *, client_id: str | None, incident_id: str
 ) -> list[Row[Any]]:
-    """Every delivery of the incident's pages, oldest first."""
+    """Every delivery of the incident's pages and other messages, oldest first."""
     query = (
         select(deliveries)
         .where(deliveries.c.incident_id == incident_id)

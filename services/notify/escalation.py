@@ -26,11 +26,13 @@ from firebreak.outbox import Outbox
 from firebreak.telemetry import current_trace_context, span_in_context
 from services.notify import oncall_targets
 from services.notify.models import deliveries, escalations
+from services.notify.outgoing import PAGE
 from services.notify.policies import policy_for
+from services.notify.templating import Templates
 
 RUNNING, STOPPED, EXHAUSTED = "running", "stopped", "exhausted"
-# Acknowledged, but watched: a P1 or P2 with no progress (containment, resolution) by next_at
-# starts paging again from its first step.
+# Acknowledged, but watched: a P1 or P2 with no progress (containment, resolution; a status
+# update renews the wait) by next_at starts paging again from its first step.
 ACKNOWLEDGED = "acknowledged"
 LAPSING_PRIORITIES = frozenset({"P1", "P2"})
 EMAIL = "email"
@@ -173,6 +175,17 @@ async def acknowledge_escalation(
     )
 
 
+async def renew_acknowledgement(
+    connection: AsyncConnection, *, incident_id: str, lapse: timedelta, now: datetime
+) -> None:
+    """A status update is progress: an acknowledged P1 or P2 lapses `lapse` after it instead."""
+    await connection.execute(
+        update(escalations)
+        .where(escalations.c.incident_id == incident_id, escalations.c.status == ACKNOWLEDGED)
+        .values(next_at=now + lapse, updated_at=now)
+    )
+
+
 async def due_escalations(
     connection: AsyncConnection, *, now: datetime, limit: int
 ) -> list[Row[Any]]:
@@ -193,13 +206,21 @@ async def reach_step(
     outbox: Outbox,
     escalation: Row[Any],
     now: datetime,
+    templates: Templates,
     links: LinkMaker | None = None,
 ) -> None:
     """Pages the due step's targets, records the step, and sets when the next one is due, in
-    the trace of the incident's triage. Each page carries a one-click acknowledge link made by
-    `links` (none without one)."""
+    the trace of the incident's triage. Each page is rendered from the `page` templates and
+    carries a one-click acknowledge link made by `links` (none without one)."""
     with span_in_context("escalation step", escalation.trace_context):
-        await _reach_step(connection, outbox=outbox, escalation=escalation, now=now, links=links)
+        await _reach_step(
+            connection,
+            outbox=outbox,
+            escalation=escalation,
+            now=now,
+            templates=templates,
+            links=links,
+        )
 
 
 async def _reach_step(
@@ -208,6 +229,7 @@ async def _reach_step(
     outbox: Outbox,
     escalation: Row[Any],
     now: datetime,
+    templates: Templates,
     links: LinkMaker | None,
 ) -> None:
     policy = escalation.policy
@@ -223,7 +245,14 @@ async def _reach_step(
         people, not_paged = named.reachable, named.not_paged
         wait = timedelta(minutes=float(step["after_minutes"]))
     for person in people:
-        await _queue_page(connection, escalation=escalation, person=person, now=now, links=links)
+        await _queue_page(
+            connection,
+            escalation=escalation,
+            person=person,
+            now=now,
+            templates=templates,
+            links=links,
+        )
     await outbox.add(
         connection,
         new_event(
@@ -284,12 +313,12 @@ async def _queue_page(
     escalation: Row[Any],
     person: oncall_targets.Reachable,
     now: datetime,
+    templates: Templates,
     links: LinkMaker | None = None,
 ) -> None:
-    kind = "page" if escalation.policy["page"] else "notification"
     delivery_id = str(uuid.uuid4())
     # The link acknowledges as this person, for this delivery only (once, until it expires).
-    ack_url, ack_text = None, ""
+    ack_url, ack_until = None, ""
     if links is not None:
         ack_url = links.url(
             incident_id=escalation.incident_id,
@@ -298,11 +327,20 @@ async def _queue_page(
             delivery_id=delivery_id,
             now=now,
         )
-        until = now + links.lifetime
-        ack_text = (
-            f"\n\nAcknowledge as {person.name} with one click: {ack_url}\nThe link works once, "
-            f"until {until:%Y-%m-%d %H:%M} UTC."
-        )
+        ack_until = f"{now + links.lifetime:%Y-%m-%d %H:%M}"
+    message = templates.render(
+        PAGE,
+        incident={
+            "id": escalation.incident_id,
+            "reference": escalation.reference,
+            "title": escalation.title,
+            "priority": escalation.priority,
+        },
+        person={"id": person.id, "name": person.name},
+        kind="page" if escalation.policy["page"] else "notification",
+        ack_url=ack_url,
+        ack_until=ack_until,
+    )
     await connection.execute(
         deliveries.insert().values(
             id=delivery_id,
@@ -318,12 +356,10 @@ async def _queue_page(
             due_at=now,
             reference=escalation.reference,
             priority=escalation.priority,
-            subject=f"[{escalation.priority}] {escalation.reference} {escalation.title}"[:300],
-            body=(
-                f"{escalation.reference} ({escalation.priority}) needs a responder: "
-                f"{escalation.title}\n\nThis is a {kind} from Firebreak. Acknowledge the "
-                f"incident to stop the escalation.{ack_text}"
-            ),
+            subject=message.subject[:300],
+            body=message.text,
+            html=message.html,
+            purpose=PAGE,
             ack_url=ack_url,
             created_at=now,
             trace_context=current_trace_context(),

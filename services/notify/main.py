@@ -6,20 +6,36 @@ import logging
 from datetime import timedelta
 
 from firebreak.ack_links import LinkMaker
-from firebreak.api.notify.v1 import notify_pb2, notify_pb2_grpc
+from firebreak.api.notify.v1 import (
+    deadlines_pb2,
+    deadlines_pb2_grpc,
+    notify_pb2,
+    notify_pb2_grpc,
+    updates_pb2,
+    updates_pb2_grpc,
+)
 from firebreak.database import create_engine
 from firebreak.outbox import Outbox
 from firebreak.runtime import ServiceProcess, run_service
 from firebreak.settings import Settings
 from services.notify import models
+from services.notify.action_reminders import reminder_handlers
 from services.notify.channels import EmailSettings
 from services.notify.channels.email import EmailChannel
 from services.notify.contact_method_server import ContactMethodServicer
+from services.notify.deadline_server import DeadlineServicer
+from services.notify.deadline_watch import DeadlineWatch
 from services.notify.handlers import build_handlers
+from services.notify.integrity_alerts import integrity_handlers
 from services.notify.paging import Pager
 from services.notify.policy_server import PolicyServicer
 from services.notify.schedule_server import ScheduleServicer
 from services.notify.server import NotifyServicer
+from services.notify.status_updates import Posting
+from services.notify.templating import Templates
+from services.notify.update_cadence import Cadence
+from services.notify.update_reminders import UpdateReminders
+from services.notify.update_server import StatusUpdateServicer
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +68,16 @@ def ack_link_maker(settings: Settings) -> LinkMaker | None:
 
 
 async def serve(settings: Settings) -> None:
+    # Loaded and checked once: a firm's template that shows a client an internal field stops
+    # notify here, naming the template and the field.
+    templates = Templates.load(settings.template_dir)
     engine = create_engine(settings.database_url("notify"))
     outbox = Outbox(engine, models.outbox, poll_seconds=settings.outbox_poll_seconds)
+    ack_lapse = (
+        timedelta(minutes=settings.ack_lapse_minutes) if settings.ack_lapse_minutes else None
+    )
+    cadence = Cadence(settings.update_cadence)
+    posting = Posting(outbox, templates, cadence, ack_lapse=ack_lapse, firm_name=settings.firm_name)
     process = ServiceProcess(
         name="notify",
         engine=engine,
@@ -63,10 +87,14 @@ async def serve(settings: Settings) -> None:
         grpc_service=notify_pb2.DESCRIPTOR.services_by_name["NotifyService"].full_name,
         handlers=build_handlers(
             outbox=outbox,
-            ack_lapse=timedelta(minutes=settings.ack_lapse_minutes)
-            if settings.ack_lapse_minutes
-            else None,
-        ),
+            ack_lapse=ack_lapse,
+            cadence=cadence,
+            reminder_leads=settings.deadline_reminder_leads,
+        )
+        # Review's action alarms remind the action's owner.
+        | reminder_handlers(templates)
+        # Evidence that failed verification pages the commander and the managers.
+        | integrity_handlers(templates),
         inbox=models.inbox,
         more_servicers=(
             (
@@ -84,12 +112,36 @@ async def serve(settings: Settings) -> None:
                 notify_pb2_grpc.add_ContactMethodServiceServicer_to_server,
                 notify_pb2.DESCRIPTOR.services_by_name["ContactMethodService"].full_name,
             ),
+            (
+                DeadlineServicer(engine, outbox, reminder_leads=settings.deadline_reminder_leads),
+                deadlines_pb2_grpc.add_DeadlineServiceServicer_to_server,
+                deadlines_pb2.DESCRIPTOR.services_by_name["DeadlineService"].full_name,
+            ),
+            (
+                StatusUpdateServicer(engine, posting),
+                updates_pb2_grpc.add_StatusUpdateServiceServicer_to_server,
+                updates_pb2.DESCRIPTOR.services_by_name["StatusUpdateService"].full_name,
+            ),
         ),
         workers=(
             (
                 "paging",
                 Pager(
-                    engine, outbox, email=email_channel(settings), links=ack_link_maker(settings)
+                    engine,
+                    outbox,
+                    email=email_channel(settings),
+                    templates=templates,
+                    links=ack_link_maker(settings),
+                ).run,
+            ),
+            (
+                "deadlines",
+                DeadlineWatch(outbox, templates, tick_seconds=settings.paging_tick_seconds).run,
+            ),
+            (
+                "update reminders",
+                UpdateReminders(
+                    outbox, templates, cadence, tick_seconds=settings.paging_tick_seconds
                 ).run,
             ),
         ),

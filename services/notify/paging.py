@@ -4,18 +4,21 @@ One loop per replica. Each pass claims what is due in a short transaction (other
 claimed rows on PostgreSQL; SQLite has one writer), so every step runs once and every page goes
 out once. A page is claimed for a lease before it is sent and recorded after: a replica that dies
 mid-send leaves a claim that lapses, and the page is sent again under the same delivery id (the
-email's Message-ID, the webhook-id), which receivers use to drop the copy.
+email's Message-ID, the webhook-id), which receivers use to drop the copy. Each claimed page is
+sent and recorded by a task of its own, so a receiver that hangs holds up its own page only,
+never the passes after it.
 
 A page goes to the person's contact methods in order (contact_methods.py): their email first;
 when a delivery finally fails, the page is queued to their next method at once, and only when
-their last method has failed does the escalation move on.
+their last method has failed does the escalation move on. Other messages (status updates,
+reminders: outgoing.py) are sent and retried the same way, but their failure moves nothing on
+and only pages are announced on the timeline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import random
 from dataclasses import dataclass, field
@@ -43,26 +46,17 @@ from services.notify.channels import (
 )
 from services.notify.channels.retry import backoff
 from services.notify.models import deliveries
+from services.notify.outgoing import PAGE
+from services.notify.templating import Templates
 
 log = logging.getLogger(__name__)
 
 CLAIM = timedelta(minutes=2)  # longer than any one attempt takes (SMTP and HTTP time out first)
 MAX_ATTEMPTS = 5
 BATCH = 50
+MAX_IN_FLIGHT = 200  # pages being sent at once, per replica
+STOP_WAIT_SECONDS = 5.0  # on stopping, how long pages in flight may finish; the rest lapse
 HTTP_KINDS: tuple[TargetKind, ...] = ("webhook", "slack", "teams")
-
-
-def page_html(body: str, ack_url: str | None) -> str:
-    """The page's text as HTML, and its acknowledge link as a button."""
-    text = f"<p>{html.escape(body).replace(chr(10), '<br>')}</p>"
-    if not ack_url:
-        return text
-    href = html.escape(ack_url, quote=True)
-    return (
-        f'{text}\n<p><a href="{href}" style="display:inline-block;padding:10px 18px;'
-        "background:#b42318;color:#ffffff;text-decoration:none;border-radius:4px;"
-        'font-weight:bold">Acknowledge</a></p>'
-    )
 
 
 @dataclass
@@ -70,6 +64,7 @@ class Pager:
     engine: AsyncEngine
     outbox: Outbox
     email: Channel | None  # None: no SMTP server configured
+    templates: Templates  # pages are rendered from them when their step is reached
     tick_seconds: float = 0.25
     rng: random.Random = random.Random()  # noqa: RUF009  # jitter needs no security
     # Makes each page's one-click acknowledge link; None: pages carry none.
@@ -77,6 +72,7 @@ class Pager:
     channels: ChannelSettings = field(default_factory=ChannelSettings)
     # While run() runs: the webhook, Slack and Teams channels, sharing its one HTTP client.
     _http_channels: dict[str, Channel] = field(default_factory=dict, init=False, repr=False)
+    _in_flight: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Runs due steps and sends due pages until `stopping` is set. A failing pass is
@@ -97,6 +93,7 @@ class Pager:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), self.tick_seconds)
             finally:
+                await self._finish_in_flight()
                 self._http_channels = {}
 
     async def run_due_steps(self) -> int:
@@ -105,28 +102,50 @@ class Pager:
             due = await escalation.due_escalations(connection, now=now, limit=BATCH)
             for row in due:
                 await escalation.reach_step(
-                    connection, outbox=self.outbox, escalation=row, now=now, links=self.links
+                    connection,
+                    outbox=self.outbox,
+                    escalation=row,
+                    now=now,
+                    templates=self.templates,
+                    links=self.links,
                 )
         return len(due)
 
     async def send_due_pages(self) -> int:
-        claimed = await self._claim_pages()
-        if claimed:
-            outcomes = await asyncio.gather(*(self._send(page) for page in claimed))
-            async with self.outbox.transaction() as connection:
-                for page, failure in zip(claimed, outcomes, strict=True):
-                    with span_in_context("page outcome", page.trace_context):
-                        await self._record(connection, page, failure)
+        """Claims the due pages there is room for and starts sending each; returns at once."""
+        room = min(BATCH, MAX_IN_FLIGHT - len(self._in_flight))
+        claimed = await self._claim_pages(room) if room > 0 else []
+        for page in claimed:
+            task = asyncio.create_task(self._deliver(page), name=f"delivery {page.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
         return len(claimed)
 
-    async def _claim_pages(self) -> list[Row[Any]]:
+    async def _deliver(self, page: Row[Any]) -> None:
+        try:
+            failure = await self._send(page)
+            async with self.outbox.transaction() as connection:
+                with span_in_context("page outcome", page.trace_context):
+                    await self._record(connection, page, failure)
+        except Exception:
+            log.exception("delivery %s not recorded; its claim lapses and it goes again", page.id)
+
+    async def _finish_in_flight(self) -> None:
+        if not self._in_flight:
+            return
+        _, unfinished = await asyncio.wait(self._in_flight, timeout=STOP_WAIT_SECONDS)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def _claim_pages(self, limit: int) -> list[Row[Any]]:
         now = datetime.now(UTC)
         async with self.engine.begin() as connection:
             query = (
                 select(deliveries)
                 .where(deliveries.c.status.in_(("pending", "sending")), deliveries.c.due_at <= now)
                 .order_by(deliveries.c.due_at)
-                .limit(BATCH)
+                .limit(limit)
                 .with_for_update(skip_locked=True)
             )
             rows = list((await connection.execute(query)).all())
@@ -168,12 +187,12 @@ class Pager:
         message = Message(
             subject=page.subject,
             text=page.body,
-            html=page_html(page.body, page.ack_url),
+            html=page.html,
             priority=page.priority,
             reference=page.reference,
             incident_id=page.incident_id,
             ack_url=page.ack_url,
-            kind="page",
+            kind=page.purpose,
         )
         try:
             await channel.deliver(
@@ -229,13 +248,19 @@ class Pager:
                     final=final,
                 ),
             )
-            if final and not await contact_methods.queue_next_method(connection, page, now=now):
+            if (
+                final
+                and not await contact_methods.queue_next_method(connection, page, now=now)
+                and page.purpose == PAGE
+            ):
                 # The person's last contact method failed too: the next step is due at once.
                 await escalation.move_on_now(connection, incident_id=page.incident_id, now=now)
         values["attempts"] = attempts
         await connection.execute(
             update(deliveries).where(deliveries.c.id == page.id).values(**values)
         )
+        if page.purpose != PAGE:
+            return  # listed with the incident's deliveries; the timeline tells of pages only
         await self.outbox.add(
             connection,
             new_event(

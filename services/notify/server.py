@@ -1,4 +1,4 @@
-"""Notify's gRPC API: what was sent about an incident, and every delivery of its pages."""
+"""Notify's gRPC API: what was sent about an incident, and every delivery of its messages."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
                 last_error=row.last_error or "",
                 step=row.step,
                 created_at=to_timestamp(row.created_at),
+                purpose=row.purpose,
             )
             if row.delivered_at is not None:
                 delivery.delivered_at.CopyFrom(to_timestamp(row.delivered_at))

@@ -2,7 +2,8 @@
 
 The client's line leaves out what is internal: task notes, containment and resolution
 summaries, reasons, and who on the firm's side did what. Events a client has no business
-seeing (roles, responders, tasks, notifications, evidence) have no client line at all.
+seeing (roles, responders, tasks, notifications, evidence the firm collected and its custody)
+have no client line at all.
 """
 
 from __future__ import annotations
@@ -11,13 +12,24 @@ from collections.abc import Callable
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.events import (
+    ACTION_ADDED,
+    ACTION_EFFECTIVENESS_CHECK_DUE,
+    ACTION_EFFECTIVENESS_CHECKED,
+    ACTION_OVERDUE,
+    ACTION_UPDATED,
+    ANALYSIS_UPDATED,
+    DEADLINE_MARKED_NOT_APPLICABLE,
+    DEADLINE_MET,
+    DEADLINE_MISSED,
+    DEADLINE_REMINDER_SENT,
+    DEADLINE_STARTED,
     ESCALATION_STEP_REACHED,
     ESCALATION_STOPPED,
-    EVIDENCE_COLLECTED,
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_CLOSED,
     INCIDENT_CONTAINED,
     INCIDENT_DECLINED,
+    INCIDENT_FLAGGED,
     INCIDENT_MERGED,
     INCIDENT_RECLASSIFIED,
     INCIDENT_REOPENED,
@@ -27,11 +39,24 @@ from firebreak.events import (
     INCIDENT_RESPONDER_REMOVED,
     INCIDENT_ROLE_ASSIGNED,
     INCIDENT_TRIAGED,
+    NOTE_ADDED,
     NOTIFICATION_SENT,
     PAGE_DELIVERED,
     PAGE_FAILED,
+    PIR_DRAFTED,
+    PIR_EDITED,
+    PIR_SIGNED,
+    STATUS_UPDATE_OVERDUE,
+    STATUS_UPDATE_POSTED,
     TASK_ADDED,
     TASK_UPDATED,
+)
+from services.review import (
+    closure_narration,
+    deadline_narration,
+    evidence_narration,
+    follow_up_narration,
+    update_narration,
 )
 
 Lines = tuple[str, str | None]  # (internal line, client line or None)
@@ -86,7 +111,9 @@ def _merged(event: EventEnvelope) -> Lines:
 
 
 def _closed(event: EventEnvelope) -> Lines:
-    return f"closed: {event.incident_closed.summary}", "closed"
+    closed = event.incident_closed
+    code = closed.closure_code.replace("_", " ") or "closed"
+    return f"closed ({code}) by {event.actor.name}: {closed.summary}", f"closed ({code})"
 
 
 def _reclassified(event: EventEnvelope) -> Lines:
@@ -177,15 +204,6 @@ def _escalation_stopped(event: EventEnvelope) -> Lines:
     return f"escalation stopped: {event.escalation_stopped.reason}", None
 
 
-def _evidence_collected(event: EventEnvelope) -> Lines:
-    item = event.evidence_collected
-    return (
-        f"evidence {item.filename} collected by {item.collected_by} "
-        f"({item.size_bytes} bytes, sha256 {item.sha256})",
-        None,
-    )
-
-
 NARRATORS: dict[str, Callable[[EventEnvelope], Lines]] = {
     INCIDENT_REPORTED: _reported,
     INCIDENT_TRIAGED: _triaged,
@@ -203,11 +221,29 @@ NARRATORS: dict[str, Callable[[EventEnvelope], Lines]] = {
     TASK_ADDED: _task_added,
     TASK_UPDATED: _task_updated,
     NOTIFICATION_SENT: _notification_sent,
-    EVIDENCE_COLLECTED: _evidence_collected,
     ESCALATION_STEP_REACHED: _escalation_step_reached,
     PAGE_DELIVERED: _page_delivered,
     PAGE_FAILED: _page_failed,
     ESCALATION_STOPPED: _escalation_stopped,
+    NOTE_ADDED: follow_up_narration.note_added,
+    ANALYSIS_UPDATED: follow_up_narration.analysis_updated,
+    ACTION_ADDED: follow_up_narration.action_added,
+    ACTION_UPDATED: follow_up_narration.action_updated,
+    ACTION_OVERDUE: follow_up_narration.action_overdue,
+    ACTION_EFFECTIVENESS_CHECK_DUE: follow_up_narration.action_effectiveness_check_due,
+    ACTION_EFFECTIVENESS_CHECKED: follow_up_narration.action_effectiveness_checked,
+    STATUS_UPDATE_POSTED: update_narration.status_update_posted,
+    STATUS_UPDATE_OVERDUE: update_narration.status_update_overdue,
+    INCIDENT_FLAGGED: deadline_narration.incident_flagged,
+    DEADLINE_STARTED: deadline_narration.deadline_started,
+    DEADLINE_REMINDER_SENT: deadline_narration.deadline_reminder_sent,
+    DEADLINE_MET: deadline_narration.deadline_met,
+    DEADLINE_MISSED: deadline_narration.deadline_missed,
+    **evidence_narration.NARRATORS,
+    DEADLINE_MARKED_NOT_APPLICABLE: closure_narration.deadline_marked_not_applicable,
+    PIR_DRAFTED: closure_narration.pir_drafted,
+    PIR_EDITED: closure_narration.pir_edited,
+    PIR_SIGNED: closure_narration.pir_signed,
 }
 
 

@@ -1,22 +1,37 @@
-"""Review's domain logic: turning events into an incident's timeline, and reading it back."""
+"""Review's domain logic: turning events into an incident's timeline, and reading it back.
+
+Events from the bus become entries as they arrive; review's own events (notes, the analysis,
+actions) are written to the timeline in the transaction that produces them, so whoever wrote
+one sees it at once (review does not consume its own events).
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import Actor, EventEnvelope
 from firebreak.errors import NotFound
-from firebreak.events import INCIDENT_MERGED, from_timestamp
+from firebreak.events import INCIDENT_MERGED, NOTE_ADDED, from_timestamp
+from firebreak.outbox import Outbox
 from services.review.models import timeline_entries
 from services.review.narration import narrate
 
 INSERT_ENTRY = timeline_entries.insert()
 CLIENT_KINDS = frozenset({"client_system", "client_contact", "system"})
 CLIENT = "client"
+
+
+def happened_at(event: EventEnvelope) -> datetime:
+    """When what the event tells happened: its time, unless it tells of something earlier (a
+    note written at 14:00 of what was seen at 09:12)."""
+    if event.type == NOTE_ADDED and event.note_added.HasField("occurred_at"):
+        return from_timestamp(event.note_added.occurred_at)
+    return from_timestamp(event.occurred_at)
 
 
 async def record_event(connection: AsyncConnection, *, event: EventEnvelope) -> None:
@@ -27,7 +42,9 @@ async def record_event(connection: AsyncConnection, *, event: EventEnvelope) -> 
         "client_id": event.client_id,
         "type": event.type,
         "producer": event.producer,
-        "occurred_at": from_timestamp(event.occurred_at),
+        "occurred_at": happened_at(event),
+        # The producer wrote the fact down when the event says; review's copy is the record.
+        "recorded_at": from_timestamp(event.occurred_at),
         "summary": internal,
         "client_summary": for_client,
         "actor_id": event.actor.id,
@@ -51,8 +68,19 @@ async def record_event(connection: AsyncConnection, *, event: EventEnvelope) -> 
     await connection.execute(INSERT_ENTRY, entries)
 
 
+async def emit(connection: AsyncConnection, *, outbox: Outbox, event: EventEnvelope) -> None:
+    """One of review's own events: on the bus after commit, and on the timeline now."""
+    await outbox.add(connection, event)
+    await record_event(connection, event=event)
+
+
 async def get_timeline(
-    connection: AsyncConnection, *, client_id: str | None, incident_id: str, audience: str = ""
+    connection: AsyncConnection,
+    *,
+    client_id: str | None,
+    incident_id: str,
+    audience: str = "",
+    key_events_only: bool = False,
 ) -> list[Row[Any]]:
     """The incident's entries in order (for a client audience, only those meant for it);
     NotFound until review has seen the incident's first event."""
@@ -68,7 +96,34 @@ async def get_timeline(
         raise NotFound(f"no timeline entries for incident {incident_id}")
     if audience == CLIENT:
         rows = [row for row in rows if row.client_summary is not None]
+    if key_events_only:
+        rows = [row for row in rows if row.key_event]
     return rows
+
+
+async def mark_key_event(
+    connection: AsyncConnection,
+    *,
+    client_id: str,
+    incident_id: str,
+    event_id: str,
+    key_event: bool,
+) -> Row[Any]:
+    """Marks an entry of the incident a key event, or no longer one."""
+    marked = await connection.execute(
+        update(timeline_entries)
+        .where(
+            timeline_entries.c.event_id == event_id,
+            timeline_entries.c.incident_id == incident_id,
+            timeline_entries.c.client_id == client_id,
+        )
+        .values(key_event=key_event)
+        .returning(*timeline_entries.c)
+    )
+    row = marked.first()
+    if row is None:
+        raise NotFound(f"no timeline entry {event_id} on incident {incident_id}")
+    return row
 
 
 def entry_actor(row: Row[Any], *, audience: str) -> Actor:

@@ -21,6 +21,7 @@ from firebreak.api.triage.v1 import triage_pb2
 from firebreak.errors import CommandRefused, InvalidArgument, NotFound, StaleVersion
 from firebreak.events import (
     INCIDENT_ACKNOWLEDGED,
+    INCIDENT_CLOSED,
     INCIDENT_CONTAINED,
     INCIDENT_DECLINED,
     INCIDENT_MERGED,
@@ -213,6 +214,26 @@ async def _resolve(
     )
 
 
+async def _close(
+    connection: AsyncConnection,
+    row: Row[Any],
+    request: triage_pb2.CommandRequest,
+    now: datetime,
+    rules: Rules,
+) -> Change:
+    # The gateway asked review whether the closure gates are met before sending this.
+    code = request.close.closure_code
+    if code not in lifecycle.CLOSURE_CODES:
+        codes = ", ".join(lifecycle.CLOSURE_CODES)
+        raise InvalidArgument("closure_code", f"must be one of {codes}")
+    summary = _text("summary", request.close.summary, required=True)
+    return Change(
+        INCIDENT_CLOSED,
+        {"closed_at": now},
+        lambda state: events_pb2.IncidentClosed(summary=summary, closure_code=code, state=state),
+    )
+
+
 async def _reopen(
     connection: AsyncConnection,
     row: Row[Any],
@@ -396,6 +417,7 @@ BUILDERS: dict[str, Builder] = {
     "acknowledge": _acknowledge,
     "contain": _contain,
     "resolve": _resolve,
+    "close": _close,
     "reopen": _reopen,
     "decline": _decline,
     "merge": _merge,

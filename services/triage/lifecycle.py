@@ -50,8 +50,9 @@ COMMANDS: Mapping[str, Command] = {
         Command("remove_responder", WORKING, None),
     )
 }
-# Commands the HTTP API offers in this issue; close arrives with the review issue.
-PUBLIC_COMMANDS = tuple(name for name in COMMANDS if name != "close")
+# Commands the HTTP API offers: all of them (close once review's closure gates are met).
+PUBLIC_COMMANDS = tuple(COMMANDS)
+CLOSURE_CODES = ("resolved", "false_positive", "duplicate", "risk_accepted")
 
 
 @dataclass(frozen=True)

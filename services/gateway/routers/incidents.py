@@ -143,11 +143,26 @@ async def _current_state(services: Backends, incident_id: str) -> ResponseState 
     return response.state
 
 
+def entry_body(entry: review_pb2.TimelineEntry) -> schemas.TimelineEntry:
+    return schemas.TimelineEntry(
+        event_id=entry.event_id,
+        type=entry.type,
+        occurred_at=from_timestamp(entry.occurred_at),
+        recorded_at=from_timestamp(entry.recorded_at),
+        producer=entry.producer,
+        summary=entry.summary,
+        actor=schemas.Actor(id=entry.actor.id, kind=entry.actor.kind, name=entry.actor.name),
+        audience=entry.audience,  # type: ignore[arg-type]  # review's two values
+        key_event=entry.key_event,
+    )
+
+
 @router.get("/v1/incidents/{incident_id}/timeline", response_model=schemas.Timeline)
 async def get_timeline(
-    caller: Reader, incident_id: IncidentId, services: Services
+    caller: Reader, incident_id: IncidentId, services: Services, key_events: bool = False
 ) -> schemas.Timeline:
-    """Everything that happened to the incident, in order."""
+    """Everything that happened to the incident, in order of when it happened;
+    `key_events=true`: only the entries marked key events."""
     walled = caller.is_staff and caller.clients is not None
     if walled:
         # The wall is about the incident's client, which only intake knows: one more call, for
@@ -159,6 +174,7 @@ async def get_timeline(
                 incident_id=incident_id,
                 # A client reads the entries meant for it, in words meant for it.
                 audience="" if caller.is_staff else "client",
+                key_events_only=key_events,
                 **read_scope(caller),
             ),
             timeout=RPC_TIMEOUT_SECONDS,
@@ -173,18 +189,5 @@ async def get_timeline(
         return schemas.Timeline(incident_id=incident_id, entries=[])
     return schemas.Timeline(
         incident_id=timeline.incident_id,
-        entries=[
-            schemas.TimelineEntry(
-                event_id=entry.event_id,
-                type=entry.type,
-                occurred_at=from_timestamp(entry.occurred_at),
-                producer=entry.producer,
-                summary=entry.summary,
-                actor=schemas.Actor(
-                    id=entry.actor.id, kind=entry.actor.kind, name=entry.actor.name
-                ),
-                audience=entry.audience,  # type: ignore[arg-type]  # review's two values
-            )
-            for entry in timeline.entries
-        ],
+        entries=[entry_body(entry) for entry in timeline.entries],
     )

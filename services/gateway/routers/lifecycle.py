@@ -317,7 +317,10 @@ async def transitions(
 
 def _caller_refusal(caller: Principal, incident: IncidentInHand, command: str) -> str:
     """Why the caller may not run `command` on this incident whatever its state, if so."""
-    action = Action.INCIDENT_ACKNOWLEDGE if command == "acknowledge" else Action.INCIDENT_COMMAND
+    action = {
+        "acknowledge": Action.INCIDENT_ACKNOWLEDGE,
+        "close": Action.INCIDENT_CLOSE,  # routers/closure.py: its gates are checked on close
+    }.get(command, Action.INCIDENT_COMMAND)
     try:
         authorize(
             caller,

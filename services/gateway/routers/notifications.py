@@ -1,5 +1,6 @@
-"""Every delivery of an incident's pages (issue 9, section 3): to whom, by which channel and
-where, how it went. Internal: staff inside the wall; a client key gets 404."""
+"""Every delivery of an incident's pages and other messages (issue 9, sections 3 and 4): to
+whom, by which channel and where, what for, how it went. Internal: staff inside the wall; a
+client key gets 404."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def delivery_body(delivery: notify_pb2.Delivery) -> schemas.Delivery:
         attempts=delivery.attempts,
         last_error=delivery.last_error or None,
         step=delivery.step,
+        purpose=delivery.purpose,  # type: ignore[arg-type]  # notify's own purposes
         created_at=from_timestamp(delivery.created_at),
         delivered_at=from_timestamp(delivery.delivered_at)
         if delivery.HasField("delivered_at")
@@ -41,8 +43,9 @@ def delivery_body(delivery: notify_pb2.Delivery) -> schemas.Delivery:
 async def list_notifications(
     incident_id: IncidentId, caller: Caller, services: Services
 ) -> schemas.DeliveryList:
-    """Every delivery of the incident's pages, oldest first: one per person, step and contact
-    method tried. Slack and Teams URLs are secrets, so a URL shows as its host only."""
+    """Every delivery of the incident's pages and other messages (status updates, reminders),
+    oldest first: one per person, message and contact method tried. Slack and Teams URLs are
+    secrets, so a URL shows as its host only."""
     incident = await incident_for(services, caller, incident_id, Action.INCIDENT_WORK_READ)
     listed = await services.notify.ListDeliveries(
         notify_pb2.ListNotificationsRequest(incident_id=incident_id, client_id=incident.client_id),

@@ -32,12 +32,12 @@ class Message:
 
     subject: str
     text: str
-    html: str
+    html: str | None  # None: text only
     priority: str
     reference: str
     incident_id: str
     ack_url: str | None
-    kind: str  # "page" | "update" | "reminder"
+    kind: str  # what it is for: "page", "status_update", "update_reminder", … (outgoing.py)
 
 
 @dataclass(frozen=True)

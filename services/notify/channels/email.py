@@ -49,7 +49,8 @@ def build_email(target: Target, message: Message, *, delivery_id: str, sender: s
     # RFC 3834: machine-sent, so out-of-office replies and the like are not sent back.
     email["Auto-Submitted"] = "auto-generated"
     email.set_content(message.text)
-    email.add_alternative(message.html, subtype="html")
+    if message.html is not None:
+        email.add_alternative(message.html, subtype="html")
     return email
 
 

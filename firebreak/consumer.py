@@ -4,7 +4,8 @@ Each event id is recorded in the service's own inbox table in the same transacti
 handler's effect, so a redelivered event (after a crash, a lost ack, a NATS restart) has one
 effect. The message is acknowledged only after that transaction committed. A fetched batch
 shares one transaction, each message in a savepoint of its own: a failing handler undoes and
-retries only its own message.
+retries only its own message. A message no redelivery can fix (malformed, or data the database
+refuses) is dropped, loudly.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from nats.js.api import StreamConfig
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import Column, DateTime, Executable, MetaData, String, Table, delete
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
@@ -151,7 +153,7 @@ class EventConsumer:
                 outcomes = [
                     await self._apply(connection, message, isolate=isolate) for message in messages
                 ]
-                if not isolate and outcomes[0] is Outcome.RETRY:
+                if not isolate and outcomes[0] is not Outcome.DONE:
                     raise _UndoLoneEvent
         except _UndoLoneEvent:
             pass  # rolled back: the failed handler's writes are gone
@@ -196,9 +198,19 @@ class EventConsumer:
                     if applied:
                         await self._handlers[envelope.type](connection, envelope)
             except Exception as error:
-                log.exception("handling %s %s failed; will retry", envelope.type, envelope.id)
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
+                if _is_data_exception(error):
+                    # Redelivery cannot fix a value the database refuses: drop it, loudly.
+                    log.error(
+                        "dropping %s %s (stream sequence %d): the database refuses its data: %s",
+                        envelope.type,
+                        envelope.id,
+                        message.metadata.sequence.stream,
+                        error,
+                    )
+                    return Outcome.DROP
+                log.exception("handling %s %s failed; will retry", envelope.type, envelope.id)
                 return Outcome.RETRY
             span.set_attribute("firebreak.duplicate", not applied)
             return Outcome.DONE
@@ -218,6 +230,13 @@ class EventConsumer:
 @cache
 def _insert_ignoring_duplicates(dialect: str, inbox: Table) -> Executable:
     return upsert_insert(dialect, inbox).on_conflict_do_nothing(index_elements=["event_id"])
+
+
+def _is_data_exception(error: Exception) -> bool:
+    """PostgreSQL's SQLSTATE class 22, data exception: a value longer than its column, a NUL in
+    text, a number out of range. The same event fails the same way on every delivery."""
+    sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, DBAPIError) else None
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 def _retry_delay(message: Msg) -> float:

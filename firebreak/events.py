@@ -207,4 +207,28 @@ def parse_event(data: bytes, *, subject: str) -> EventEnvelope:
         raise MalformedEvent(f"{envelope.type} carries no {PAYLOAD_FIELDS[envelope.type]}")
     if subject != subject_for(envelope.type):
         raise MalformedEvent(f"{envelope.type} arrived on {subject}")
+    _check_ids(envelope)
     return envelope
+
+
+def _check_ids(envelope: EventEnvelope) -> None:
+    """Refuses ids longer than the columns consumers write them to: PostgreSQL would refuse
+    them on every redelivery (SQLite ignores lengths)."""
+    # The event id keys every inbox (String(36)), and review derives ids from it as a UUID.
+    if len(envelope.id) > 36 or not _is_uuid(envelope.id):
+        raise MalformedEvent(f"event id {envelope.id[:40]!r} is not a UUID")
+    for field, value, limit in (
+        ("incident_id", envelope.incident_id, 36),
+        ("client_id", envelope.client_id, 36),
+        ("actor.id", envelope.actor.id, 64),
+    ):
+        if len(value) > limit:
+            raise MalformedEvent(f"{field} of event {envelope.id} is longer than {limit}")
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -128,14 +128,15 @@ async def _reported(connection: AsyncConnection, event: EventEnvelope) -> None:
             "reported_at": from_timestamp(event.occurred_at),
         },
     )
-    # The type, impact and urgency as reported, until triage's state says otherwise.
+    # The type, impact and urgency as reported, until triage's state says otherwise; cut to
+    # their columns, as a producer of another version may send values triage does not know.
     await connection.execute(
         update(incident_records)
         .where(
             incident_records.c.incident_id == event.incident_id,
             incident_records.c.state_version == 0,
         )
-        .values(type=report.type, impact=report.impact, urgency=report.urgency)
+        .values(type=report.type[:40], impact=report.impact[:20], urgency=report.urgency[:20])
     )
 
 

@@ -19,6 +19,7 @@ from yaml.nodes import Node
 from firebreak.settings import SettingsError
 from services.triage.yaml_lines import YamlFile
 
+# Both run from the most severe down.
 IMPACTS = ("extensive", "significant", "moderate", "minor")
 URGENCIES = ("critical", "high", "medium", "low")
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -52,6 +53,16 @@ class Targets:
 
 
 @dataclass(frozen=True)
+class Classification:
+    """A reported incident's priority, the impact and urgency it was decided on, and why."""
+
+    impact: str
+    urgency: str
+    priority: str
+    rationale: str
+
+
+@dataclass(frozen=True)
 class ResponsePolicy:
     matrix: Mapping[str, Mapping[str, str]]  # impact -> urgency -> priority
     targets: Mapping[str, Targets]  # priority -> targets
@@ -59,6 +70,27 @@ class ResponsePolicy:
     def priority(self, impact: str, urgency: str) -> str:
         """KeyError for an impact or urgency outside the taxonomy (intake accepts none)."""
         return self.matrix[impact][urgency]
+
+    def classify(self, impact: str, urgency: str) -> Classification:
+        """The priority of a report. An impact or urgency outside the taxonomy (a producer of
+        another version, a replayed event) counts as the most severe: the incident is still
+        triaged, too urgently rather than too late, and the rationale tells a human why."""
+        unknown = []
+        if impact not in IMPACTS:
+            unknown.append(f"impact {_shown(impact)} is unknown, so taken as {IMPACTS[0]}")
+            impact = IMPACTS[0]
+        if urgency not in URGENCIES:
+            unknown.append(f"urgency {_shown(urgency)} is unknown, so taken as {URGENCIES[0]}")
+            urgency = URGENCIES[0]
+        priority = self.priority(impact, urgency)
+        decided = f"impact {impact}, urgency {urgency}: {priority} by the firm's matrix"
+        return Classification(impact, urgency, priority, "; ".join([*unknown, decided]))
+
+
+def _shown(value: str) -> str:
+    """A value from the bus, quoted and cut short: it may be long, or hold control characters
+    (PostgreSQL refuses a NUL in text)."""
+    return repr(value[:40]) + ("…" if len(value) > 40 else "")
 
 
 def load_response_policy(path: Path | None) -> ResponsePolicy:

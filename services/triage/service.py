@@ -6,22 +6,27 @@ Functions take the open connection of the caller's unit of work and never commit
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Executable, Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1 import events_pb2
+from firebreak.database import upsert_insert
 from firebreak.errors import Forbidden, NotFound
 from firebreak.events import INCIDENT_TRIAGED, from_timestamp, new_event, to_timestamp
 from firebreak.outbox import Outbox
 from services.triage.models import decisions, responses, tasks
 from services.triage.playbooks import PlaybookTask
 from services.triage.policy import ResponsePolicy
+
+log = logging.getLogger(__name__)
 
 ROLES = ("incident_commander", "communications_lead", "scribe")
 MAX_TEXT = 20_000  # summaries, reasons, briefings, task notes
@@ -36,9 +41,13 @@ class Rules:
     playbooks: Mapping[str, tuple[PlaybookTask, ...]]
 
 
-INSERT_DECISION = decisions.insert()
 INSERT_RESPONSE = responses.insert().returning(*responses.c)
 INSERT_TASK = tasks.insert()
+
+
+@cache
+def _insert_decision(dialect: str) -> Executable:
+    return upsert_insert(dialect, decisions).on_conflict_do_nothing(index_elements=["incident_id"])
 
 
 def higher(first: str, second: str) -> str:
@@ -57,22 +66,31 @@ async def triage_incident(
     """Decides the priority of a reported incident, opens its response with the tasks of its
     type's playbook, and records incident.triaged."""
     report = reported.incident_reported
-    priority = rules.policy.priority(report.impact, report.urgency)
-    rationale = f"impact {report.impact}, urgency {report.urgency}: {priority} by the firm's matrix"
+    decision = rules.policy.classify(report.impact, report.urgency)
+    priority = decision.priority
     now = datetime.now(UTC)
-    await connection.execute(
-        INSERT_DECISION,
+    inserted = await connection.execute(
+        _insert_decision(connection.dialect.name),
         {
             "incident_id": reported.incident_id,
             "client_id": reported.client_id,
             "priority": priority,
-            "impact": report.impact,
-            "urgency": report.urgency,
-            "rationale": rationale,
+            "impact": decision.impact,
+            "urgency": decision.urgency,
+            "rationale": decision.rationale,
             "decided_by": decided_by,
             "decided_at": now,
         },
     )
+    if inserted.rowcount == 0:
+        # The incident was reported again under another event id (replayed, or doubled
+        # upstream): it was triaged the first time, and its response has moved on since.
+        log.warning(
+            "incident %s was triaged already; ignoring its report %s",
+            reported.incident_id,
+            reported.id,
+        )
+        return
     row = (
         await connection.execute(
             INSERT_RESPONSE,
@@ -83,9 +101,11 @@ async def triage_incident(
                 "status": "triaged",
                 "priority": priority,
                 "highest_priority": priority,
-                "type": report.type,
-                "impact": report.impact,
-                "urgency": report.urgency,
+                # Cut to its column: a type this triage does not know (it has no playbook)
+                # must not keep the incident from being triaged.
+                "type": report.type[:40],
+                "impact": decision.impact,
+                "urgency": decision.urgency,
                 "roles": {},
                 "responders": [],
                 "reported_at": from_timestamp(reported.occurred_at),
@@ -106,9 +126,9 @@ async def triage_incident(
             occurred_at=now,
             payload=events_pb2.IncidentTriaged(
                 priority=priority,
-                impact=report.impact,
-                urgency=report.urgency,
-                rationale=rationale,
+                impact=decision.impact,
+                urgency=decision.urgency,
+                rationale=decision.rationale,
                 state=state_message(row, rules.policy),
                 tasks_added=added,
                 reference=report.reference,

@@ -243,6 +243,12 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
     ("PUT", "/v1/clients/{client_id}/deadline-rules"):
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
+    # Signing a client's custody chain heads now, and the signatures kept: managers and admins;
+    # to a client's key the route is as absent as evidence's internals are.
+    ("POST", "/v1/clients/{client_id}/custody-signatures"):
+                                            cells(401, 401, 404, 404, 404, 403, 403, 403, 201, 201),
+    ("GET", "/v1/clients/{client_id}/custody-signatures"):
+                                            cells(401, 401, 404, 404, 404, 403, 403, 403, 200, 200),
     # One-click acknowledge links take no key: the token is the credential, so every column,
     # anonymous included, gets the same answer for the same token. Called here with a garbage
     # token: 404, as an HTML page for a person (not problem+json), naming no incident.
@@ -765,6 +771,11 @@ def world(api: Api) -> World:
         by_route["PUT", "/v1/clients/{client_id}/deadline-rules"] = Call(
             "PUT", rules_path, caller, {"rules": [MATRIX_RULE]}
         )
+        signatures_path = f"/v1/clients/{client_a}/custody-signatures"
+        for method in ("POST", "GET"):
+            by_route[method, "/v1/clients/{client_id}/custody-signatures"] = Call(
+                method, signatures_path, caller
+            )
         for route, call in by_route.items():
             calls[route, principal] = call
     calls.update(escalation_policy_calls(api, callers))

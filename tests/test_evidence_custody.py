@@ -426,3 +426,30 @@ def test_signing_needs_a_client(evidence_stub: evidence_pb2_grpc.EvidenceService
     with pytest.raises(grpc.RpcError) as refused:
         evidence_stub.SignCustodyHeads(evidence_pb2.SignCustodyHeadsRequest())
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_manager_signs_a_clients_chain_heads_on_demand_over_http(api: Api) -> None:
+    client, other = api.new_client(), api.new_client()
+    manager = api.new_person("manager")
+    incident = report_triaged(api, client)
+    item = submit_once_known(api, manager, incident, unique_content())
+    path = f"/v1/clients/{client.id}/custody-signatures"
+
+    signed = ok(api.http.post(path, headers=manager.headers))
+
+    document = json.loads(signed["document"])
+    head = record(api, manager, item["id"])["custody_head"]
+    assert document["client_id"] == client.id
+    assert document["heads"] == [{"evidence_id": item["id"], "length": 1, "head": head}]
+    public_key = Ed25519PublicKey.from_public_bytes(base64.b64decode(signed["public_key"]))
+    public_key.verify(base64.b64decode(signed["signature"]), signed["document"].encode())
+    assert ok(api.http.get(path, headers=manager.headers))["items"][-1] == signed
+    # Another client's signatures hold none of this one's items.
+    theirs = ok(
+        api.http.post(f"/v1/clients/{other.id}/custody-signatures", headers=manager.headers)
+    )
+    assert json.loads(theirs["document"])["heads"] == []
+    missing = api.http.post(
+        "/v1/clients/no-such-client/custody-signatures", headers=manager.headers
+    )
+    assert missing.status_code == 404

@@ -18,7 +18,6 @@ from firebreak.events import (
     ACTION_ADDED,
     ACTION_EFFECTIVENESS_CHECKED,
     ACTION_UPDATED,
-    new_event,
     to_timestamp,
 )
 from firebreak.keyset_pages import aware, aware_or_none
@@ -38,7 +37,7 @@ from services.review.action_states import (
 )
 from services.review.models import action_items
 from services.review.notes import checked_text
-from services.review.service import emit
+from services.review.service import emit_about
 
 SCHEDULED, DUE, EFFECTIVE, NOT_EFFECTIVE = "scheduled", "due", "effective", "not_effective"
 MAX_TITLE = 200
@@ -169,7 +168,7 @@ async def add_action(
     row = (
         await connection.execute(action_items.insert().values(values).returning(*action_items.c))
     ).one()
-    await _emit(
+    await emit_about(
         connection,
         outbox,
         row,
@@ -311,7 +310,7 @@ async def change_action(
             .returning(*action_items.c)
         )
     ).one()
-    await _emit(
+    await emit_about(
         connection,
         outbox,
         updated,
@@ -385,7 +384,7 @@ async def check_effectiveness(
             .returning(*action_items.c)
         )
     ).one()
-    await _emit(
+    await emit_about(
         connection,
         outbox,
         updated,
@@ -400,28 +399,3 @@ async def check_effectiveness(
         now=now,
     )
     return updated
-
-
-async def _emit(
-    connection: AsyncConnection,
-    outbox: Outbox,
-    row: Row[Any],
-    actor: events_pb2.Actor,
-    event_type: str,
-    payload: Any,
-    *,
-    now: datetime,
-) -> None:
-    await emit(
-        connection,
-        outbox=outbox,
-        event=new_event(
-            event_type,
-            incident_id=row.incident_id,
-            client_id=row.client_id,
-            producer="review",
-            payload=payload,
-            occurred_at=now,
-            actor=actor,
-        ),
-    )

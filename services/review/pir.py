@@ -23,12 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from firebreak.api.events.v1 import events_pb2
 from firebreak.api.review.v1 import review_pb2
 from firebreak.errors import Conflict, InvalidArgument, NotFound, StaleVersion
-from firebreak.events import PIR_DRAFTED, PIR_EDITED, PIR_SIGNED, new_event, to_timestamp
+from firebreak.events import PIR_DRAFTED, PIR_EDITED, PIR_SIGNED, to_timestamp
 from firebreak.outbox import Outbox
 from services.review import pir_facts, records
 from services.review.models import pir_signatures, pirs
 from services.review.notes import checked_text
-from services.review.service import emit
+from services.review.service import emit_about
 
 DRAFT, SIGNED_OFF = "draft", "signed_off"
 MANAGER, ATTENDEE = "manager", "attendee"
@@ -222,7 +222,7 @@ async def draft_review(
         )
     drafted = await _pir_row(connection, client_id=client_id, incident_id=incident_id)
     assert drafted is not None
-    await _emit(
+    await emit_about(
         connection,
         outbox,
         drafted,
@@ -263,7 +263,7 @@ async def edit_review(
     await connection.execute(update(pirs).where(pirs.c.incident_id == incident_id).values(values))
     edited = await _pir_row(connection, client_id=client_id, incident_id=incident_id)
     assert edited is not None
-    await _emit(
+    await emit_about(
         connection,
         outbox,
         edited,
@@ -314,7 +314,7 @@ async def sign_review(
     )
     signatures = await _signatures(connection, row)
     review = review_message(row, signatures)
-    await _emit(
+    await emit_about(
         connection,
         outbox,
         row,
@@ -326,28 +326,3 @@ async def sign_review(
         now=now,
     )
     return review
-
-
-async def _emit(
-    connection: AsyncConnection,
-    outbox: Outbox,
-    row: Row[Any],
-    actor: events_pb2.Actor,
-    event_type: str,
-    payload: Any,
-    *,
-    now: datetime,
-) -> None:
-    await emit(
-        connection,
-        outbox=outbox,
-        event=new_event(
-            event_type,
-            incident_id=row.incident_id,
-            client_id=row.client_id,
-            producer="review",
-            payload=payload,
-            occurred_at=now,
-            actor=actor,
-        ),
-    )

@@ -11,12 +11,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import Actor, EventEnvelope
 from firebreak.errors import NotFound
-from firebreak.events import INCIDENT_MERGED, NOTE_ADDED, from_timestamp
+from firebreak.events import INCIDENT_MERGED, NOTE_ADDED, from_timestamp, new_event
 from firebreak.outbox import Outbox
 from services.review.models import timeline_entries
 from services.review.narration import narrate
@@ -72,6 +73,32 @@ async def emit(connection: AsyncConnection, *, outbox: Outbox, event: EventEnvel
     """One of review's own events: on the bus after commit, and on the timeline now."""
     await outbox.add(connection, event)
     await record_event(connection, event=event)
+
+
+async def emit_about(
+    connection: AsyncConnection,
+    outbox: Outbox,
+    row: Row[Any],
+    actor: Actor,
+    event_type: str,
+    payload: Message,
+    *,
+    now: datetime,
+) -> None:
+    """`emit` for a record of review's own (an action, a review): the event about its incident."""
+    await emit(
+        connection,
+        outbox=outbox,
+        event=new_event(
+            event_type,
+            incident_id=row.incident_id,
+            client_id=row.client_id,
+            producer="review",
+            payload=payload,
+            occurred_at=now,
+            actor=actor,
+        ),
+    )
 
 
 async def get_timeline(

@@ -8,6 +8,8 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -18,6 +20,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    DiscardPolicy,
     Header,
     StatusCode,
     StorageType,
@@ -33,31 +36,53 @@ ACK_WAIT_SECONDS = 30.0
 # A pull request waits this long for messages before the server ends it (and it is renewed).
 PULL_EXPIRES_SECONDS = 0.5
 PULL_END_GRACE_SECONDS = 0.25
+STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600
+DEFAULT_STREAM_MAX_BYTES = 1024**3
 
 
-def stream_config(replicas: int = 1) -> StreamConfig:
+def stream_config(replicas: int = 1, max_bytes: int = DEFAULT_STREAM_MAX_BYTES) -> StreamConfig:
     """The one stream. It is the transport, not the record (review keeps the timeline), so it
-    keeps a week; `replicas` > 1 needs a NATS cluster of at least that many servers."""
+    keeps a week; `replicas` > 1 needs a NATS cluster of at least that many servers. When it
+    holds `max_bytes` it refuses new events (they wait in the outboxes) rather than deleting
+    old ones that a consumer may not have read yet."""
     return StreamConfig(
         name=STREAM,
         subjects=[SUBJECT_PREFIX + ">"],
         storage=StorageType.FILE,
         num_replicas=replicas,
-        max_age=7 * 24 * 3600,
+        max_age=STREAM_MAX_AGE_SECONDS,
+        max_bytes=max_bytes,
+        discard=DiscardPolicy.NEW,
         duplicate_window=120,
     )
 
 
-async def connect(url: str, name: str) -> NATS:
-    """Connects, waiting for the server if it is not up yet; reconnects for ever afterwards."""
+@dataclass
+class LinkState:
+    """Whether a process is connected to NATS, and since when: for status pages and metrics."""
+
+    connected: bool = False
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def change(self, connected: bool) -> None:
+        if connected != self.connected:
+            self.connected, self.since = connected, datetime.now(UTC)
+
+
+async def connect(url: str, name: str, link: LinkState | None = None) -> NATS:
+    """Connects, waiting for the server if it is not up yet; reconnects for ever afterwards.
+    `link`, when given, follows the connection's state."""
     last_error = ""
+    link = link or LinkState()
 
     async def on_disconnected() -> None:
+        link.change(False)
         log.warning("disconnected from NATS")
 
     async def on_reconnected() -> None:
         nonlocal last_error
         last_error = ""
+        link.change(True)
         log.info("reconnected to NATS")
 
     async def on_error(error: Exception) -> None:
@@ -79,6 +104,7 @@ async def connect(url: str, name: str) -> NATS:
         reconnected_cb=on_reconnected,
         error_cb=on_error,
     )
+    link.change(True)
     return client
 
 

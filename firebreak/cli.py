@@ -1,5 +1,6 @@
 """The `firebreak` command: `serve SERVICE` runs one service; `migrate` upgrades the services'
-databases; `revision` adds a migration to a service; `run` runs the whole platform locally."""
+databases; `revision` adds a migration to a service; `dead-letters` lists, replays and discards
+dead letters through the gateway; `run` runs the whole platform locally."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import uvloop
 
 from firebreak.database import create_engine
+from firebreak.dead_letters.command import add_dead_letters_parser, run_dead_letters_command
 from firebreak.settings import SERVICES, Settings, SettingsError
 from firebreak.telemetry import setup_telemetry
 
@@ -113,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the public key of FIREBREAK_EVIDENCE_SIGNING_KEY and its fingerprint: what "
         "the firm publishes for exports to be verified against",
     )
+    add_dead_letters_parser(commands)
     commands.add_parser("run", help="run the whole platform locally (make run)")
     return parser
 
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {path}")
     elif args.command == "evidence":
         evidence(args)
+    elif args.command == "dead-letters":
+        run_dead_letters_command(args)
     else:
         from firebreak.local import run  # only here: services need none of it
 

@@ -4,8 +4,10 @@ Each event id is recorded in the service's own inbox table in the same transacti
 handler's effect, so a redelivered event (after a crash, a lost ack, a NATS restart) has one
 effect. The message is acknowledged only after that transaction committed. A fetched batch
 shares one transaction, each message in a savepoint of its own: a failing handler undoes and
-retries only its own message. A message no redelivery can fix (malformed, or data the database
-refuses) is dropped, loudly.
+retries only its own message. Poison is parked as a dead letter (firebreak.dead_letters), never
+retried for ever nor dropped unseen: a message no redelivery can fix (malformed, or data the
+database refuses) at once, one whose handler keeps failing after `max_deliveries`. An event of
+a newer schema version is early, not poison: it waits for a replica that reads it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -32,9 +35,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.bus import ConsumerLost, PullFeed, ensure_consumer, ensure_stream
-from firebreak.database import upsert_insert
-from firebreak.events import MalformedEvent, parse_event
+from firebreak.database import is_unavailable, upsert_insert
+from firebreak.dead_letters import DeadLetters, ParkReason
+from firebreak.dead_letters.store import describe
+from firebreak.events import SCHEMA_VERSION, MalformedEvent, NewerSchemaVersion, parse_event
 from firebreak.outbox import Outbox
+from firebreak.settings import Settings
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -45,8 +51,8 @@ Handler = Callable[[AsyncConnection, EventEnvelope], Awaitable[None]]
 # inbox remembers it a day longer, then forgets it.
 INBOX_RETENTION = timedelta(days=8)
 IDLE_WAIT_SECONDS = 1.0
-RETRY_DELAY_SECONDS = 2.0
 MAX_RETRY_DELAY_SECONDS = 60.0
+MAX_NEWER_SCHEMA_DELAY_SECONDS = 300.0
 
 
 def define_inbox_table(metadata: MetaData) -> Table:
@@ -59,10 +65,44 @@ def define_inbox_table(metadata: MetaData) -> Table:
     )
 
 
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How often a failing message is offered again, and how soon.
+
+    The count is enforced here, not by the server's `max_deliver` (left unlimited in
+    firebreak.bus): JetStream would silently stop offering the message, leaving it in the
+    stream where no one sees it; a consumer that gives up parks it where an admin does. A
+    message that waited for an upgrade (newer schema) still counts its deliveries then."""
+
+    max_deliveries: int = 5
+    retry_delay_seconds: float = 2.0
+    newer_schema_delay_seconds: float = 30.0
+    known_schema_version: int = SCHEMA_VERSION  # the newest this consumer reads
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryPolicy:
+        return cls(
+            max_deliveries=settings.max_deliveries,
+            retry_delay_seconds=settings.retry_delay_seconds,
+            newer_schema_delay_seconds=settings.newer_schema_delay_seconds,
+        )
+
+
 class Outcome(enum.Enum):
     DONE = "ack"
-    RETRY = "nak"
-    DROP = "term"
+    RETRY = "nak"  # offered again after a delay that doubles each delivery
+    WAIT = "nak until upgraded"  # a newer schema's event, offered again until a replica reads it
+    PARK = "park, then term"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reason: ParkReason | None = None  # why it is parked
+    error: str = ""
+
+
+APPLIED = Verdict(Outcome.DONE)
 
 
 class _UndoLoneEvent(Exception):
@@ -70,7 +110,9 @@ class _UndoLoneEvent(Exception):
 
 
 class EventConsumer:
-    """Feeds the events a service subscribes to into its handlers, once each."""
+    """Feeds the events a service subscribes to into its handlers, once each.
+
+    Without `dead_letters` (a test's own schema) poison is dropped, loudly, instead of parked."""
 
     def __init__(
         self,
@@ -81,6 +123,8 @@ class EventConsumer:
         inbox: Table,
         batch_size: int,
         stream: StreamConfig,
+        dead_letters: DeadLetters | None = None,
+        delivery: DeliveryPolicy = DeliveryPolicy(),
     ) -> None:
         self._durable = durable
         self._stream = stream
@@ -88,6 +132,8 @@ class EventConsumer:
         self._outbox = outbox
         self._inbox = inbox
         self._batch_size = batch_size
+        self._dead_letters = dead_letters
+        self._delivery = delivery
 
     async def run(self, client: NATS, stopping: asyncio.Event) -> None:
         """Consumes until `stopping` is set; the batch in hand is always finished first."""
@@ -145,31 +191,66 @@ class EventConsumer:
         return feed
 
     async def process(self, messages: list[Msg]) -> None:
-        """Applies a batch in one transaction, then settles each message by its outcome."""
+        """Applies a batch in one transaction, then settles each message by its verdict."""
         # A lone event's transaction is its savepoint: a savepoint costs more than the insert.
         isolate = len(messages) > 1
         try:
             async with self._outbox.transaction() as connection:
-                outcomes = [
+                verdicts = [
                     await self._apply(connection, message, isolate=isolate) for message in messages
                 ]
-                if not isolate and outcomes[0] is not Outcome.DONE:
+                if not isolate and verdicts[0].outcome is not Outcome.DONE:
                     raise _UndoLoneEvent
         except _UndoLoneEvent:
             pass  # rolled back: the failed handler's writes are gone
         except Exception:
-            # The commit failed: nothing of the batch happened; JetStream will offer it again.
+            # The commit failed (the database is away, most likely): nothing of the batch
+            # happened, and no message is to blame; JetStream will offer them all again.
             log.exception("committing %d events failed; will retry", len(messages))
-            outcomes = [Outcome.RETRY] * len(messages)
-        for message, outcome in zip(messages, outcomes, strict=True):
-            if outcome is Outcome.DONE:
-                await _settle(message.ack())
-            elif outcome is Outcome.RETRY:
-                await _settle(message.nak(delay=_retry_delay(message)))
-            else:
-                await _settle(message.term())
+            verdicts = [Verdict(Outcome.RETRY)] * len(messages)
+        for message, verdict in zip(messages, verdicts, strict=True):
+            await self._settle(message, verdict)
 
-    async def _apply(self, connection: AsyncConnection, message: Msg, *, isolate: bool) -> Outcome:
+    async def _settle(self, message: Msg, verdict: Verdict) -> None:
+        attempts = message.metadata.num_delivered or 1
+        if verdict.outcome is Outcome.DONE:
+            await _settle(message.ack())
+        elif verdict.outcome is Outcome.WAIT:
+            delay = self._delivery.newer_schema_delay_seconds
+            await _settle(
+                message.nak(delay=_backoff(delay, attempts, MAX_NEWER_SCHEMA_DELAY_SECONDS))
+            )
+        elif verdict.outcome is Outcome.PARK and await self._park(message, verdict):
+            await _settle(message.term())
+        else:  # to retry, or to park but parking failed: offered again, parked next time
+            delay = self._delivery.retry_delay_seconds
+            await _settle(message.nak(delay=_backoff(delay, attempts, MAX_RETRY_DELAY_SECONDS)))
+
+    async def _park(self, message: Msg, verdict: Verdict) -> bool:
+        """Parks the message; False when it could not be kept (it is then not let go)."""
+        assert verdict.reason is not None
+        if self._dead_letters is None:
+            log.error(
+                "dropping the message at stream sequence %d on %s (Nats-Msg-Id %s), %s: %s",
+                message.metadata.sequence.stream,
+                message.subject,
+                (message.headers or {}).get("Nats-Msg-Id", "none"),
+                verdict.reason.value,
+                verdict.error,
+            )
+            return True
+        try:
+            await self._dead_letters.park(message, reason=verdict.reason, error=verdict.error)
+        except Exception:
+            log.exception(
+                "could not park the message at stream sequence %d on %s; will retry",
+                message.metadata.sequence.stream,
+                message.subject,
+            )
+            return False
+        return True
+
+    async def _apply(self, connection: AsyncConnection, message: Msg, *, isolate: bool) -> Verdict:
         """Runs one event's handler with its inbox row; `isolate`: in a savepoint of its own."""
         headers = message.headers or {}
         with tracer.start_as_current_span(
@@ -185,46 +266,77 @@ class EventConsumer:
             },
         ) as span:
             try:
-                envelope = parse_event(message.data, subject=message.subject)
+                envelope = parse_event(
+                    message.data,
+                    subject=message.subject,
+                    known_version=self._delivery.known_schema_version,
+                )
+            except NewerSchemaVersion as early:
+                self._log_early(message, early)
+                return Verdict(Outcome.WAIT)
             except MalformedEvent as error:
-                # Redelivery cannot fix a malformed message: drop it, loudly.
-                log.error("dropping malformed message on %s: %s", message.subject, error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
-                return Outcome.DROP
+                return Verdict(Outcome.PARK, ParkReason.MALFORMED, describe(error))
             span.set_attribute("firebreak.incident_id", envelope.incident_id)
             try:
                 async with connection.begin_nested() if isolate else contextlib.nullcontext():
-                    applied = await self._record_in_inbox(connection, envelope)
-                    if applied:
-                        await self._handlers[envelope.type](connection, envelope)
+                    applied = await apply_once(
+                        connection, self._inbox, self._handlers[envelope.type], envelope
+                    )
             except Exception as error:
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
-                if _is_data_exception(error):
-                    # Redelivery cannot fix a value the database refuses: drop it, loudly.
-                    log.error(
-                        "dropping %s %s (stream sequence %d): the database refuses its data: %s",
-                        envelope.type,
-                        envelope.id,
-                        message.metadata.sequence.stream,
-                        error,
-                    )
-                    return Outcome.DROP
-                log.exception("handling %s %s failed; will retry", envelope.type, envelope.id)
-                return Outcome.RETRY
+                return self._failed(message, envelope, error)
             span.set_attribute("firebreak.duplicate", not applied)
-            return Outcome.DONE
+            return APPLIED
 
-    async def _record_in_inbox(self, connection: AsyncConnection, envelope: EventEnvelope) -> bool:
-        result = await connection.execute(
-            _insert_ignoring_duplicates(connection.dialect.name, self._inbox),
-            {
-                "event_id": envelope.id,
-                "event_type": envelope.type,
-                "processed_at": datetime.now(UTC),
-            },
+    def _failed(self, message: Msg, envelope: EventEnvelope, error: Exception) -> Verdict:
+        if _is_data_exception(error):
+            # Redelivery cannot fix a value the database refuses.
+            return Verdict(Outcome.PARK, ParkReason.DATA_REFUSED, describe(error))
+        attempts = message.metadata.num_delivered or 1
+        # An unreachable database is no fault of the event's: it does not count towards parking.
+        if attempts >= self._delivery.max_deliveries and not is_unavailable(error):
+            return Verdict(Outcome.PARK, ParkReason.HANDLER_FAILED, describe(error))
+        log.exception(
+            "handling %s %s (stream sequence %d, delivery %d) failed; will retry",
+            envelope.type,
+            envelope.id,
+            message.metadata.sequence.stream,
+            attempts,
         )
-        return result.rowcount == 1
+        return Verdict(Outcome.RETRY)
+
+    def _log_early(self, message: Msg, early: NewerSchemaVersion) -> None:
+        # Once per event (its first delivery) is enough: it comes again until upgraded.
+        level = logging.WARNING if (message.metadata.num_delivered or 1) == 1 else logging.DEBUG
+        log.log(
+            level,
+            "not yet reading the message at stream sequence %d on %s: %s; it waits for an "
+            "upgraded replica",
+            message.metadata.sequence.stream,
+            message.subject,
+            early,
+        )
+
+
+async def apply_once(
+    connection: AsyncConnection, inbox: Table, handler: Handler, envelope: EventEnvelope
+) -> bool:
+    """Records the event in the inbox and runs its handler, in the caller's transaction,
+    unless the inbox knows it already; returns whether it was applied now."""
+    result = await connection.execute(
+        _insert_ignoring_duplicates(connection.dialect.name, inbox),
+        {
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "processed_at": datetime.now(UTC),
+        },
+    )
+    if result.rowcount != 1:
+        return False
+    await handler(connection, envelope)
+    return True
 
 
 @cache
@@ -239,10 +351,10 @@ def _is_data_exception(error: Exception) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
-def _retry_delay(message: Msg) -> float:
-    """Backs off exponentially, so an event that keeps failing does not spin."""
-    attempts = message.metadata.num_delivered or 1
-    return min(RETRY_DELAY_SECONDS * 2 ** (attempts - 1), MAX_RETRY_DELAY_SECONDS)
+def _backoff(first: float, attempts: int, longest: float) -> float:
+    """`first`, doubled each delivery after the first, up to `longest` (or `first` when that
+    is longer): an event that keeps failing does not spin."""
+    return min(first * 2 ** min(attempts - 1, 30), max(first, longest))
 
 
 async def _settle(reply: Awaitable[None]) -> None:

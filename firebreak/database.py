@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -10,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from firebreak import sqlite_inline
@@ -18,12 +20,42 @@ from firebreak import sqlite_inline
 READ_ONLY = "firebreak_read_only"
 # How long a write waits for another process's write (a replica sharing the file) to finish.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+# PostgreSQL's SQLSTATEs for a server shutting down or starting up (class 08, connection
+# exception, is matched as a whole).
+SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached now (down, restarting, refusing connections); the same
+    request may succeed shortly."""
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether an error means the database is unreachable, rather than a bug or bad data."""
+    if isinstance(error, DatabaseUnavailable):
+        return True
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or _lost_connection(error.orig)
+    return False
+
+
+def _lost_connection(error: BaseException | None) -> bool:
+    if isinstance(error, OSError):  # refused, reset, timed out
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and (
+        sqlstate.startswith("08") or sqlstate in SERVER_GOING_AWAY
+    )
 
 
 def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        # Pre-ping: after the server restarted, pooled connections are found dead and replaced
+        # on checkout, so requests recover without restarting the process.
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        event.listen(engine.sync_engine, "do_connect", _connect_naming_failures)
+        return engine
 
     database = parsed.database or ":memory:"
     if database != ":memory:":
@@ -58,6 +90,32 @@ def create_engine(url: str) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _connect_naming_failures(
+    dialect: Dialect, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Connects as the dialect would; asyncpg's errors on connecting (a bare OSError when
+    nothing listens, "the database system is starting up") reach callers unwrapped, so they
+    are given one name here."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as error:
+        if _lost_connection(error):
+            raise DatabaseUnavailable(f"cannot connect to the database: {error!r}") from error
+        raise
+
+
+async def answers(engine: AsyncEngine, within_seconds: float) -> bool:
+    """Whether the database answers a trivial query within the given time."""
+    try:
+        async with asyncio.timeout(within_seconds), reading(engine) as connection:
+            await connection.exec_driver_sql("SELECT 1")
+    except (TimeoutError, DatabaseUnavailable, DBAPIError) as error:
+        if isinstance(error, DBAPIError) and not is_unavailable(error):
+            raise
+        return False
+    return True
 
 
 @asynccontextmanager

@@ -9,10 +9,12 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from firebreak.api.events.v1.events_pb2 import Actor, EventEnvelope
+from firebreak.settings import bus_names
 
 SCHEMA_VERSION = 1
-STREAM = "FIREBREAK"
-SUBJECT_PREFIX = "firebreak.events.v1."
+# Per release (FIREBREAK_STREAM_NAME, FIREBREAK_SUBJECT_PREFIX), read once: every process of a
+# release, and every module of a process, must agree on them.
+STREAM, SUBJECT_PREFIX = bus_names()
 
 INCIDENT_REPORTED = "incident.reported"
 INCIDENT_TRIAGED = "incident.triaged"
@@ -192,17 +194,33 @@ class MalformedEvent(ValueError):
     """A message on the bus that is not a valid envelope of a known type and schema."""
 
 
-def parse_event(data: bytes, *, subject: str) -> EventEnvelope:
-    """The envelope in a message, checked against the subject it arrived on."""
+class NewerSchemaVersion(ValueError):
+    """An envelope of a schema version newer than this release reads: not malformed, only
+    early (a rolling upgrade); a replica of the next release will read it."""
+
+    def __init__(self, envelope: EventEnvelope, known_version: int) -> None:
+        super().__init__(
+            f"event {envelope.id[:40]!r} has schema version {envelope.schema_version}; this "
+            f"release reads up to {known_version}"
+        )
+        self.event_id = envelope.id[:40]
+
+
+def parse_event(data: bytes, *, subject: str, known_version: int = SCHEMA_VERSION) -> EventEnvelope:
+    """The envelope in a message, checked against the subject it arrived on; `known_version`:
+    the newest schema version the reader knows."""
     envelope = EventEnvelope()
     try:
         envelope.ParseFromString(data)
     except Exception as error:  # protobuf raises DecodeError, sometimes others, on garbage
         raise MalformedEvent(f"not an EventEnvelope: {error}") from error
+    # Before any other check: a newer schema may carry types and payloads this one lacks.
+    if envelope.schema_version > known_version:
+        raise NewerSchemaVersion(envelope, known_version)
+    if envelope.schema_version == 0:
+        raise MalformedEvent("no schema version")
     if not envelope.id or envelope.type not in PAYLOAD_FIELDS:
         raise MalformedEvent(f"unknown event type {envelope.type!r}")
-    if envelope.schema_version != SCHEMA_VERSION:
-        raise MalformedEvent(f"unsupported schema version {envelope.schema_version}")
     if envelope.WhichOneof("payload") != PAYLOAD_FIELDS[envelope.type]:
         raise MalformedEvent(f"{envelope.type} carries no {PAYLOAD_FIELDS[envelope.type]}")
     if subject != subject_for(envelope.type):

@@ -8,7 +8,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from sqlalchemy.exc import DBAPIError
 
+from firebreak.database import DatabaseUnavailable, is_unavailable
 from firebreak.errors import (
     CommandRefused,
     Conflict,
@@ -18,12 +20,17 @@ from firebreak.errors import (
     NotFound,
     StaleVersion,
 )
+from firebreak.grpc_channels import SERVER_KEEPALIVE_OPTIONS
+from firebreak.grpc_metrics import MetricsInterceptor
 
 FIELD_METADATA_KEY = "firebreak-field"
 # A refused command's current state and the commands allowed in it, for the gateway to show.
 STATUS_METADATA_KEY = "firebreak-status"
 ALLOWED_METADATA_KEY = "firebreak-allowed"
 VERSION_METADATA_KEY = "firebreak-version"
+LIVENESS_SERVICE = "liveness"  # the health entry the chart's liveness probe asks about
+# Errors with a status of their own: domain errors, and the database being unreachable.
+MAPPED_ERRORS = (DomainError, DatabaseUnavailable, DBAPIError)
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -46,7 +53,7 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 return await behaviour(request, context)
-            except DomainError as error:
+            except MAPPED_ERRORS as error:
                 await _abort(context, error)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -63,7 +70,7 @@ def _mapped_stream_unary(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandle
     async def mapped(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await behaviour(requests, context)
-        except DomainError as error:
+        except MAPPED_ERRORS as error:
             await _abort(context, error)
 
     return grpc.stream_unary_rpc_method_handler(
@@ -81,7 +88,7 @@ def _mapped_unary_stream(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandle
         try:
             async for response in behaviour(request, context):
                 yield response
-        except DomainError as error:
+        except MAPPED_ERRORS as error:
             await _abort(context, error)
 
     return grpc.unary_stream_rpc_method_handler(
@@ -91,7 +98,12 @@ def _mapped_unary_stream(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandle
     )
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
+async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+    if not isinstance(error, DomainError):
+        if is_unavailable(error):
+            # The gateway answers 503 with Retry-After: the same call may succeed shortly.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable")
+        raise error  # any other database error is a bug
     if isinstance(error, InvalidArgument):
         await context.abort(
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -122,8 +134,12 @@ async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
 
 
 def create_server() -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """A server with tracing and domain-error mapping that serves grpc.health.v1."""
-    server = grpc.aio.server(interceptors=[aio_server_interceptor(), DomainErrorInterceptor()])
+    """A server with metrics, tracing and domain-error mapping that serves grpc.health.v1, and
+    lets the gateway's channels send their keepalive pings."""
+    server = grpc.aio.server(
+        interceptors=[MetricsInterceptor(), aio_server_interceptor(), DomainErrorInterceptor()],
+        options=SERVER_KEEPALIVE_OPTIONS,
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server, health_servicer
@@ -132,5 +148,17 @@ def create_server() -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
 async def mark_serving(
     health_servicer: health.aio.HealthServicer, service_names: list[str]
 ) -> None:
+    await set_health(health_servicer, service_names, health_pb2.HealthCheckResponse.SERVING)
+    # Liveness asks only whether the process answers: a database outage turns the others
+    # NOT_SERVING, and restarting every pod for it would not bring the database back.
+    await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+
+
+async def set_health(
+    health_servicer: health.aio.HealthServicer,
+    service_names: list[str],
+    status: health_pb2.HealthCheckResponse.ServingStatus.ValueType,
+) -> None:
+    """Sets the process's overall status and each of its services'."""
     for name in ["", *service_names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, status)

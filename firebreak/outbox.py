@@ -202,15 +202,23 @@ class Outbox:
         if not rows:
             return [], []
         acks = [await self._publish(js, row) for row in rows]
-        results = await asyncio.wait_for(
-            asyncio.gather(*acks, return_exceptions=True), PUBLISH_ACK_TIMEOUT_SECONDS
-        )
-        acked = [
-            row
-            for row, result in zip(rows, results, strict=True)
-            if not isinstance(result, BaseException)
-        ]
-        return acked, [result for result in results if isinstance(result, BaseException)]
+        # What is not acknowledged in time failed, and the rest still counts. nats-py (2.16)
+        # never settles the future of a publish JetStream refused (a full stream): its reply
+        # handler raises the error instead of setting it on the future.
+        await asyncio.wait(acks, timeout=PUBLISH_ACK_TIMEOUT_SECONDS)
+        acked: list[Row[Any]] = []
+        failures: list[BaseException] = []
+        for row, ack in zip(rows, acks, strict=True):
+            if not ack.done():
+                ack.cancel()
+                failures.append(TimeoutError(f"event {row.event_id} was not acknowledged"))
+            elif ack.cancelled():
+                failures.append(asyncio.CancelledError())
+            elif (error := ack.exception()) is not None:
+                failures.append(error)
+            else:
+                acked.append(row)
+        return acked, failures
 
     async def _mark_published(self, connection: AsyncConnection, rows: Sequence[Row[Any]]) -> None:
         if rows:

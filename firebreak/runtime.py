@@ -12,12 +12,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import nats.errors
+from grpc_health.v1 import health, health_pb2
+from nats.aio.client import Client as NATS
+from nats.js.api import StreamConfig
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus
-from firebreak.consumer import INBOX_RETENTION, EventConsumer, Handler
-from firebreak.grpc_server import create_server, mark_serving
+from firebreak.consumer import INBOX_RETENTION, DeliveryPolicy, EventConsumer, Handler
+from firebreak.database import answers, is_postgres
+from firebreak.dead_letters.server import DEAD_LETTER_SERVICE, serve_dead_letters
+from firebreak.grpc_server import create_server, mark_serving, set_health
+from firebreak.metrics import serve_metrics
+from firebreak.metrics_sampler import MetricsSampler, connected_client
 from firebreak.outbox import PUBLISHED_RETENTION, Outbox
 from firebreak.settings import Settings
 from firebreak.startup_migration import ensure_migrated
@@ -25,6 +33,8 @@ from firebreak.startup_migration import ensure_migrated
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
+STREAM_RETRY_SECONDS = 1.0
+DATABASE_WATCH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,75 +61,180 @@ class ServiceProcess:
 
 
 async def run_service(settings: Settings, process: ServiceProcess) -> None:
-    """Runs until SIGTERM or SIGINT, then shuts down gracefully; exits 1 if a worker failed."""
+    """Serves gRPC as soon as the database is migrated; connects to NATS in the background and
+    runs the relay and consumer once it answers, so a NATS outage never keeps a service from
+    serving. Runs until SIGTERM or SIGINT, then shuts down gracefully; exits 1 if a worker
+    failed."""
     # First of all, so that a stop during start-up is graceful too.
     shutdown_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, shutdown_requested.set)
+    stop_serving_metrics = serve_metrics(settings)  # early: a scrape sees a start that hangs
     await ensure_migrated(process.engine, process.name)
-    nats_client = await bus.connect(settings.bus_url, name=f"{process.name}-{settings.instance_id}")
-    stream = bus.stream_config(settings.stream_replicas)
-    await bus.ensure_stream(nats_client.jetstream(), stream)
 
     server, health_servicer = create_server()
     process.add_servicer(process.servicer, server)
     for servicer, add_servicer, _ in process.more_servicers:
         add_servicer(servicer, server)
+    dead_letters = None  # every consuming service serves its own (firebreak.dead_letters)
+    if process.handlers is not None and process.inbox is not None:
+        dead_letters = serve_dead_letters(
+            server,
+            service=process.name,
+            engine=process.engine,
+            outbox=process.outbox,
+            inbox=process.inbox,
+            handlers=process.handlers,
+        )
     address = settings.grpc_listen_addr or settings.grpc_addr(process.name)
     server.add_insecure_port(address)
     await server.start()
     names = [process.grpc_service, *(name for _, _, name in process.more_servicers)]
+    if dead_letters is not None:
+        names.append(DEAD_LETTER_SERVICE)
     await mark_serving(health_servicer, names)
     log.info("%s serving gRPC on %s", process.name, address)
 
+    stream = bus.stream_config(settings.stream_replicas, settings.stream_max_bytes)
     consumer = None
     if process.handlers is not None and process.inbox is not None:
         consumer = EventConsumer(
-            durable=process.name,
+            durable=settings.durable_prefix + process.name,
             handlers=process.handlers,
             outbox=process.outbox,
             inbox=process.inbox,
             batch_size=settings.consumer_batch_size,
             stream=stream,
+            dead_letters=dead_letters,
+            delivery=DeliveryPolicy.from_settings(settings),
         )
     stop_consuming, stop_relaying = asyncio.Event(), asyncio.Event()
-    relay = asyncio.create_task(
-        process.outbox.run_relay(nats_client, stop_relaying, stream), name="outbox relay"
-    )
-    consuming: list[asyncio.Task[None]] = []
-    if consumer is not None:
-        consuming.append(
-            asyncio.create_task(consumer.run(nats_client, stop_consuming), name="consumer")
-        )
-    consuming += [
+    # What needs no NATS starts at once.
+    consuming = [
         asyncio.create_task(work(stop_consuming), name=name) for name, work in process.workers
     ]
     housekeeping = asyncio.create_task(
         keep_house(process.outbox, consumer, stop_consuming), name="housekeeping"
     )
-    workers = [relay, *consuming, housekeeping]
+    watching = asyncio.create_task(
+        watch_database(process.engine, health_servicer, names, stop_consuming),
+        name="database watch",
+    )
+    connecting = asyncio.create_task(
+        connect_bus(settings, process.name, stream), name="NATS connection"
+    )
+    sampler = MetricsSampler(
+        service=process.name,
+        engine=process.engine,
+        nats=lambda: connected_client(connecting),
+        consumes=consumer is not None,
+    )
+    sampling = asyncio.create_task(
+        sampler.run(stop_consuming, settings.metrics_sample_seconds), name="metrics"
+    )
     requested = asyncio.create_task(shutdown_requested.wait())
-    done, _ = await asyncio.wait([requested, *workers], return_when=asyncio.FIRST_COMPLETED)
+    workers = [*consuming, housekeeping, watching]
+    done, _ = await asyncio.wait(
+        [requested, connecting, *workers], return_when=asyncio.FIRST_COMPLETED
+    )
+    nats_client, relay = None, None
+    if done == {connecting} and connecting.exception() is None:
+        nats_client = connecting.result()
+        relay = asyncio.create_task(
+            process.outbox.run_relay(nats_client, stop_relaying, stream), name="outbox relay"
+        )
+        workers.append(relay)
+        if consumer is not None:
+            consuming_events = asyncio.create_task(
+                consumer.run(nats_client, stop_consuming), name="consumer"
+            )
+            consuming.append(consuming_events)
+            workers.append(consuming_events)
+        done, _ = await asyncio.wait([requested, *workers], return_when=asyncio.FIRST_COMPLETED)
     failed = [task for task in done if task is not requested]
     for task in failed:
         log.error("%s stopped unexpectedly", task.get_name(), exc_info=task.exception())
     requested.cancel()
+    connecting.cancel()  # NATS never answered: its events wait in the outbox for the next start
 
     # Graceful shutdown, in order: stop taking work; finish the messages and requests in hand;
     # publish the events they produced; drain the bus.
     log.info("%s shutting down", process.name)
     await health_servicer.enter_graceful_shutdown()
     stop_consuming.set()
-    await asyncio.gather(*consuming, housekeeping, return_exceptions=True)
+    await asyncio.gather(*consuming, housekeeping, watching, connecting, return_exceptions=True)
     await server.stop(settings.shutdown_grace_seconds)
     stop_relaying.set()
-    await asyncio.gather(relay, return_exceptions=True)
-    await nats_client.drain()
+    if relay is not None:
+        await asyncio.gather(relay, return_exceptions=True)
+    if nats_client is not None:
+        await close_bus(nats_client)
+    await sampling  # stopped with the consumer; it reads the database
+    stop_serving_metrics()
     await process.engine.dispose()
     log.info("%s stopped", process.name)
     if failed:
         raise SystemExit(1)  # a worker died: that is a bug; let the supervisor restart us
+
+
+async def connect_bus(
+    settings: Settings, name: str, stream: StreamConfig, link: bus.LinkState | None = None
+) -> NATS:
+    """Connects to NATS, waiting as long as it takes, and makes sure the stream exists;
+    `link` follows the connection's state."""
+    client = await bus.connect(settings.bus_url, name=f"{name}-{settings.instance_id}", link=link)
+    last_error = ""
+    while True:
+        try:
+            await bus.ensure_stream(client.jetstream(), stream)
+        except Exception as error:  # NATS went away again, or refuses the configuration
+            if str(error) != last_error:
+                log.error("could not create or update stream %s: %s", stream.name, error)
+            last_error = str(error)
+            await asyncio.sleep(STREAM_RETRY_SECONDS)
+            continue
+        return client
+
+
+async def close_bus(client: NATS) -> None:
+    """Drains a connected client; one that is reconnecting has nothing to drain."""
+    try:
+        if client.is_connected:
+            await client.drain()
+        else:
+            await client.close()
+    except nats.errors.Error as error:
+        log.warning("closing the NATS connection: %s", error)
+
+
+async def watch_database(
+    engine: AsyncEngine,
+    health_servicer: health.aio.HealthServicer,
+    names: list[str],
+    stopping: asyncio.Event,
+) -> None:
+    """Keeps grpc.health.v1 telling whether the service's PostgreSQL answers (NATS is not part
+    of it: the service serves without). A SQLite file cannot go away, so it is not watched."""
+    if not is_postgres(engine):
+        await stopping.wait()  # returning early would read as the worker dying
+        return
+    serving = True
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), DATABASE_WATCH_SECONDS)
+        if stopping.is_set():
+            return
+        answered = await answers(engine, DATABASE_WATCH_SECONDS)
+        if answered != serving:
+            serving = answered
+            log.warning("database %s", "answers again" if answered else "does not answer")
+            status = health_pb2.HealthCheckResponse.SERVING
+            await set_health(
+                health_servicer,
+                names,
+                status if answered else health_pb2.HealthCheckResponse.NOT_SERVING,
+            )
 
 
 async def keep_house(

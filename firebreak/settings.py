@@ -45,8 +45,14 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "evidence_sign_interval_seconds": (1, None),
     "outbox_poll_seconds": (0.001, None),
     "stream_replicas": (1, 5),
+    "stream_max_bytes": (64 * 1024, None),
     "consumer_batch_size": (1, 4096),
+    "max_deliveries": (1, 1000),
+    "retry_delay_seconds": (0.001, 3600),
+    "newer_schema_delay_seconds": (0.001, 3600),
     "shutdown_grace_seconds": (0, None),
+    "metrics_port": (0, 65535),
+    "metrics_sample_seconds": (0.05, 3600),
     "smtp_port": (1, 65535),
     "local_smtp_port": (1, 65535),
     "ack_lapse_minutes": (0, 24 * 60),
@@ -109,7 +115,32 @@ class Settings:
     # JetStream copies of every event; more than 1 needs a NATS cluster of that many servers.
     stream_replicas: int = 1
     consumer_batch_size: int = 128
+    # A message whose handler failed this many deliveries is parked as a dead letter (listed
+    # for admins, replayed by hand) instead of being offered again for ever.
+    max_deliveries: int = 5
+    # The wait before a failed message comes again, doubled each delivery (up to a minute).
+    retry_delay_seconds: float = 2.0
+    # The wait before an event of a newer schema version comes again (during a rolling
+    # upgrade, until a replica of the new release takes it), doubled each delivery up to 5 min.
+    newer_schema_delay_seconds: float = 30.0
+    # The stream's size limit. A full stream refuses new events (discard: new), which wait in
+    # the outboxes until space is freed, instead of JetStream deleting events a slow consumer
+    # has not read yet (docs/architecture.md, "The stream's limits").
+    stream_max_bytes: int = 1024**3
+    # Names per release, so that two releases on one NATS cluster keep their events apart: the
+    # stream name and the subject prefix must BOTH differ (JetStream refuses two streams with
+    # overlapping subjects); durable consumers are named <durable_prefix><service>. The stream
+    # name and prefix are read once, when firebreak.events is imported (see `bus_names`).
+    stream_name: str = "FIREBREAK"
+    subject_prefix: str = "firebreak.events.v1."
+    durable_prefix: str = ""
     shutdown_grace_seconds: float = 5.0
+    # Where this process serves Prometheus metrics (/metrics); 0: nowhere. Every process of a
+    # host needs its own port (the chart gives each pod 9464; the launcher one per process).
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    # How often the outbox, the consumers and NATS are looked at for the metrics' gauges.
+    metrics_sample_seconds: float = 5.0
 
     # Email, for pages and updates. No host: email cannot be sent, and each such page is
     # recorded as failed at once (so the escalation moves on rather than waiting).
@@ -193,6 +224,13 @@ class Settings:
         pir_priorities = values.get("closure_pir_priorities")
         if isinstance(pir_priorities, str):
             priority_names(pir_priorities)  # raises naming the variable
+        bus_names(environ)  # raises naming the variable
+        durable_prefix = values.get("durable_prefix")
+        if isinstance(durable_prefix, str) and not re.fullmatch(r"[A-Za-z0-9_-]*", durable_prefix):
+            raise SettingsError(
+                "FIREBREAK_DURABLE_PREFIX may hold only letters, digits, '-' and '_', "
+                f"not {durable_prefix!r}"
+            )
         public_url = values.get("public_url")
         if isinstance(public_url, str) and not re.fullmatch(
             r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url
@@ -253,6 +291,24 @@ class Settings:
     @property
     def traces_dir(self) -> Path:
         return self.var_dir / "traces"
+
+
+def bus_names(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """The stream name and subject prefix, from FIREBREAK_STREAM_NAME and
+    FIREBREAK_SUBJECT_PREFIX (else the defaults); raises SettingsError naming the variable."""
+    stream = environ.get("FIREBREAK_STREAM_NAME", Settings.stream_name)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", stream):
+        raise SettingsError(
+            f"FIREBREAK_STREAM_NAME may hold only letters, digits, '-' and '_', not {stream!r}"
+        )
+    prefix = environ.get("FIREBREAK_SUBJECT_PREFIX", Settings.subject_prefix)
+    # Tokens joined by dots and ending in one: no wildcards, no empty token.
+    if not re.fullmatch(r"([A-Za-z0-9_-]+\.)+", prefix):
+        raise SettingsError(
+            "FIREBREAK_SUBJECT_PREFIX must be dot-separated tokens of letters, digits, '-' and "
+            f"'_' ending in a dot, such as 'firebreak.events.v1.', not {prefix!r}"
+        )
+    return stream, prefix
 
 
 def key_bytes(variable: str, text: str) -> bytes:

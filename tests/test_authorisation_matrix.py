@@ -54,6 +54,7 @@ EXPECTED: dict[Route, dict[str, int]] = {
     # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
     ("GET", "/healthz"):                    cells(200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/readyz"):                     cells(200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/status"):                     cells(200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     # Incidents: reporting and reading.
     ("POST", "/v1/incidents"):              cells(401, 401, 201, 201, 201, 201, 201, 201, 201, 201),
     ("GET", "/v1/incidents"):               cells(401, 401, 200, 200, 200, 200, 200, 200, 200, 200),
@@ -249,6 +250,13 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 404, 404, 404, 403, 403, 403, 201, 201),
     ("GET", "/v1/clients/{client_id}/custody-signatures"):
                                             cells(401, 401, 404, 404, 404, 403, 403, 403, 200, 200),
+    # Dead letters (every service's): admins only. The admin's replay and discard name one that
+    # does not exist, so the permission is seen checked before anything is looked up.
+    ("GET", "/v1/admin/dead-letters"):      cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 200),
+    ("POST", "/v1/admin/dead-letters/{service}/{dead_letter_id}/replay"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 404),
+    ("DELETE", "/v1/admin/dead-letters/{service}/{dead_letter_id}"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 404),
     # One-click acknowledge links take no key: the token is the credential, so every column,
     # anonymous included, gets the same answer for the same token. Called here with a garbage
     # token: 404, as an HTML page for a person (not problem+json), naming no incident.
@@ -713,6 +721,7 @@ def world(api: Api) -> World:
         by_route: dict[Route, Call] = {
             ("GET", "/healthz"): Call("GET", "/healthz", caller),
             ("GET", "/readyz"): Call("GET", "/readyz", caller),
+            ("GET", "/status"): Call("GET", "/status", caller),
             ("POST", "/v1/incidents"): Call(
                 "POST", "/v1/incidents", caller, incident_body(title=f"Reported by {principal}")
             ),
@@ -750,6 +759,14 @@ def world(api: Api) -> World:
         }
         for method in ("GET", "POST"):
             by_route[method, "/v1/ack/{token}"] = Call(method, f"/v1/ack/{GARBAGE_TOKEN}", caller)
+        dead_letter = f"/v1/admin/dead-letters/triage/{uuid.uuid4()}"
+        by_route["GET", "/v1/admin/dead-letters"] = Call("GET", "/v1/admin/dead-letters", caller)
+        by_route["POST", "/v1/admin/dead-letters/{service}/{dead_letter_id}/replay"] = Call(
+            "POST", f"{dead_letter}/replay", caller
+        )
+        by_route["DELETE", "/v1/admin/dead-letters/{service}/{dead_letter_id}"] = Call(
+            "DELETE", dead_letter, caller
+        )
         reads = ("", "/timeline", "/transitions", "/tasks", "/notifications", "/deadlines")
         follow_up = ("/time", "/analysis", "/analysis/history", "/actions")
         for read in (*reads, "/updates", *follow_up):

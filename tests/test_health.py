@@ -1,4 +1,5 @@
-"""Every service answers grpc.health.v1; the gateway answers /healthz, /readyz and /docs."""
+"""Every service answers grpc.health.v1; the gateway answers /healthz, /readyz, /status and
+/docs."""
 
 from __future__ import annotations
 
@@ -44,7 +45,11 @@ def test_gateway_health_readiness_and_docs(api: Api) -> None:
     assert api.http.get("/healthz").json() == {"status": "ok"}
     ready = api.http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"nats": True, "intake": True}
+    assert ready.json()["checks"] == {"database": True}
+    status = api.http.get("/status").json()  # no key: states only
+    assert status["database"] is True
+    assert status["nats"]["connected"] is True
+    assert status["services"] == dict.fromkeys(GRPC_SERVICES, "SERVING")
     assert api.http.get("/docs").status_code == 200
     schema = api.http.get("/openapi.json").json()
     assert "/v1/incidents" in schema["paths"]

@@ -54,11 +54,11 @@ def with_values(**overrides: Any) -> dict[str, Any]:
     return values
 
 
-def render(values: dict[str, Any] | None = None) -> list[Manifest]:
+def render(values: dict[str, Any] | None = None, *, release: str = RELEASE) -> list[Manifest]:
     with helm.Chart.load(CHART) as chart:
         files = chart.render(
             VALUES if values is None else values,
-            name=RELEASE,
+            name=release,
             namespace=NAMESPACE,
             is_install=True,
         )
@@ -78,11 +78,23 @@ def notes(values: dict[str, Any]) -> str:
 
 
 def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
-    """Objects of one kind by their component label."""
+    """Objects of one kind by their component label (Services: not the headless ones)."""
     return {
         manifest["metadata"]["labels"]["app.kubernetes.io/component"]: manifest
         for manifest in manifests
-        if manifest["kind"] == kind
+        if manifest["kind"] == kind and not is_headless(manifest)
+    }
+
+
+def is_headless(manifest: Manifest) -> bool:
+    return manifest["metadata"]["labels"].get("firebreak.io/headless") == "true"
+
+
+def headless_services(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return {
+        manifest["metadata"]["labels"]["app.kubernetes.io/component"]: manifest
+        for manifest in manifests
+        if manifest["kind"] == "Service" and is_headless(manifest)
     }
 
 
@@ -160,6 +172,9 @@ def test_probes_speak_grpc_health_or_http(manifests: list[Manifest]) -> None:
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             if name == "gateway":
                 assert spec[probe]["httpGet"]["port"] == "http"
+            elif probe == "livenessProbe":
+                # Alive even while its database is away (firebreak.grpc_server.LIVENESS_SERVICE).
+                assert spec[probe]["grpc"] == {"port": 50051, "service": "liveness"}
             else:
                 assert spec[probe]["grpc"] == {"port": 50051}
         if name == "gateway":
@@ -200,12 +215,16 @@ def test_network_policies_admit_only_the_callers_that_need_it(
 ) -> None:
     policies = of_kind(manifests, "NetworkPolicy")
     assert set(policies) == set(SERVICES)
-    # the gateway takes traffic from anywhere, on its HTTP port only
+    scrape = {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+    # the gateway takes traffic from anywhere, on its HTTP port; every pod is scraped
     assert policies["gateway"]["spec"]["ingress"] == [
-        {"ports": [{"port": "http", "protocol": "TCP"}]}
+        {"ports": [{"port": "http", "protocol": "TCP"}]},
+        scrape,
     ]
     for name in GRPC_SERVICES:
-        rules = policies[name]["spec"]["ingress"]
+        *rules, metrics_rule = policies[name]["spec"]["ingress"]
+        assert metrics_rule == scrape
+        assert {port["port"] for rule in rules for port in rule["ports"]} == {"grpc"}
         callers = [
             peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
             for rule in rules
@@ -228,7 +247,96 @@ def test_the_gateway_is_told_where_every_service_it_calls_is(manifests: list[Man
         for item in gateway["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     for callee in ("intake", "triage", "notify", "evidence", "review"):
-        assert env[f"FIREBREAK_{callee.upper()}_ADDR"].endswith(f"-{callee}:50051"), callee
+        assert env[f"FIREBREAK_{callee.upper()}_ADDR"].endswith(f"-{callee}-headless:50051")
+
+
+def test_the_gateway_reaches_every_replica_through_a_headless_service(
+    manifests: list[Manifest],
+) -> None:
+    headless = headless_services(manifests)
+    assert set(headless) == set(SERVICES)
+    deployments = of_kind(manifests, "Deployment")
+    gateway_env = env_of(deployments["gateway"])
+    for name, service in headless.items():
+        assert service["spec"]["clusterIP"] == "None"  # DNS answers with every ready pod
+        selector = deployments[name]["spec"]["selector"]["matchLabels"]
+        assert service["spec"]["selector"] == selector
+        ports = {port["name"]: port for port in service["spec"]["ports"]}
+        assert ports["metrics"]["targetPort"] == "metrics"
+        if name != "gateway":
+            assert ports["grpc"]["port"] == 50051 and ports["grpc"]["appProtocol"] == "grpc"
+            address = gateway_env[f"FIREBREAK_{name.upper()}_ADDR"]["value"]
+            assert address == f"{service['metadata']['name']}:50051"
+
+
+def test_every_pod_serves_metrics_for_prometheus(manifests: list[Manifest]) -> None:
+    for name, deployment in of_kind(manifests, "Deployment").items():
+        pod = deployment["spec"]["template"]
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true", name
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9464"
+        assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+        ports = {port["name"]: port["containerPort"] for port in container(deployment)["ports"]}
+        assert ports["metrics"] == 9464
+        env = env_of(deployment)
+        assert env["FIREBREAK_METRICS_PORT"]["value"] == "9464"
+        assert env["FIREBREAK_METRICS_HOST"]["value"] == "0.0.0.0"  # reachable from outside
+    assert [manifest for manifest in manifests if manifest["kind"] == "ServiceMonitor"] == []
+    quiet = render(with_values(metrics={"podAnnotations": False, "port": 9100}))
+    for deployment in of_kind(quiet, "Deployment").values():
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert not any(key.startswith("prometheus.io/") for key in annotations)
+        assert env_of(deployment)["FIREBREAK_METRICS_PORT"]["value"] == "9100"
+
+
+def test_a_service_monitor_is_made_only_when_asked_for() -> None:
+    monitor_values = {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}
+    rendered = render(with_values(metrics=monitor_values))
+    [monitor] = [manifest for manifest in rendered if manifest["kind"] == "ServiceMonitor"]
+    # A CRD, unknown to kubernetes-validate: checked here against what the operator reads.
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    assert endpoint["interval"] == "30s"
+    selected = [
+        service
+        for service in rendered
+        if service["kind"] == "Service"
+        and monitor["spec"]["selector"]["matchLabels"].items()
+        <= service["metadata"]["labels"].items()
+    ]
+    # every pod once: through its headless Service only
+    assert sorted(service["metadata"]["name"] for service in selected) == sorted(
+        f"{RELEASE}-firebreak-{name}-headless" for name in SERVICES
+    )
+    assert all(
+        any(port["name"] == endpoint["port"] for port in service["spec"]["ports"])
+        for service in selected
+    )
+
+
+def test_each_release_has_its_own_stream_and_subjects(manifests: list[Manifest]) -> None:
+    def bus_env(rendered: list[Manifest]) -> set[tuple[str, str]]:
+        envs = [env_of(deployment) for deployment in of_kind(rendered, "Deployment").values()]
+        return {
+            (env["FIREBREAK_STREAM_NAME"]["value"], env["FIREBREAK_SUBJECT_PREFIX"]["value"])
+            for env in envs
+        }
+
+    assert bus_env(manifests) == {(f"{RELEASE}-firebreak", f"{RELEASE}-firebreak.events.v1.")}
+    other = render(release="other")
+    assert bus_env(other) == {("other-firebreak", "other-firebreak.events.v1.")}
+    kept = {"streamName": "FIREBREAK", "subjectPrefix": "firebreak.events.v1."}
+    assert bus_env(render(with_values(jetstream=kept))) == {("FIREBREAK", "firebreak.events.v1.")}
+    for deployment in of_kind(manifests, "Deployment").values():
+        env = env_of(deployment)
+        assert env["FIREBREAK_STREAM_MAX_BYTES"]["value"] == "1073741824"
+        assert env["FIREBREAK_MAX_DELIVERIES"]["value"] == "5"
+        assert "FIREBREAK_DURABLE_PREFIX" not in env  # durables belong to their stream
+    prefixed = render(with_values(jetstream={"durablePrefix": "blue-"}))
+    for deployment in of_kind(prefixed, "Deployment").values():
+        assert env_of(deployment)["FIREBREAK_DURABLE_PREFIX"]["value"] == "blue-"
 
 
 def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
@@ -258,8 +366,9 @@ def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
         assert {reference["key"] for reference in from_secret.values()} <= set(secret["stringData"])
         assert env["OTEL_SERVICE_NAME"]["value"] == f"firebreak-{name}"
     gateway_env = env_of(of_kind(manifests, "Deployment")["gateway"])
-    assert gateway_env["FIREBREAK_INTAKE_ADDR"]["value"] == f"{RELEASE}-firebreak-intake:50051"
-    assert gateway_env["FIREBREAK_REVIEW_ADDR"]["value"] == f"{RELEASE}-firebreak-review:50051"
+    intake, review = (f"{RELEASE}-firebreak-{name}-headless:50051" for name in ("intake", "review"))
+    assert gateway_env["FIREBREAK_INTAKE_ADDR"]["value"] == intake
+    assert gateway_env["FIREBREAK_REVIEW_ADDR"]["value"] == review
 
 
 def test_evidence_keeps_its_blobs_on_a_persistent_volume(manifests: list[Manifest]) -> None:
@@ -410,6 +519,9 @@ def test_production_example_scales_and_uses_replicated_jetstream() -> None:
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
         ({"securityContext": {"runAsUser": 0}}, "/securityContext/runAsUser"),
         ({"telemetry": {"env": {"PATH": "/tmp"}}}, "PATH"),
+        ({"metrics": {"port": 8080}}, "/metrics/port"),
+        ({"jetstream": {"streamName": "fire.break"}}, "/jetstream/streamName"),
+        ({"jetstream": {"subjectPrefix": "events.>"}}, "/jetstream/subjectPrefix"),
     ],
     ids=[
         "negative-replicas",
@@ -423,6 +535,9 @@ def test_production_example_scales_and_uses_replicated_jetstream() -> None:
         "pull-policy",
         "root-user",
         "non-otel-telemetry-env",
+        "metrics-on-the-http-port",
+        "stream-name-with-a-dot",
+        "subject-prefix-with-a-wildcard",
     ],
 )
 def test_schema_rejects_bad_values(overrides: dict[str, Any], complaint: str) -> None:

@@ -237,6 +237,9 @@ EXPECTED_ELSEWHERE: dict[Action, dict[PrincipalKind, tuple[str, str]]] = {
     | {kind: ("ok", "ok") for kind in STAFF},
     Action.ONCALL_MANAGE: {kind: ("403", "403") for kind in PrincipalKind}
     | {K.MANAGER: ("ok",) * 2, K.ADMIN: ("ok",) * 2},
+    # Every service's dead letters carry every client's events: admins only, whatever a wall.
+    Action.DEAD_LETTER_MANAGE: {kind: ("403", "403") for kind in PrincipalKind}
+    | {K.ADMIN: ("ok",) * 2},
 }
 
 

@@ -1,6 +1,6 @@
 """Known poison (issue 12 §3): events that would fail the same way on every delivery are handled
-once, or dropped loudly, never retried forever. Real consumers, a real nats-server, each real
-database."""
+once, or parked as dead letters at once, never retried forever. Real consumers, a real
+nats-server, each real database."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from firebreak import bus
 from firebreak.api.events.v1 import events_pb2
 from firebreak.consumer import EventConsumer, Handler, define_inbox_table
 from firebreak.database import create_engine, create_schema, reading
+from firebreak.dead_letters import DeadLetters, define_dead_letter_table
 from firebreak.events import (
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_REPORTED,
@@ -86,6 +87,7 @@ def triage_consumer(engine: AsyncEngine) -> EventConsumer:
         inbox=triage_models.inbox,
         batch_size=16,
         stream=bus.stream_config(),
+        dead_letters=DeadLetters(service="triage", engine=engine, table=triage_models.dead_letters),
     )
 
 
@@ -299,7 +301,7 @@ def test_event_ids_must_be_uuids() -> None:
         parse_event(event.SerializeToString(), subject=subject_for(INCIDENT_REPORTED))
 
 
-async def test_a_consumer_drops_events_whose_ids_are_too_long_and_carries_on(
+async def test_a_consumer_parks_events_whose_ids_are_too_long_and_carries_on(
     triage_engine: AsyncEngine, client: NATS
 ) -> None:
     good = reported(str(uuid.uuid4()))
@@ -314,6 +316,11 @@ async def test_a_consumer_drops_events_whose_ids_are_too_long_and_carries_on(
     await assert_nothing_redelivered(client, "triage")
     decisions = await rows(triage_engine, triage_models.decisions)
     assert [row["incident_id"] for row in decisions] == [good.incident_id]
+    parked = await rows(triage_engine, triage_models.dead_letters)
+    assert sorted(str(row["incident_id"]) for row in parked) == sorted(
+        event.incident_id[:36] for event in spoilt
+    )
+    assert all(row["reason"] == "malformed" for row in parked)
 
 
 # A table a test handler writes a payload value to: a column as short as the ids' ones.
@@ -321,10 +328,11 @@ metadata = MetaData()
 bounded = Table("bounded", metadata, Column("value", String(36)))
 bounded_outbox = define_outbox_table(metadata)
 bounded_inbox = define_inbox_table(metadata)
+bounded_dead_letters = define_dead_letter_table(metadata)
 
 
 @pytest.mark.postgres
-async def test_a_payload_value_postgresql_refuses_is_dropped_not_retried(
+async def test_a_payload_value_postgresql_refuses_is_parked_not_retried(
     postgres: Callable[[str], str], client: NATS
 ) -> None:
     """The envelope's ids are checked on arrival; a payload's are written by handlers into many
@@ -345,6 +353,7 @@ async def test_a_payload_value_postgresql_refuses_is_dropped_not_retried(
         inbox=bounded_inbox,
         batch_size=16,
         stream=bus.stream_config(),
+        dead_letters=DeadLetters(service="bounded", engine=engine, table=bounded_dead_letters),
     )
     events = [reported(str(uuid.uuid4())) for _ in range(4)]
     for poison in (events[0], events[2]):  # the first comes alone, the other in a batch
@@ -360,7 +369,11 @@ async def test_a_payload_value_postgresql_refuses_is_dropped_not_retried(
                 await connection.execute(select(func.count()).select_from(bounded))
             ).scalar_one() == 2
             inboxed = (await connection.execute(select(bounded_inbox.c.event_id))).scalars().all()
-        # The dropped events left nothing behind, not even an inbox row.
+            parked = (await connection.execute(select(bounded_dead_letters))).all()
+        # The parked events left nothing else behind, not even an inbox row.
         assert sorted(inboxed) == sorted([events[1].id, events[3].id])
+        assert sorted(row.event_id for row in parked) == sorted([events[0].id, events[2].id])
+        assert {(row.reason, row.deliveries) for row in parked} == {("data_refused", 1)}
+        assert all(row.error.startswith("DBAPIError") for row in parked), parked
     finally:
         await engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,11 +11,13 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from firebreak.database import create_engine
+from firebreak.metrics_sampler import MetricsSampler
 from firebreak.settings import Settings
 from firebreak.startup_migration import ensure_migrated
 from services.gateway import keys, tenants
 from services.gateway.backends import Backends
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
+from services.gateway.request_metrics import RequestMetrics
 from services.gateway.routers import (
     ack_links,
     actions,
@@ -24,6 +27,7 @@ from services.gateway.routers import (
     closure,
     contact_methods,
     custody_signatures,
+    dead_letters,
     deadline_rules,
     deadlines,
     escalation_policies,
@@ -61,9 +65,18 @@ def create_app(settings: Settings) -> FastAPI:
                 admin_key = keys.generate_key()
                 await tenants.install_bootstrap_key(connection, key=admin_key)
                 log.warning("FIREBREAK_ADMIN_KEY is not set; generated admin key: %s", admin_key)
-        app.state.backends = Backends.open(settings, engine)
+        backends = app.state.backends = Backends.open(settings, engine)
+        sampler = MetricsSampler(
+            service="gateway", engine=engine, nats=lambda: backends.nats, consumes=False
+        )
+        stop_sampling = asyncio.Event()
+        sampling = asyncio.create_task(
+            sampler.run(stop_sampling, settings.metrics_sample_seconds), name="metrics"
+        )
         yield
-        await app.state.backends.close()
+        stop_sampling.set()
+        await sampling
+        await backends.close()
 
     app = FastAPI(
         title="Firebreak",
@@ -96,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
         evidence_export,
         custody_signatures,
         deadline_rules,
+        dead_letters,
         api_keys,
         ack_links,
         health,
@@ -110,10 +124,12 @@ def create_app(settings: Settings) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         streamed=evidence_content.STREAMED_UPLOAD,
     )
+    # Outside the body limit, so that a refused body is counted too.
+    app.add_middleware(RequestMetrics)
     # One server span per request; the ASGI send/receive spans under it tell nothing more. An
     # acknowledge link's URL is a credential, so its requests make no span that would record it
     # (the acknowledgement itself still joins the incident's trace).
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz,v1/ack/", exclude_spans=["receive", "send"]
+        app, excluded_urls="healthz,readyz,status,v1/ack/", exclude_spans=["receive", "send"]
     )
     return app

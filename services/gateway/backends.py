@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.client import Client as NATS
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus, runtime
+from firebreak.api.admin.v1 import dead_letters_pb2
+from firebreak.api.evidence.v1 import evidence_pb2
 from firebreak.api.evidence.v1.evidence_pb2_grpc import EvidenceServiceStub
+from firebreak.api.intake.v1 import intake_pb2
 from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
+from firebreak.api.notify.v1 import deadlines_pb2, notify_pb2, updates_pb2
 from firebreak.api.notify.v1.deadlines_pb2_grpc import DeadlineServiceStub
 from firebreak.api.notify.v1.notify_pb2_grpc import (
     ContactMethodServiceStub,
@@ -22,8 +25,12 @@ from firebreak.api.notify.v1.notify_pb2_grpc import (
     ScheduleServiceStub,
 )
 from firebreak.api.notify.v1.updates_pb2_grpc import StatusUpdateServiceStub
+from firebreak.api.review.v1 import review_pb2
 from firebreak.api.review.v1.review_pb2_grpc import ReviewServiceStub
+from firebreak.api.triage.v1 import triage_pb2
 from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
+from firebreak.database import answers
+from firebreak.grpc_channels import open_channel
 from firebreak.outbox import Outbox
 from firebreak.settings import Settings
 from services.gateway import models
@@ -57,6 +64,7 @@ class Backends:
     evidence: EvidenceServiceStub = field(init=False)
     outbox: Outbox = field(init=False)
     nats: NATS | None = None
+    nats_link: bus.LinkState = field(default_factory=bus.LinkState)
     _nats_connecting: asyncio.Task[None] | None = None
     _relay: asyncio.Task[None] | None = None
     _housekeeping: asyncio.Task[None] | None = None
@@ -77,54 +85,61 @@ class Backends:
 
     @classmethod
     def open(cls, settings: Settings, engine: AsyncEngine) -> Backends:
+        dead_letters = dead_letters_pb2.DESCRIPTOR
         backends = cls(
             engine=engine,
-            intake_channel=grpc.aio.insecure_channel(
-                settings.intake_addr, interceptors=aio_client_interceptors()
+            # Every service also serves the admin's dead letters.
+            intake_channel=open_channel(settings.intake_addr, intake_pb2.DESCRIPTOR, dead_letters),
+            review_channel=open_channel(settings.review_addr, review_pb2.DESCRIPTOR, dead_letters),
+            triage_channel=open_channel(settings.triage_addr, triage_pb2.DESCRIPTOR, dead_letters),
+            notify_channel=open_channel(
+                settings.notify_addr,
+                notify_pb2.DESCRIPTOR,
+                deadlines_pb2.DESCRIPTOR,
+                updates_pb2.DESCRIPTOR,
+                dead_letters,
             ),
-            review_channel=grpc.aio.insecure_channel(
-                settings.review_addr, interceptors=aio_client_interceptors()
-            ),
-            triage_channel=grpc.aio.insecure_channel(
-                settings.triage_addr, interceptors=aio_client_interceptors()
-            ),
-            notify_channel=grpc.aio.insecure_channel(
-                settings.notify_addr, interceptors=aio_client_interceptors()
-            ),
-            evidence_channel=grpc.aio.insecure_channel(
+            evidence_channel=open_channel(
                 settings.evidence_addr,
-                interceptors=aio_client_interceptors(),
+                evidence_pb2.DESCRIPTOR,
+                dead_letters,
                 options=EVIDENCE_CHANNEL_OPTIONS,
             ),
         )
-        # The gateway serves (and reports not-ready) while NATS is still coming up.
+        # Published rows are deleted after a day, as in every service.
+        backends._housekeeping = asyncio.create_task(
+            runtime.keep_house(backends.outbox, None, backends._stop_relaying), name="housekeeping"
+        )
+        # The gateway serves, and is ready, while NATS is away: events wait in its outbox.
         backends._nats_connecting = asyncio.create_task(backends._connect_nats(settings))
         return backends
 
     async def _connect_nats(self, settings: Settings) -> None:
-        self.nats = await bus.connect(settings.bus_url, name=f"gateway-{settings.instance_id}")
+        stream = bus.stream_config(settings.stream_replicas, settings.stream_max_bytes)
+        self.nats = await runtime.connect_bus(settings, "gateway", stream, self.nats_link)
         # The relay publishes the events about people that the gateway's outbox holds.
-        stream = bus.stream_config(settings.stream_replicas)
         self._relay = asyncio.create_task(
             self.outbox.run_relay(self.nats, self._stop_relaying, stream), name="outbox relay"
-        )
-        # Published rows are deleted after a day, as in every service.
-        self._housekeeping = asyncio.create_task(
-            runtime.keep_house(self.outbox, None, self._stop_relaying), name="housekeeping"
         )
 
     def nats_connected(self) -> bool:
         return self.nats is not None and self.nats.is_connected
 
-    async def intake_serving(self) -> bool:
-        stub = health_pb2_grpc.HealthStub(self.intake_channel)
-        try:
-            reply = await stub.Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError:
-            return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
+    async def database_answers(self) -> bool:
+        return await answers(self.engine, HEALTH_TIMEOUT_SECONDS)
+
+    async def services_health(self) -> dict[str, str]:
+        """Each service's grpc.health.v1 status (as seen through this gateway's channel):
+        SERVING, NOT_SERVING, or UNREACHABLE."""
+        channels = {
+            "intake": self.intake_channel,
+            "triage": self.triage_channel,
+            "notify": self.notify_channel,
+            "evidence": self.evidence_channel,
+            "review": self.review_channel,
+        }
+        states = await asyncio.gather(*map(_health, channels.values()))
+        return dict(zip(channels, states, strict=True))
 
     async def close(self) -> None:
         if self._nats_connecting is not None:
@@ -134,11 +149,21 @@ class Backends:
             await asyncio.gather(self._relay, return_exceptions=True)
         if self._housekeeping is not None:
             await asyncio.gather(self._housekeeping, return_exceptions=True)
-        if self.nats is not None and self.nats.is_connected:
-            await self.nats.drain()
+        if self.nats is not None:
+            await runtime.close_bus(self.nats)
         await self.intake_channel.close()
         await self.review_channel.close()
         await self.triage_channel.close()
         await self.notify_channel.close()
         await self.evidence_channel.close()
         await self.engine.dispose()
+
+
+async def _health(channel: grpc.aio.Channel) -> str:
+    try:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT_SECONDS
+        )
+    except grpc.aio.AioRpcError:
+        return "UNREACHABLE"
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from firebreak.metrics import serve_metrics
 from firebreak.settings import Settings
 from services.gateway.app import create_app
 
@@ -18,4 +19,8 @@ async def serve(settings: Settings) -> None:
         http="httptools",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
-    await uvicorn.Server(config).serve()
+    stop_serving_metrics = serve_metrics(settings)
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        stop_serving_metrics()

@@ -93,6 +93,7 @@ class Action(StrEnum):
     REVIEW_APPROVE = "review_approve"
     INCIDENT_CLOSE = "incident_close"
     REPORT_READ = "report_read"
+    DEAD_LETTER_MANAGE = "dead_letter_manage"
 
 
 ACTION_SCOPE: dict[Action, str] = {
@@ -137,6 +138,8 @@ ACTION_SCOPE: dict[Action, str] = {
     Action.INCIDENT_CLOSE: "close a resolved incident whose closure gates are met",
     Action.REPORT_READ: "read the response metrics and a client's monthly summary (a client: "
     "its own)",
+    Action.DEAD_LETTER_MANAGE: "list every service's dead letters (events its consumer gave up "
+    "on), replay or discard one",
 }
 
 # Actions on an incident: a principal who may not see the incident at all is told it does not
@@ -226,6 +229,7 @@ PERMISSIONS: dict[Action, dict[PrincipalKind, Grant]] = {
     Action.REVIEW_APPROVE: {MANAGER: WALL, ADMIN: WALL},
     Action.INCIDENT_CLOSE: {RESPONDER: Grant.COMMANDER, MANAGER: WALL, ADMIN: WALL},
     Action.REPORT_READ: {SYSTEM: OWN, CONTACT: OWN, RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
+    Action.DEAD_LETTER_MANAGE: {ADMIN: ALL},
 }
 
 # What a SELF grant is limited to, and who may do more, as a refusal says it.

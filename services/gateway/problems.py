@@ -13,9 +13,11 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from firebreak.database import DatabaseUnavailable, is_unavailable
 from firebreak.errors import DomainError, Forbidden, InvalidArgument, NotFound
 from firebreak.grpc_server import (
     ALLOWED_METADATA_KEY,
@@ -25,6 +27,8 @@ from firebreak.grpc_server import (
 )
 
 PROBLEM_JSON = "application/problem+json"
+# A database restart or failover takes seconds, not one.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +202,18 @@ async def _on_rpc_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _on_database_error(request: Request, error: Exception) -> JSONResponse:
+    if not is_unavailable(error):
+        return await _on_unexpected(request, error)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
+    return problem_response(
+        503,
+        "The database is unavailable; retry shortly.",
+        request=request,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     # A bug, not the caller's fault; the traceback goes to the log, not to the client.
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
@@ -210,6 +226,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(grpc.aio.AioRpcError, _on_rpc_error)
+    app.add_exception_handler(DatabaseUnavailable, _on_database_error)
+    app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

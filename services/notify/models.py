@@ -16,6 +16,7 @@ from sqlalchemy import (
 )
 
 from firebreak.consumer import define_inbox_table
+from firebreak.dead_letters import define_dead_letter_table
 from firebreak.outbox import define_outbox_table
 
 metadata = MetaData()
@@ -274,3 +275,4 @@ deadlines = Table(
 
 outbox = define_outbox_table(metadata)
 inbox = define_inbox_table(metadata)
+dead_letters = define_dead_letter_table(metadata)

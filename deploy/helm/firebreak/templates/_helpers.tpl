@@ -40,6 +40,35 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* The release's stream and subject prefix (values.jetstream), from the release when empty. */}}
+{{- define "firebreak.streamName" -}}
+{{- .Values.jetstream.streamName | default (include "firebreak.fullname" .) -}}
+{{- end -}}
+
+{{- define "firebreak.subjectPrefix" -}}
+{{- .Values.jetstream.subjectPrefix | default (printf "%s.events.v1." (include "firebreak.fullname" .)) -}}
+{{- end -}}
+
+{{/* Settings every pod gets: the bus's names and limits, and where metrics are served. */}}
+{{- define "firebreak.busAndMetricsEnv" -}}
+- name: FIREBREAK_STREAM_NAME
+  value: {{ include "firebreak.streamName" . | quote }}
+- name: FIREBREAK_SUBJECT_PREFIX
+  value: {{ include "firebreak.subjectPrefix" . | quote }}
+{{- with .Values.jetstream.durablePrefix }}
+- name: FIREBREAK_DURABLE_PREFIX
+  value: {{ . | quote }}
+{{- end }}
+- name: FIREBREAK_STREAM_MAX_BYTES
+  value: {{ .Values.jetstream.maxBytes | int64 | quote }}
+- name: FIREBREAK_MAX_DELIVERIES
+  value: {{ .Values.jetstream.maxDeliveries | quote }}
+- name: FIREBREAK_METRICS_HOST
+  value: "0.0.0.0"
+- name: FIREBREAK_METRICS_PORT
+  value: {{ .Values.metrics.port | quote }}
+{{- end -}}
+
 {{- define "firebreak.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}

@@ -203,10 +203,13 @@ class EventConsumer:
                     raise _UndoLoneEvent
         except _UndoLoneEvent:
             pass  # rolled back: the failed handler's writes are gone
-        except Exception:
+        except Exception as error:
             # The commit failed (the database is away, most likely): nothing of the batch
             # happened, and no message is to blame; JetStream will offer them all again.
-            log.exception("committing %d events failed; will retry", len(messages))
+            if is_unavailable(error):  # an outage, not a bug: one line, no traceback
+                log.warning("committing %d events failed; will retry: %s", len(messages), error)
+            else:
+                log.exception("committing %d events failed; will retry", len(messages))
             verdicts = [Verdict(Outcome.RETRY)] * len(messages)
         for message, verdict in zip(messages, verdicts, strict=True):
             await self._settle(message, verdict)

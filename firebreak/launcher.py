@@ -1,6 +1,7 @@
 """Starts the whole platform as local processes: a nats-server, every service, the gateway.
 
-`make run` uses it, and so do the end-to-end tests, so both exercise the same start-up.
+`make run` uses it, and so do the end-to-end tests, so both exercise the same start-up. Once
+supervised, a process that dies is started again after a back-off, as a Deployment would.
 """
 
 from __future__ import annotations
@@ -25,6 +26,24 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from firebreak.settings import GRPC_SERVICES
+
+# A dead process is started again after a delay that doubles from the first to the longest, as
+# Kubernetes backs off a crash-looping pod; one that stayed up a while starts over from the first.
+FIRST_RESTART_DELAY_SECONDS = 0.5
+LONGEST_RESTART_DELAY_SECONDS = 30.0
+STAYED_UP_SECONDS = 60.0
+
+
+@dataclass
+class Launch:
+    """How a process was started, to start it again the same way, and its restarts so far."""
+
+    command: list[str]
+    env: dict[str, str]
+    started_at: float  # monotonic
+    restarts: int = 0
+    delay: float = FIRST_RESTART_DELAY_SECONDS
+    due_at: float | None = None  # found dead: when it is to be started again
 
 
 def nats_server_binary() -> str:
@@ -115,6 +134,14 @@ class Platform:
     # is configured): a newcomer sees the mail a P1 produces.
     mail_port: int | None = None
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    launches: dict[str, Launch] = field(default_factory=dict)
+    # Held while processes are started, stopped or restarted, so a stop never races a restart.
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _stopping: bool = field(default=False, init=False)
+    _supervisor_stop: threading.Event = field(
+        default_factory=threading.Event, init=False, repr=False
+    )
+    _supervisor: threading.Thread | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.nats_url = self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
@@ -162,7 +189,7 @@ class Platform:
     def start_nats_server(self) -> None:
         store = self.var_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
-        self._spawn(
+        self.launch(
             "nats",
             [
                 nats_server_binary(),
@@ -182,7 +209,7 @@ class Platform:
 
     def start_mail_catcher(self, port: int) -> None:
         """aiosmtpd's debugging server: every mail it gets is printed, prefixed "mail"."""
-        self._spawn(
+        self.launch(
             "mail",
             [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"],
             os.environ.copy(),
@@ -195,9 +222,16 @@ class Platform:
         """Starts `firebreak serve NAME`; a label other than the name makes a second replica."""
         service_env = self.service_env()
         service_env.update(env or {})
-        return self._spawn(
+        return self.launch(
             label or name, [sys.executable, "-m", "firebreak.cli", "serve", name], service_env
         )
+
+    def launch(self, label: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+        """Starts a process of the platform: logged under `label`, supervised like the rest."""
+        with self._lock:
+            process = self._spawn(label, command, env)
+            self.launches[label] = Launch(command, env, started_at=time.monotonic())
+            return process
 
     def _spawn(self, label: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         process = subprocess.Popen(
@@ -251,8 +285,12 @@ class Platform:
         return self.stop_processes([label], timeout=timeout)[0]
 
     def stop_processes(self, labels: list[str], *, timeout: float = 15.0) -> list[int]:
-        """Sends each one SIGTERM, once, together; kills only those that will not stop."""
-        processes = [self.processes.pop(label) for label in labels]
+        """Sends each one SIGTERM, once, together; kills only those that will not stop. A
+        process stopped on purpose is not restarted."""
+        with self._lock:
+            processes = [self.processes.pop(label) for label in labels]
+            for label in labels:
+                self.launches.pop(label, None)
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -264,8 +302,67 @@ class Platform:
                 process.wait()
         return [process.returncode for process in processes]
 
+    def kill(self, label: str) -> int:
+        """Kills one process with SIGKILL, as a crash would, and takes it out of supervision
+        (start it again with the method that started it); returns its exit code."""
+        with self._lock:
+            process = self.processes.pop(label)
+            self.launches.pop(label, None)
+        process.kill()
+        return process.wait()
+
+    def supervise(self, interval: float = 0.2) -> None:
+        """Restarts dead processes from a thread of its own until the platform stops."""
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(interval,), name="supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def _supervise(self, interval: float) -> None:
+        while not self._supervisor_stop.wait(interval):
+            self.restart_dead()
+
+    def restart_dead(self) -> None:
+        """One round of supervision: notes each newly dead process and when it will be started
+        again, and starts again those whose back-off is over."""
+        with self._lock:
+            if self._stopping:
+                return
+            now = time.monotonic()
+            for label, process in list(self.processes.items()):
+                launch = self.launches.get(label)
+                if launch is None or process.poll() is None:
+                    continue
+                if launch.due_at is None:
+                    if now - launch.started_at >= STAYED_UP_SECONDS:
+                        launch.delay = FIRST_RESTART_DELAY_SECONDS
+                    launch.restarts += 1
+                    launch.due_at = now + launch.delay
+                    self.note(
+                        f"{label} exited with {process.returncode}; restarting in "
+                        f"{launch.delay:.1f}s (restart {launch.restarts})"
+                    )
+                    launch.delay = min(launch.delay * 2, LONGEST_RESTART_DELAY_SECONDS)
+                elif now >= launch.due_at:
+                    launch.due_at = None
+                    launch.started_at = now
+                    self._spawn(label, launch.command, launch.env)
+
+    def note(self, line: str) -> None:
+        """The launcher's own log line: in logs/launcher.log, and to `log_line`."""
+        with (self.var_dir / "logs" / "launcher.log").open("a", encoding="utf-8") as log_file:
+            log_file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+        if self.log_line is not None:
+            self.log_line("launcher", line)
+
     def stop(self) -> None:
-        """Stops the services together, each gracefully, and NATS after them."""
+        """Stops the services together, each gracefully, and NATS after them; nothing is
+        restarted from the moment this starts."""
+        with self._lock:
+            self._stopping = True
+        self._supervisor_stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         self.stop_processes([label for label in self.processes if label != "nats"])
         if "nats" in self.processes:
             self.stop_process("nats")

@@ -10,7 +10,6 @@ import importlib.util
 import json
 import secrets
 import signal
-import sys
 import time
 
 import httpx
@@ -70,9 +69,11 @@ Press Ctrl-C to stop.
 """,
             flush=True,
         )
-        while all(process.poll() is None for process in platform.processes.values()):
-            time.sleep(0.5)
-        print("a process exited; stopping the platform", file=sys.stderr)
+        # A process that dies is started again, as a Deployment would: one dead service no
+        # longer stops the whole platform.
+        while True:
+            platform.restart_dead()
+            time.sleep(0.25)
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
     finally:

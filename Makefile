@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 PROTOS := $(shell find proto -name '*.proto')
 GENERATED := firebreak/api/.generated
 
-.PHONY: run test lint gen bench clean
+.PHONY: run test lint gen bench chaos clean
 
 run: $(GENERATED)
 	$(BIN)/firebreak run
@@ -25,6 +25,11 @@ gen: $(GENERATED)
 # e.g. make bench BENCH_ARGS='--quick'   or   make bench BENCH_ARGS='--postgres'
 bench: $(GENERATED)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Faults under load against a private platform; `python -m chaos --help` lists them.
+# e.g. make chaos CHAOS_ARGS='--scale-out'   or   make chaos CHAOS_ARGS='--rate 50 --faults kill:intake'
+chaos: $(GENERATED)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -13,7 +14,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.events import (
@@ -135,10 +136,12 @@ class MemorySampler:
 @dataclass
 class IncidentEvents:
     """Every event seen for one incident: the occurred_at of each, by type, and when the first
-    of each type was stored in the stream (its relay published it)."""
+    of each type was stored in the stream (its relay published it); the distinct event ids of
+    each type (two ids of one type: an effect applied twice, not a republished event)."""
 
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     stored: dict[str, float] = field(default_factory=dict)
+    ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
 
 class EventWatcher:
@@ -152,15 +155,26 @@ class EventWatcher:
         self.malformed = 0
         self._nc: NATS | None = None
         self._js: JetStreamContext | None = None
+        self._subscription: JetStreamContext.PushSubscription | None = None
 
     async def start(self) -> None:
         self._nc = await nats.connect(self.url, name="bench-watcher")
         self._js = self._nc.jetstream()
-        await self._js.subscribe(
+        await self.subscribe()
+
+    async def subscribe(self) -> None:
+        """Reads on from the message after the last one read (from the first, at the start):
+        also after a NATS restart that forgot the ordered consumer."""
+        assert self._js is not None
+        if self._subscription is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._subscription.unsubscribe()
+        self._subscription = await self._js.subscribe(
             SUBJECT_PREFIX + ">",
             stream=STREAM,
             ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            config=ConsumerConfig(opt_start_seq=self.last_sequence + 1),
             cb=self._on_message,
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
@@ -184,6 +198,7 @@ class EventWatcher:
         moment = envelope.occurred_at.seconds + envelope.occurred_at.nanos / 1e9
         events = self.incidents[envelope.incident_id]
         events.times[envelope.type].append(moment)
+        events.ids[envelope.type].add(envelope.id)
         events.stored.setdefault(envelope.type, message.metadata.timestamp.timestamp())
         self.by_type[envelope.type].append(moment)
 

@@ -69,6 +69,13 @@ class LinkState:
             self.connected, self.since = connected, datetime.now(UTC)
 
 
+def servers(url: str) -> list[str]:
+    """The servers of a URL such as FIREBREAK_NATS_URL, comma-separated for a cluster: the
+    client needs more than one when the first is down at start (once connected, it learns the
+    cluster's other servers from the one it reached)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 async def connect(url: str, name: str, link: LinkState | None = None) -> NATS:
     """Connects, waiting for the server if it is not up yet; reconnects for ever afterwards.
     `link`, when given, follows the connection's state."""
@@ -95,7 +102,7 @@ async def connect(url: str, name: str, link: LinkState | None = None) -> NATS:
     client = NATS()
     # With unlimited reconnect attempts this also waits for a server that is not up yet.
     await client.connect(
-        url,
+        servers(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,  # type: ignore[arg-type]  # typed int, takes seconds as float

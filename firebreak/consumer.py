@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.bus import ConsumerLost, PullFeed, ensure_consumer, ensure_stream
-from firebreak.database import is_unavailable, upsert_insert
+from firebreak.database import is_transient, is_unavailable, upsert_insert
 from firebreak.dead_letters import DeadLetters, ParkReason
 from firebreak.dead_letters.store import describe
 from firebreak.events import SCHEMA_VERSION, MalformedEvent, NewerSchemaVersion, parse_event
@@ -298,8 +298,18 @@ class EventConsumer:
             # Redelivery cannot fix a value the database refuses.
             return Verdict(Outcome.PARK, ParkReason.DATA_REFUSED, describe(error))
         attempts = message.metadata.num_delivered or 1
-        # An unreachable database is no fault of the event's: it does not count towards parking.
-        if attempts >= self._delivery.max_deliveries and not is_unavailable(error):
+        if is_transient(error):
+            # An unreachable database, or a deadlock with another replica, is no fault of the
+            # event's: it does not count towards parking, and it is no bug to trace back.
+            log.warning(
+                "handling %s %s (stream sequence %d) met %s; will retry",
+                envelope.type,
+                envelope.id,
+                message.metadata.sequence.stream,
+                describe(error),
+            )
+            return Verdict(Outcome.RETRY)
+        if attempts >= self._delivery.max_deliveries:
             return Verdict(Outcome.PARK, ParkReason.HANDLER_FAILED, describe(error))
         log.exception(
             "handling %s %s (stream sequence %d, delivery %d) failed; will retry",

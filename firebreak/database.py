@@ -39,6 +39,15 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
+def is_transient(error: BaseException) -> bool:
+    """Whether the same work may well succeed if simply tried again: the database unreachable,
+    or PostgreSQL's SQLSTATE class 40 (a deadlock or serialization failure between replicas)."""
+    if is_unavailable(error):
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, DBAPIError) else None
+    return isinstance(sqlstate, str) and sqlstate.startswith("40")
+
+
 def _lost_connection(error: BaseException | None) -> bool:
     if isinstance(error, OSError):  # refused, reset, timed out
         return True

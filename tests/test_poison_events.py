@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak import bus
 from firebreak.api.events.v1 import events_pb2
-from firebreak.consumer import EventConsumer, Handler, define_inbox_table
+from firebreak.consumer import DeliveryPolicy, EventConsumer, Handler, define_inbox_table
 from firebreak.database import create_engine, create_schema, reading
 from firebreak.dead_letters import DeadLetters, define_dead_letter_table
 from firebreak.events import (
@@ -375,5 +375,46 @@ async def test_a_payload_value_postgresql_refuses_is_parked_not_retried(
         assert sorted(row.event_id for row in parked) == sorted([events[0].id, events[2].id])
         assert {(row.reason, row.deliveries) for row in parked} == {("data_refused", 1)}
         assert all(row.error.startswith("DBAPIError") for row in parked), parked
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_deadlock_with_another_replica_is_retried_and_never_counts_towards_parking(
+    postgres: Callable[[str], str], client: NATS
+) -> None:
+    """Two replicas applying overlapping batches can deadlock (SQLSTATE 40P01, seen in the
+    scale-out chaos run): that is no fault of the event's, however often it happens."""
+    engine = create_engine(postgres("deadlocks"))
+    await create_schema(engine, metadata)
+    calls: list[str] = []
+
+    async def deadlocks_twice(connection: AsyncConnection, event: events_pb2.EventEnvelope) -> None:
+        calls.append(event.id)
+        if len(calls) <= 2:  # PostgreSQL's own error, as a real deadlock raises it
+            await connection.exec_driver_sql(
+                "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$"
+            )
+        await connection.execute(bounded.insert().values(value=event.id))
+
+    consumer = EventConsumer(
+        durable="deadlocks",
+        handlers={INCIDENT_REPORTED: deadlocks_twice},
+        outbox=Outbox(engine, bounded_outbox),
+        inbox=bounded_inbox,
+        batch_size=16,
+        stream=bus.stream_config(),
+        dead_letters=DeadLetters(service="deadlocks", engine=engine, table=bounded_dead_letters),
+        # One failure of any other kind would park it.
+        delivery=DeliveryPolicy(max_deliveries=1, retry_delay_seconds=0.05),
+    )
+    event = reported(str(uuid.uuid4()))
+    try:
+        await publish(client, event)
+        await run_consumer_until_settled(consumer, client, "deadlocks")
+        async with reading(engine) as connection:
+            written = (await connection.execute(select(bounded.c.value))).scalars().all()
+            parked = (await connection.execute(select(bounded_dead_letters))).all()
+        assert (calls, written, parked) == ([event.id] * 3, [event.id], [])
     finally:
         await engine.dispose()

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
+from firebreak.bus import servers
 from firebreak.events import (
     INCIDENT_REPORTED,
     INCIDENT_TRIAGED,
@@ -158,7 +159,7 @@ class EventWatcher:
         self._subscription: JetStreamContext.PushSubscription | None = None
 
     async def start(self) -> None:
-        self._nc = await nats.connect(self.url, name="bench-watcher")
+        self._nc = await nats.connect(servers=servers(self.url), name="bench-watcher")
         self._js = self._nc.jetstream()
         await self.subscribe()
 

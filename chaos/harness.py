@@ -117,9 +117,9 @@ class Chaos:
         try:
             ports = await asyncio.to_thread(self.start_platform, platform)
             watcher = EventWatcher(platform.nats_url)
-            await watcher.start()
             stage = Stage(platform, postgres, watcher, ports)
             await topology.wait_until_serving(stage)
+            await topology.watch_stream(watcher)
             clients = await self.clients(platform)
             report.update(await self.drive(stage, clients))
             findings, watcher = await self.check(stage, clients, urls)
@@ -168,11 +168,9 @@ class Chaos:
     def start_platform(self, platform: Platform) -> dict[str, int]:
         if not self.args.scale_out:
             return topology.start_single(platform)
-        # Services are told one server; the client learns the others from it (bus.connect
-        # takes one URL), so the first is never the one killed (see nats-kill).
         self.nats_urls = topology.start_nats_cluster(platform)
         platform.start_nats = False
-        platform.nats_url = self.nats_urls[0]
+        platform.nats_url = ",".join(self.nats_urls)
         return topology.start_scaled(platform)
 
     async def clients(self, platform: Platform) -> Clients:

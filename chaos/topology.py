@@ -9,6 +9,9 @@ import secrets
 import time
 from pathlib import Path
 
+import nats.errors
+
+from bench.observe import EventWatcher
 from chaos.faults import Stage, serving
 from firebreak.launcher import Platform, free_ports, nats_server_binary, wait_for_port
 from firebreak.settings import GRPC_SERVICES, SERVICES
@@ -110,6 +113,21 @@ def start_scaled(platform: Platform) -> dict[str, int]:
     ports["gateway"], ports["gateway-2"] = platform.gateway_port, second["gateway"]
     platform.supervise()
     return ports
+
+
+async def watch_stream(watcher: EventWatcher) -> None:
+    """Starts reading the stream once it is there: services make it in the background, after
+    they serve, and a NATS cluster elects its JetStream leader first."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while True:
+        try:
+            await watcher.start()
+            return
+        except (nats.errors.Error, TimeoutError):
+            await watcher.stop()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def wait_until_serving(stage: Stage) -> None:

@@ -260,7 +260,8 @@ class Platform:
                     self.log_line(label, line.rstrip("\n"))
 
     def wait_until_ready(self, timeout: float = 60.0) -> None:
-        """Waits until every gRPC service reports SERVING and the gateway is ready."""
+        """Waits until every gRPC service reports SERVING and the gateway is ready and reaches
+        each of them itself (after a restart its channel may still be backing off)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for label, process in self.processes.items():
@@ -276,9 +277,13 @@ class Platform:
 
     def _gateway_ready(self) -> bool:
         try:
-            return httpx.get(f"{self.gateway_url}/readyz", timeout=1).status_code == 200
+            status = httpx.get(f"{self.gateway_url}/status", timeout=2)
         except httpx.HTTPError:
             return False
+        if status.status_code != 200:
+            return False
+        seen = status.json()
+        return bool(seen["database"]) and set(seen["services"].values()) == {"SERVING"}
 
     def stop_process(self, label: str, *, timeout: float = 15.0) -> int:
         """Stops one process gracefully; returns its exit code."""

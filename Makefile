@@ -11,11 +11,8 @@ GENERATED := firebreak/api/.generated
 run: $(GENERATED)
 	$(BIN)/firebreak run
 
-# Two workers, one test module each at a time: most of a test's time is its platform starting
-# and waiting on it, so two share the machine's CPUs well (`make test PYTEST_WORKERS=0`: one).
-PYTEST_WORKERS ?= 2
 test: $(GENERATED)
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q
 
 lint: $(GENERATED)
 	$(BIN)/ruff check .

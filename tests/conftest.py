@@ -7,14 +7,17 @@ import os
 import secrets
 import subprocess
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import nats
 import pytest
+from nats.aio.client import Client as NATS
 
+from firebreak import bus
 from firebreak.launcher import (
     Platform,
     free_port,
@@ -130,6 +133,15 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def client(nats_server: NatsServer) -> AsyncIterator[NATS]:
+    """A connection to the test's own nats-server, with the stream made."""
+    connection = await nats.connect(nats_server.url)
+    await bus.ensure_stream(connection.jetstream(), bus.stream_config())
+    yield connection
+    await connection.close()
 
 
 # --- The platform -----------------------------------------------------------------------------

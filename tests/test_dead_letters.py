@@ -47,7 +47,7 @@ from firebreak.events import (
 from firebreak.grpc_server import create_server
 from firebreak.launcher import Platform
 from firebreak.outbox import Outbox, define_outbox_table
-from tests.conftest import BACKENDS, NatsServer, start_platform
+from tests.conftest import BACKENDS, start_platform
 from tests.gateway_client import Api, eventually
 from tests.test_outbox_and_inbox import reported_event, run_consumer_until_settled
 
@@ -75,14 +75,6 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     await create_schema(engine, metadata)
     yield engine
     await engine.dispose()
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[NATS]:
-    connection = await nats.connect(nats_server.url)
-    await bus.ensure_stream(connection.jetstream(), bus.stream_config())
-    yield connection
-    await connection.close()
 
 
 class Flaky:

@@ -46,14 +46,6 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     await engine.dispose()
 
 
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[NATS]:
-    connection = await nats.connect(nats_server.url)
-    await bus.ensure_stream(connection.jetstream(), bus.stream_config())
-    yield connection
-    await connection.close()
-
-
 def reported_event(incident_id: str = "inc-1") -> events_pb2.EventEnvelope:
     return new_event(
         INCIDENT_REPORTED,

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.client import Client as NATS
 from sqlalchemy import Column, MetaData, String, Table, func, select
@@ -37,7 +36,7 @@ from services.triage.handlers import build_handlers
 from services.triage.playbooks import load_playbooks
 from services.triage.policy import load_response_policy
 from services.triage.service import Rules
-from tests.conftest import BACKENDS, NatsServer
+from tests.conftest import BACKENDS
 from tests.test_outbox_and_inbox import run_consumer_until_settled
 
 RULES = Rules(policy=load_response_policy(None), playbooks=load_playbooks(None))
@@ -68,14 +67,6 @@ async def evidence_engine(
     await create_schema(engine, evidence_models.metadata)
     yield engine
     await engine.dispose()
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[NATS]:
-    connection = await nats.connect(nats_server.url)
-    await bus.ensure_stream(connection.jetstream(), bus.stream_config())
-    yield connection
-    await connection.close()
 
 
 def triage_consumer(engine: AsyncEngine) -> EventConsumer:

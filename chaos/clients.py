@@ -74,7 +74,7 @@ class Clients:
 
     def __init__(
         self,
-        gateway_url: str,
+        gateway_urls: list[str],
         client_keys: list[str],
         staff_keys: list[str],
         lead_person_id: str,
@@ -83,11 +83,14 @@ class Clients:
         command_share: float,
         give_up_after: float,
     ) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=gateway_url,
-            timeout=REQUEST_TIMEOUT_SECONDS,
-            limits=httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
-        )
+        # One pool per gateway replica, taken in turn, as a Service spreads connections; a
+        # request that got no answer is retried on the next one.
+        limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+        self.gateways = [
+            httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_SECONDS, limits=limits)
+            for url in gateway_urls
+        ]
+        self._turn = 0
         self.slots = asyncio.Semaphore(CONNECTIONS)
         self.client_keys = client_keys
         self.staff_keys = staff_keys  # personal keys: whoever acknowledges becomes commander
@@ -130,7 +133,8 @@ class Clients:
             number += 1
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
-        await self.http.aclose()
+        for http in self.gateways:
+            await http.aclose()
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
@@ -138,14 +142,14 @@ class Clients:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(
-        self, kind: str, method: str, path: str, key: str, **request: Any
+        self, http: httpx.AsyncClient, kind: str, method: str, path: str, key: str, **request: Any
     ) -> httpx.Response | None:
-        """One request, recorded; None when no answer came."""
+        """One request to one gateway, recorded; None when no answer came."""
         headers = {"Authorization": f"Bearer {key}", **request.pop("headers", {})}
         async with self.slots:
             sent_at = time.time()
             try:
-                response = await self.http.request(method, path, headers=headers, **request)
+                response = await http.request(method, path, headers=headers, **request)
             except httpx.HTTPError as error:
                 self.attempts.append(Attempt(kind, sent_at, time.time(), 0, type(error).__name__))
                 return None
@@ -171,8 +175,12 @@ class Clients:
         as a client would); None after `give_up_after` s."""
         give_up_at = time.monotonic() + self.give_up_after
         backoff = FIRST_BACKOFF_SECONDS
+        self._turn += 1
+        attempt = self._turn  # each attempt goes to the next gateway
         while time.monotonic() < give_up_at:
-            response = await self._send(kind, method, path, key, **dict(request))
+            http = self.gateways[attempt % len(self.gateways)]
+            attempt += 1
+            response = await self._send(http, kind, method, path, key, **dict(request))
             if response is not None and response.status_code < 500:
                 return response
             if response is not None and "retry-after" in response.headers:

@@ -120,7 +120,7 @@ class Chaos:
             stage = Stage(platform, postgres, watcher, ports)
             await topology.wait_until_serving(stage)
             await topology.watch_stream(watcher)
-            clients = await self.clients(platform)
+            clients = await self.clients(platform, ports)
             report.update(await self.drive(stage, clients))
             findings, watcher = await self.check(stage, clients, urls)
             end = time.time()
@@ -173,7 +173,7 @@ class Chaos:
         platform.nats_url = ",".join(self.nats_urls)
         return topology.start_scaled(platform)
 
-    async def clients(self, platform: Platform) -> Clients:
+    async def clients(self, platform: Platform, ports: dict[str, int]) -> Clients:
         """Client organisations with client keys, responders with personal keys, the load."""
         admin = {"Authorization": f"Bearer {platform.admin_key}"}
         async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=30) as http:
@@ -203,7 +203,11 @@ class Chaos:
                 key = await created(f"/v1/people/{person['id']}/api-keys", {})
                 people.append((person["id"], key["key"]))
         return Clients(
-            platform.gateway_url,
+            [
+                f"http://127.0.0.1:{port}"
+                for label, port in ports.items()
+                if label.startswith("gateway")
+            ],
             client_keys,
             [key for _, key in people[1:]],
             people[0][0],

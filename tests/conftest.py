@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import nats
@@ -28,10 +28,24 @@ from firebreak.launcher import (
 from firebreak.settings import GRPC_SERVICES, SERVICES
 from tests.gateway_client import Api
 
+if TYPE_CHECKING:  # tests.mail builds on this module: imported where used
+    from tests.mail import Mailbox
+
 POSTGRES_URL = os.environ.get(
     "FIREBREAK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+BACKEND_PARAMS = {
+    "sqlite": pytest.param("sqlite"),
+    "postgresql": pytest.param("postgresql", marks=pytest.mark.postgres),
+}
+BACKENDS = list(BACKEND_PARAMS.values())
+
+
+def on_backend(backend: str, platform_fixture: str) -> pytest.MarkDecorator:
+    """Runs a test against one backend's platform of its module. For a timer's or a rule's
+    logic, which the database does not change: tests of claims, replicas and restarts, where
+    it does, run on both. The module's slow scenarios are spread over the two."""
+    return pytest.mark.parametrize(platform_fixture, [BACKEND_PARAMS[backend]], indirect=True)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -190,3 +204,39 @@ def platform(
 @pytest.fixture(scope="session")
 def api(platform: Platform) -> Api:
     return Api(platform)
+
+
+# Corrective actions' effectiveness checks fall due this long after they are done, on the
+# mail platform (FIREBREAK_EFFECTIVENESS_CHECK_DAYS, as seconds): tests never wait days.
+EFFECTIVENESS_CHECK_SECONDS = 3.0
+
+
+@pytest.fixture(scope="session")
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server, and its port. Tests tell their mail apart by recipient."""
+    from tests.mail import smtp_server
+
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def mail_platform(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    mailbox: tuple[Mailbox, int],
+) -> Iterator[Platform]:
+    """The platform paging by email through `mailbox`, its timers ticking fast, once per
+    backend: for the modules whose tests need no settings of their own."""
+    from tests.mail import start_paging_platform
+
+    backend = request.param
+    factory = request.getfixturevalue("postgres") if backend == "postgresql" else None
+    running = start_paging_platform(
+        tmp_path_factory.mktemp(f"mail-platform-{backend}"),
+        smtp_port=mailbox[1],
+        database_urls=database_urls(backend, factory),
+        extra_env={"FIREBREAK_EFFECTIVENESS_CHECK_DAYS": str(EFFECTIVENESS_CHECK_SECONDS / 86400)},
+    )
+    yield running
+    running.stop()

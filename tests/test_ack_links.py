@@ -9,7 +9,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message as EmailMessage
@@ -19,35 +19,11 @@ import pytest
 
 from firebreak import ack_links
 from firebreak.launcher import Platform
-from tests.conftest import BACKENDS, database_urls
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, run
-from tests.mail import Mailbox, smtp_server, start_paging_platform
+from tests.mail import Mailbox
 
 LINK = re.compile(r"https?://[^\s\"'<>]+/v1/ack/[A-Za-z0-9_.-]+")
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def platform_with_mail(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    mailbox: tuple[Mailbox, int],
-) -> Iterator[Platform]:
-    factory = request.getfixturevalue("postgres") if request.param == "postgresql" else None
-    _, port = mailbox
-    platform = start_paging_platform(
-        tmp_path_factory.mktemp(f"ack-links-{request.param}"),
-        smtp_port=port,
-        database_urls=database_urls(request.param, factory),
-    )
-    yield platform
-    platform.stop()
 
 
 @dataclass(frozen=True)
@@ -128,13 +104,13 @@ def _html(response: httpx.Response, status: int) -> str:
 
 
 def test_a_page_link_acknowledges_as_the_paged_person_once(
-    platform_with_mail: Platform, mailbox: tuple[Mailbox, int]
+    mail_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, _ = mailbox
-    paged = page_someone(platform_with_mail, box)
+    paged = page_someone(mail_platform, box)
     link = paged.link
     # On the gateway's public URL (by default http://127.0.0.1:<gateway port>), in both parts.
-    assert link.startswith(f"{platform_with_mail.gateway_url}/v1/ack/")
+    assert link.startswith(f"{mail_platform.gateway_url}/v1/ack/")
     assert f'href="{link}"' in paged.html
     assert "works once" in paged.text
 
@@ -170,10 +146,10 @@ def test_a_page_link_acknowledges_as_the_paged_person_once(
 
 
 def test_a_link_to_an_incident_someone_took_on_says_so(
-    platform_with_mail: Platform, mailbox: tuple[Mailbox, int]
+    mail_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, _ = mailbox
-    paged = page_someone(platform_with_mail, box)
+    paged = page_someone(mail_platform, box)
     manager = paged.api.new_person("manager")
     ok(run(paged.api, manager, paged.incident_id, "acknowledge"))
     browser = _anonymous()
@@ -192,13 +168,13 @@ def _flip(text: str, at: int) -> str:
 
 
 def test_altered_foreign_and_garbage_links_are_not_valid(
-    platform_with_mail: Platform, mailbox: tuple[Mailbox, int]
+    mail_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, _ = mailbox
-    paged = page_someone(platform_with_mail, box)
+    paged = page_someone(mail_platform, box)
     base, token = paged.link.split("/v1/ack/")
     payload, signature = token.split(".")
-    claim = ack_links.verify(token, secret=platform_with_mail.link_secret, now=datetime.now(UTC))
+    claim = ack_links.verify(token, secret=mail_platform.link_secret, now=datetime.now(UTC))
     foreign = ack_links.sign(claim, secret="another platform's secret, long enough")
     altered = [
         f"{_flip(payload, 10)}.{signature}",
@@ -225,13 +201,13 @@ def test_altered_foreign_and_garbage_links_are_not_valid(
 
 
 def test_an_expired_link_says_so_and_changes_nothing(
-    platform_with_mail: Platform, mailbox: tuple[Mailbox, int]
+    mail_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, _ = mailbox
-    paged = page_someone(platform_with_mail, box)
+    paged = page_someone(mail_platform, box)
     genuine = ack_links.verify(
         paged.link.split("/v1/ack/")[1],
-        secret=platform_with_mail.link_secret,
+        secret=mail_platform.link_secret,
         now=datetime.now(UTC),
     )
     past = datetime(2020, 1, 1, tzinfo=UTC)
@@ -243,10 +219,10 @@ def test_an_expired_link_says_so_and_changes_nothing(
             delivery_id=genuine.delivery_id,
             expires_at=past,
         ),
-        secret=platform_with_mail.link_secret,
+        secret=mail_platform.link_secret,
     )
     browser = _anonymous()
-    url = f"{platform_with_mail.gateway_url}/v1/ack/{expired}"
+    url = f"{mail_platform.gateway_url}/v1/ack/{expired}"
     for method in ("GET", "POST"):
         page = _html(browser.request(method, url), 410)
         assert "link has expired; acknowledge in the console or with your key" in page
@@ -255,10 +231,10 @@ def test_an_expired_link_says_so_and_changes_nothing(
 
 
 def test_a_deactivated_persons_link_is_refused(
-    platform_with_mail: Platform, mailbox: tuple[Mailbox, int]
+    mail_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, _ = mailbox
-    paged = page_someone(platform_with_mail, box)
+    paged = page_someone(mail_platform, box)
     deactivated = paged.api.http.patch(
         f"/v1/people/{paged.person.person_id}",
         json={"active": False},
@@ -273,16 +249,16 @@ def test_a_deactivated_persons_link_is_refused(
 
 
 def test_a_link_of_someone_outside_the_clients_wall_is_refused(
-    platform_with_mail: Platform, mailbox: tuple[Mailbox, int]
+    mail_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, _ = mailbox
-    paged = page_someone(platform_with_mail, box)
+    paged = page_someone(mail_platform, box)
     elsewhere = paged.api.new_client("Elsewhere LLP")
     walled = paged.api.new_person("responder", clients=[elsewhere.id])
     # A genuine link, made as notify makes them, for a person the wall keeps out.
     maker = ack_links.LinkMaker(
-        secret=platform_with_mail.link_secret,
-        public_url=platform_with_mail.gateway_url,
+        secret=mail_platform.link_secret,
+        public_url=mail_platform.gateway_url,
         lifetime=timedelta(minutes=60),
     )
     link = maker.url(

@@ -26,10 +26,9 @@ import pytest
 from standardwebhooks import Webhook
 
 from firebreak.launcher import Platform, free_port
-from tests.conftest import BACKENDS, database_urls
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok
-from tests.mail import BOUNCE, Mailbox, smtp_server, start_paging_platform
+from tests.mail import BOUNCE, Mailbox
 from tests.test_bad_input import assert_problem
 
 
@@ -297,12 +296,6 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     receiver = Receiver()
     receiver.start()
@@ -310,21 +303,9 @@ def receiver() -> Iterator[Receiver]:
     receiver.stop()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def paging(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    mailbox: tuple[Mailbox, int],
-) -> Iterator[Api]:
-    factory = request.getfixturevalue("postgres") if request.param == "postgresql" else None
-    _, port = mailbox
-    platform: Platform = start_paging_platform(
-        tmp_path_factory.mktemp(f"contact-methods-{request.param}"),
-        smtp_port=port,
-        database_urls=database_urls(request.param, factory),
-    )
-    yield Api(platform)
-    platform.stop()
+@pytest.fixture
+def paging(mail_platform: Platform) -> Api:
+    return Api(mail_platform)
 
 
 def signed_as_the_spec_says(secret: str, headers: Mapping[str, str], body: bytes) -> bool:

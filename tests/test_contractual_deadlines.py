@@ -6,7 +6,6 @@ declined, while its regulatory deadlines stay."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -15,39 +14,16 @@ import httpx
 import pytest
 
 from firebreak.launcher import Platform
-from tests.conftest import BACKENDS, database_urls
+from tests.conftest import on_backend
 from tests.gateway_client import Api, Tenant, eventually
 from tests.lifecycle_client import ok, run
-from tests.mail import Mailbox, smtp_server, start_paging_platform
+from tests.mail import Mailbox
 from tests.test_bad_input import assert_problem
 
 
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def contract_platform(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    mailbox: tuple[Mailbox, int],
-) -> Iterator[Platform]:
-    factory = request.getfixturevalue("postgres") if request.param == "postgresql" else None
-    _, port = mailbox
-    platform = start_paging_platform(
-        tmp_path_factory.mktemp(f"contracts-{request.param}"),
-        smtp_port=port,
-        database_urls=database_urls(request.param, factory),
-    )
-    yield platform
-    platform.stop()
-
-
 @pytest.fixture
-def api(contract_platform: Platform) -> Api:
-    return Api(contract_platform)
+def api(mail_platform: Platform) -> Api:
+    return Api(mail_platform)
 
 
 def rules_path(client_id: str) -> str:
@@ -194,6 +170,7 @@ def test_the_first_client_update_meets_a_contractual_deadline(api: Api) -> None:
     assert not [e for e in api.timeline(client, incident["id"]) if "deadline" in e["type"]]
 
 
+@on_backend("postgresql", "mail_platform")
 def test_a_contractual_deadline_no_update_meets_is_missed_and_pages_the_managers(
     api: Api, mailbox: tuple[Mailbox, int]
 ) -> None:

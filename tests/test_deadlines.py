@@ -22,20 +22,14 @@ from firebreak.launcher import Platform
 from firebreak.settings import Settings, SettingsError
 from services.notify import deadline_rules
 from services.notify.deadlines import reminder_plan as deadline_plan
-from tests.conftest import BACKENDS, database_urls
+from tests.conftest import BACKENDS, database_urls, on_backend
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, report_triaged, run
-from tests.mail import Mailbox, smtp_server, start_paging_platform
+from tests.mail import Mailbox, start_paging_platform
 from tests.test_bad_input import assert_problem
 
 REMINDER_SECONDS = 3.0  # how long before a deadline its (only) reminder goes out
 GDPR = timedelta(hours=72)
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -300,6 +294,7 @@ def test_bad_flags_are_refused_naming_the_field_and_change_nothing(
 # --- Reminders and misses, against a real SMTP server ---------------------------------------
 
 
+@on_backend("postgresql", "deadline_platform")
 def test_reminders_go_to_the_role_holders_and_a_miss_pages_the_managers(
     api: Api, mailbox: tuple[Mailbox, int]
 ) -> None:
@@ -349,6 +344,7 @@ def test_reminders_go_to_the_role_holders_and_a_miss_pages_the_managers(
     assert recorded["status"] == "met" and recorded["late"] is True
 
 
+@on_backend("sqlite", "deadline_platform")
 def test_without_role_holders_the_managers_are_reminded(
     api: Api, mailbox: tuple[Mailbox, int]
 ) -> None:

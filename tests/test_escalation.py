@@ -12,19 +12,13 @@ from typing import Any
 import pytest
 
 from firebreak.launcher import Platform
-from tests.conftest import BACKENDS, database_urls, start_platform
+from tests.conftest import BACKENDS, database_urls, on_backend, start_platform
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, run
-from tests.mail import Mailbox, smtp_server, start_paging_platform
+from tests.mail import Mailbox, start_paging_platform
 
 STEP_SECONDS = 3.0  # a policy step of a few seconds: tests never wait minutes
 LAPSE_SECONDS = 4.0
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -85,6 +79,7 @@ def _timeline_types(api: Api, incident_id: str) -> list[str]:
     return [entry["type"] for entry in api.timeline(api.admin, incident_id)]
 
 
+@on_backend("postgresql", "paging_platform")
 def test_a_p1_pages_on_call_escalates_then_stops_when_acknowledged(
     paging_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
@@ -129,6 +124,7 @@ def test_a_p1_pages_on_call_escalates_then_stops_when_acknowledged(
     assert len(box.to(manager.email)) == 0
 
 
+@on_backend("sqlite", "paging_platform")
 def test_a_policy_that_runs_out_pages_the_firms_managers(
     paging_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
@@ -199,6 +195,7 @@ def test_pages_without_an_smtp_server_fail_and_say_so(tmp_path: Path) -> None:
         platform.stop()
 
 
+@on_backend("sqlite", "paging_platform")
 def test_an_acknowledged_p1_without_progress_pages_again_and_containment_stops_it(
     paging_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:

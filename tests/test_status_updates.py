@@ -15,18 +15,12 @@ import httpx
 import pytest
 
 from firebreak.launcher import Platform
-from tests.conftest import BACKENDS, database_urls
+from tests.conftest import BACKENDS, database_urls, on_backend
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, report_triaged, run
-from tests.mail import Mailbox, parts, smtp_server, start_paging_platform
+from tests.mail import Mailbox, parts, start_paging_platform
 
 LAPSE_SECONDS = 6.0  # an acknowledged P1 without progress pages again after this
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -265,6 +259,7 @@ def test_bad_input_is_422_naming_the_field_and_nothing_is_sent(
     assert listed(api, cast.manager, incident_id) == []
 
 
+@on_backend("sqlite", "updates_platform")
 def test_a_status_update_is_progress_an_acknowledged_p1_lapses_after_it(
     cast: Cast, mailbox: tuple[Mailbox, int]
 ) -> None:

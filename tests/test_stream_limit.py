@@ -14,6 +14,7 @@ from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus
+from firebreak import outbox as outbox_module
 from firebreak.database import create_engine, create_schema, reading
 from firebreak.events import STREAM
 from firebreak.outbox import Outbox, PublishIncomplete, define_outbox_table
@@ -59,8 +60,11 @@ async def run_relay_until(
 
 
 async def test_a_full_stream_keeps_events_in_the_outbox_until_it_has_room(
-    engine: AsyncEngine, client: NATS
+    engine: AsyncEngine, client: NATS, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A refused publish is never answered (see _publish_all): it fails when its ack wait ends,
+    # which need not be seconds here.
+    monkeypatch.setattr(outbox_module, "PUBLISH_ACK_TIMEOUT_SECONDS", 0.5)
     js = client.jetstream()
     await bus.ensure_stream(js, bus.stream_config(max_bytes=SMALL_STREAM_BYTES))
     outbox = Outbox(engine, outbox_table, poll_seconds=0.05)

@@ -18,21 +18,15 @@ from firebreak.launcher import Platform
 from firebreak.settings import Settings, SettingsError
 from services.notify.update_cadence import Cadence
 from services.notify.update_reminders import spoken
-from tests.conftest import BACKENDS, database_urls
+from tests.conftest import BACKENDS, database_urls, on_backend
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import bring_to, ok, report_triaged, run
-from tests.mail import Mailbox, smtp_server, start_paging_platform
+from tests.mail import Mailbox, start_paging_platform
 
 P1_SECONDS = 4.0  # the expected interval between a P1's updates here
 P2_SECONDS = 8.0
 OVERDUE = "status_update.overdue"
 REMINDER = "status update overdue"  # in the reminder's subject
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -123,6 +117,7 @@ def test_no_update_is_expected_of_a_p4_nor_once_the_incident_is_over() -> None:
     ]
 
 
+@on_backend("sqlite", "cadence_platform")
 def test_the_comms_lead_is_reminded_else_the_commander_and_it_is_on_the_timeline(
     cadence_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
@@ -157,6 +152,7 @@ def test_the_comms_lead_is_reminded_else_the_commander_and_it_is_on_the_timeline
     close_all(api, manager, with_lead, without)
 
 
+@on_backend("postgresql", "cadence_platform")
 def test_without_role_holders_the_managers_inside_the_wall_are_reminded(
     cadence_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
@@ -170,6 +166,7 @@ def test_without_role_holders_the_managers_inside_the_wall_are_reminded(
     close_all(api, inside, incident_id)
 
 
+@on_backend("postgresql", "cadence_platform")
 def test_an_update_postpones_the_next_reminder_and_resolution_stops_them_until_reopened(
     cadence_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:
@@ -227,6 +224,7 @@ def test_an_update_postpones_the_next_reminder_and_resolution_stops_them_until_r
     close_all(api, manager, incident_id)
 
 
+@on_backend("sqlite", "cadence_platform")
 def test_reclassification_changes_the_interval(
     cadence_platform: Platform, mailbox: tuple[Mailbox, int]
 ) -> None:

@@ -34,6 +34,7 @@ from firebreak.api.events.v1 import events_pb2
 from firebreak.events import PAGE_DELIVERED, PAGE_FAILED, new_event
 from firebreak.outbox import Outbox
 from firebreak.telemetry import span_in_context
+from firebreak.timer_passes import FailedPasses
 from services.notify import contact_methods, escalation
 from services.notify.channels import (
     Channel,
@@ -83,13 +84,16 @@ class Pager:
                 kind: channel_for(kind, settings=self.channels, http_client=http)
                 for kind in HTTP_KINDS
             }
+            failures = FailedPasses(log, "paging pass")
             try:
                 while not stopping.is_set():
                     try:
                         await self.run_due_steps()
                         await self.send_due_pages()
-                    except Exception:
-                        log.exception("paging pass failed; trying again")
+                    except Exception as error:
+                        failures.failed(error)
+                    else:
+                        failures.succeeded()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), self.tick_seconds)
             finally:

@@ -22,6 +22,7 @@ from firebreak.api.events.v1 import events_pb2
 from firebreak.events import STATUS_UPDATE_OVERDUE, new_event, to_timestamp
 from firebreak.outbox import Outbox
 from firebreak.telemetry import current_trace_context, span_in_context
+from firebreak.timer_passes import FailedPasses
 from services.notify import update_cadence
 from services.notify.models import people
 from services.notify.outgoing import queue_message
@@ -52,11 +53,14 @@ class UpdateReminders:
     async def run(self, stopping: asyncio.Event) -> None:
         """Reminds of overdue updates until `stopping` is set; a failing pass is logged and
         tried again."""
+        failures = FailedPasses(log, "update reminder pass")
         while not stopping.is_set():
             try:
                 await self.remind_due()
-            except Exception:
-                log.exception("update reminder pass failed; trying again")
+            except Exception as error:
+                failures.failed(error)
+            else:
+                failures.succeeded()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.tick_seconds)
 

@@ -23,6 +23,7 @@ from firebreak.events import ACTION_EFFECTIVENESS_CHECK_DUE, ACTION_OVERDUE, new
 from firebreak.keyset_pages import aware
 from firebreak.outbox import Outbox
 from firebreak.telemetry import span_in_context
+from firebreak.timer_passes import FailedPasses
 from services.review.action_states import PENDING
 from services.review.actions import DUE, SCHEDULED, action_message, next_alarm
 from services.review.models import action_items
@@ -85,11 +86,14 @@ class ActionAlarms:
     async def run(self, stopping: asyncio.Event) -> None:
         """Raises due alarms until `stopping` is set. A failing pass is logged and tried
         again: the timer must outlive a database hiccup."""
+        failures = FailedPasses(log, "action alarm pass")
         while not stopping.is_set():
             try:
                 await self.raise_due_alarms()
-            except Exception:
-                log.exception("action alarm pass failed; trying again")
+            except Exception as error:
+                failures.failed(error)
+            else:
+                failures.succeeded()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.tick_seconds)
 

@@ -206,9 +206,11 @@ def api(platform: Platform) -> Api:
     return Api(platform)
 
 
-# Corrective actions' effectiveness checks fall due this long after they are done, on the
-# mail platform (FIREBREAK_EFFECTIVENESS_CHECK_DAYS, as seconds): tests never wait days.
+# The mail platform's timers, in seconds, so that tests never wait days: a done corrective
+# action's effectiveness check falls due this long after (FIREBREAK_EFFECTIVENESS_CHECK_DAYS),
+# and a deadline's one reminder goes out this long before it (…_DEADLINE_REMINDER_MINUTES).
 EFFECTIVENESS_CHECK_SECONDS = 3.0
+DEADLINE_REMINDER_SECONDS = 3.0
 
 
 @pytest.fixture(scope="session")
@@ -236,7 +238,10 @@ def mail_platform(
         tmp_path_factory.mktemp(f"mail-platform-{backend}"),
         smtp_port=mailbox[1],
         database_urls=database_urls(backend, factory),
-        extra_env={"FIREBREAK_EFFECTIVENESS_CHECK_DAYS": str(EFFECTIVENESS_CHECK_SECONDS / 86400)},
+        extra_env={
+            "FIREBREAK_EFFECTIVENESS_CHECK_DAYS": str(EFFECTIVENESS_CHECK_SECONDS / 86400),
+            "FIREBREAK_DEADLINE_REMINDER_MINUTES": str(DEADLINE_REMINDER_SECONDS / 60),
+        },
     )
     yield running
     running.stop()

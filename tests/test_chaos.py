@@ -21,9 +21,9 @@ def test_faults_under_load_lose_nothing_double_nothing_and_never_answer_500(
         [
             "--rate", "10",
             "--command-share", "0.1",
-            "--steady", "2",
+            "--steady", "1",
             "--faults", ",".join(FAULTS),
-            "--nats-outage", "4",
+            "--nats-outage", "3",
             "--postgres-outage", "2",
             "--drain-timeout", "120",
             "--give-up", "60",

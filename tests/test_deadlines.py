@@ -8,7 +8,6 @@ a deadline falls due seconds from now, and remind a few seconds before it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message as EmailMessage
 from functools import partial
@@ -22,37 +21,18 @@ from firebreak.launcher import Platform
 from firebreak.settings import Settings, SettingsError
 from services.notify import deadline_rules
 from services.notify.deadlines import reminder_plan as deadline_plan
-from tests.conftest import BACKENDS, database_urls, on_backend
+from tests.conftest import on_backend
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, report_triaged, run
-from tests.mail import Mailbox, start_paging_platform
+from tests.mail import Mailbox
 from tests.test_bad_input import assert_problem
 
-REMINDER_SECONDS = 3.0  # how long before a deadline its (only) reminder goes out
 GDPR = timedelta(hours=72)
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def deadline_platform(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    mailbox: tuple[Mailbox, int],
-) -> Iterator[Platform]:
-    factory = request.getfixturevalue("postgres") if request.param == "postgresql" else None
-    _, port = mailbox
-    platform = start_paging_platform(
-        tmp_path_factory.mktemp(f"deadlines-{request.param}"),
-        smtp_port=port,
-        database_urls=database_urls(request.param, factory),
-        extra_env={"FIREBREAK_DEADLINE_REMINDER_MINUTES": str(REMINDER_SECONDS / 60)},
-    )
-    yield platform
-    platform.stop()
-
-
 @pytest.fixture
-def api(deadline_platform: Platform) -> Api:
-    return Api(deadline_platform)
+def api(mail_platform: Platform) -> Api:
+    return Api(mail_platform)
 
 
 def flag(api: Api, caller: Tenant, incident_id: str, **body: Any) -> httpx.Response:
@@ -294,7 +274,7 @@ def test_bad_flags_are_refused_naming_the_field_and_change_nothing(
 # --- Reminders and misses, against a real SMTP server ---------------------------------------
 
 
-@on_backend("postgresql", "deadline_platform")
+@on_backend("postgresql", "mail_platform")
 def test_reminders_go_to_the_role_holders_and_a_miss_pages_the_managers(
     api: Api, mailbox: tuple[Mailbox, int]
 ) -> None:
@@ -344,7 +324,7 @@ def test_reminders_go_to_the_role_holders_and_a_miss_pages_the_managers(
     assert recorded["status"] == "met" and recorded["late"] is True
 
 
-@on_backend("sqlite", "deadline_platform")
+@on_backend("sqlite", "mail_platform")
 def test_without_role_holders_the_managers_are_reminded(
     api: Api, mailbox: tuple[Mailbox, int]
 ) -> None:
@@ -375,7 +355,7 @@ def _missed_once(api: Api, box: Mailbox, manager: Person, incident: dict[str, An
 
 
 def test_a_miss_is_recorded_once_across_a_notify_killed_while_it_is_pending(
-    deadline_platform: Platform, api: Api, mailbox: tuple[Mailbox, int]
+    mail_platform: Platform, api: Api, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, _ = mailbox
     client = api.new_client()
@@ -383,20 +363,20 @@ def test_a_miss_is_recorded_once_across_a_notify_killed_while_it_is_pending(
     incident = report_titled(api, client)
     ok(flag(api, manager, incident["id"], flags=["personal_data"], aware_at=due_in(6)))
 
-    notify = deadline_platform.processes["notify"]
+    notify = mail_platform.processes["notify"]
     notify.kill()  # kill -9: the due time in the database is all that survives
     notify.wait()
-    deadline_platform.start_service("notify")
+    mail_platform.start_service("notify")
     _missed_once(api, box, manager, incident)
 
 
 def test_two_notify_replicas_record_each_miss_once(
-    deadline_platform: Platform, api: Api, mailbox: tuple[Mailbox, int]
+    mail_platform: Platform, api: Api, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, _ = mailbox
     client = api.new_client()
     manager = api.new_person("manager")
-    deadline_platform.start_service("notify", label="notify-2")
+    mail_platform.start_service("notify", label="notify-2")
     try:
         incidents = [report_titled(api, client) for _ in range(6)]
         for incident in incidents:
@@ -404,4 +384,4 @@ def test_two_notify_replicas_record_each_miss_once(
         for incident in incidents:
             _missed_once(api, box, manager, incident)
     finally:
-        deadline_platform.stop_process("notify-2")
+        mail_platform.stop_process("notify-2")

@@ -60,6 +60,9 @@ DEFAULT_POSTGRES_URL = os.environ.get(
 MIB = 1024 * 1024
 
 
+ALL_RATES = "25,50,75,100,150,200,300,500,750,1000,1500,2000"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -71,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=float, default=100.0)
     parser.add_argument(
         "--rates",
-        default="25,50,75,100,150,200,300,500,750,1000,1500,2000",
+        default=ALL_RATES,
         help="incidents/s of the throughput steps (comma-separated; empty skips the phase)",
     )
     parser.add_argument("--step-seconds", type=float, default=5.0)
@@ -97,7 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.step_seconds = min(args.step_seconds, 2.0)
         args.paging_seconds = min(args.paging_seconds, 3.0)
         args.evidence_mib = min(args.evidence_mib, 64)
-        args.rates = "25,50"
+        args.rates = "25,50" if args.rates == ALL_RATES else args.rates
         args.sample = min(args.sample, 50)
         args.drain_timeout = min(args.drain_timeout, 60.0)
     return args
@@ -622,7 +625,7 @@ class Bench:
             )
             self.pids = {label: process.pid for label, process in platform.processes.items()}
             self.harness_cpu0 = sum(os.times()[:2])
-            self.watcher = EventWatcher(platform.nats_url)
+            self.watcher = EventWatcher(platform.admin_nats_url)
             await self.watcher.start()
             if args.postgres:
                 self.backends = BackendCpu(self.database_prefix)

@@ -159,7 +159,9 @@ class EventWatcher:
         self._subscription: JetStreamContext.PushSubscription | None = None
 
     async def start(self) -> None:
-        self._nc = await nats.connect(servers=servers(self.url), name="bench-watcher")
+        self._nc = await nats.connect(
+            servers=servers(self.url), name="bench-watcher", error_cb=_reconnecting
+        )
         self._js = self._nc.jetstream()
         await self.subscribe()
 
@@ -250,3 +252,8 @@ class EventWatcher:
                         return True
             await asyncio.sleep(0.1)
         return False
+
+
+async def _reconnecting(error: Exception) -> None:
+    """The watcher reconnects by itself: a NATS outage is for the harness to report, not for
+    nats-py's default handler to print a traceback of every attempt."""

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -28,6 +29,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError
 
+from firebreak.bus_auth import BusLogin, inbox_prefix
 from firebreak.events import STREAM, SUBJECT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -76,9 +78,11 @@ def servers(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
-async def connect(url: str, name: str, link: LinkState | None = None) -> NATS:
+async def connect(
+    url: str, name: str, link: LinkState | None = None, login: BusLogin | None = None
+) -> NATS:
     """Connects, waiting for the server if it is not up yet; reconnects for ever afterwards.
-    `link`, when given, follows the connection's state."""
+    `link`, when given, follows the connection's state; `login`, who this is (and its TLS)."""
     last_error = ""
     link = link or LinkState()
 
@@ -99,6 +103,17 @@ async def connect(url: str, name: str, link: LinkState | None = None) -> NATS:
             last_error = str(error)
             log.warning("NATS error: %s", error)
 
+    login = login or BusLogin()
+    secured: dict[str, Any] = {}
+    if login.user is not None:
+        # Its own inboxes: the only subjects its user may subscribe to (bus_auth.py).
+        secured.update(
+            user=login.user, password=login.password, inbox_prefix=inbox_prefix(login.user)
+        )
+    if login.tls is not None:
+        # TLS from the first byte: with the INFO-first handshake a server (or anyone in the
+        # way) that does not ask for TLS would get the password in plain text.
+        secured.update(tls=login.tls, tls_handshake_first=True)
     client = NATS()
     # With unlimited reconnect attempts this also waits for a server that is not up yet.
     await client.connect(
@@ -110,6 +125,7 @@ async def connect(url: str, name: str, link: LinkState | None = None) -> NATS:
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
         error_cb=on_error,
+        **secured,
     )
     link.change(True)
     return client

@@ -7,6 +7,7 @@ supervised, a process that dies is started again after a back-off, as a Deployme
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -25,7 +26,8 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from firebreak.settings import GRPC_SERVICES
+from firebreak import bus_auth
+from firebreak.settings import GRPC_SERVICES, Settings
 
 # A dead process is started again after a delay that doubles from the first to the longest, as
 # Kubernetes backs off a crash-looping pod; one that stayed up a while starts over from the first.
@@ -133,6 +135,9 @@ class Platform:
     # A local catch-all SMTP server that prints what it receives (make run, when no SMTP server
     # is configured): a newcomer sees the mail a P1 produces.
     mail_port: int | None = None
+    # Every NATS user's password (firebreak/bus_auth.py), kept in the var dir: the nats-server
+    # the platform starts lets each process do its own part only.
+    nats_passwords: dict[str, str] = field(default_factory=dict, init=False)
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     launches: dict[str, Launch] = field(default_factory=dict)
     # Held while processes are started, stopped or restarted, so a stop never races a restart.
@@ -146,10 +151,17 @@ class Platform:
     def __post_init__(self) -> None:
         self.nats_url = self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
         (self.var_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.nats_passwords = bus_auth.local_passwords(self.var_dir)
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def admin_nats_url(self) -> str:
+        """`nats_url` with the admin's login: for tests and tools that look into the stream."""
+        admin = bus_auth.ADMIN
+        return bus_auth.with_login(self.nats_url, admin, self.nats_passwords[admin])
 
     def service_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -181,30 +193,43 @@ class Platform:
             self.start_nats_server()
         if self.mail_port is not None:
             self.start_mail_catcher(self.mail_port)
+        self.migrate_databases()
         for name in GRPC_SERVICES:
             self.start_service(name)
         self.start_service("gateway")
         self.wait_until_ready()
 
+    def migrate_databases(self) -> None:
+        """Brings every database to its newest revision before the services start, as the
+        chart's migration Job does: one process, where each service finding its database
+        behind would start a child of its own, six at once on a fresh var dir."""
+        log = self.var_dir / "logs" / "migrate.log"
+        with log.open("ab") as output:
+            migration = subprocess.run(
+                [sys.executable, "-m", "firebreak.cli", "migrate"],
+                env=self.service_env(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if migration.returncode != 0:
+            raise RuntimeError(f"firebreak migrate exited with {migration.returncode}; see {log}")
+
     def start_nats_server(self) -> None:
+        """A nats-server on loopback with JetStream, every user with its password and
+        permissions; its configuration (passwords inside) is written to the var dir."""
         store = self.var_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
-        self.launch(
-            "nats",
-            [
-                nats_server_binary(),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.nats_port),
-                "-js",
-                "-sd",
-                str(store),
-                "-n",
-                "firebreak-local",
-            ],
-            os.environ.copy(),
-        )
+        names = bus_auth.BusNames.of(Settings.from_environment(self.service_env()))
+        config = {  # JSON is valid nats-server configuration
+            "listen": f"127.0.0.1:{self.nats_port}",
+            "server_name": "firebreak-local",
+            "jetstream": {"store_dir": str(store)},
+            "authorization": bus_auth.authorization(self.nats_passwords, names),
+        }
+        config_file = self.var_dir / "nats-server.conf"
+        bus_auth.write_private(config_file, json.dumps(config, indent=2))
+        self.launch("nats", [nats_server_binary(), "-c", str(config_file)], os.environ.copy())
         wait_for_port(self.nats_port)
 
     def start_mail_catcher(self, port: int) -> None:
@@ -221,6 +246,9 @@ class Platform:
     ) -> subprocess.Popen[str]:
         """Starts `firebreak serve NAME`; a label other than the name makes a second replica."""
         service_env = self.service_env()
+        if "FIREBREAK_NATS_USER" not in service_env:  # else an external NATS's login, for all
+            service_env["FIREBREAK_NATS_USER"] = name
+            service_env["FIREBREAK_NATS_PASSWORD"] = self.nats_passwords[name]
         service_env.update(env or {})
         return self.launch(
             label or name, [sys.executable, "-m", "firebreak.cli", "serve", name], service_env

@@ -20,6 +20,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus
+from firebreak.bus_auth import BusLogin
 from firebreak.consumer import INBOX_RETENTION, DeliveryPolicy, EventConsumer, Handler
 from firebreak.database import answers, is_postgres
 from firebreak.dead_letters.server import DEAD_LETTER_SERVICE, serve_dead_letters
@@ -73,7 +74,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     stop_serving_metrics = serve_metrics(settings)  # early: a scrape sees a start that hangs
     await ensure_migrated(process.engine, process.name)
 
-    server, health_servicer = create_server()
+    server, health_servicer = create_server(settings.grpc_max_concurrent_rpcs)
     process.add_servicer(process.servicer, server)
     for servicer, add_servicer, _ in process.more_servicers:
         add_servicer(servicer, server)
@@ -183,7 +184,12 @@ async def connect_bus(
 ) -> NATS:
     """Connects to NATS, waiting as long as it takes, and makes sure the stream exists;
     `link` follows the connection's state."""
-    client = await bus.connect(settings.bus_url, name=f"{name}-{settings.instance_id}", link=link)
+    client = await bus.connect(
+        settings.bus_url,
+        name=f"{name}-{settings.instance_id}",
+        link=link,
+        login=BusLogin.from_settings(settings),
+    )
     last_error = ""
     while True:
         try:

@@ -40,6 +40,10 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "local_nats_port": (1, 65535),
     "gateway_port": (1, 65535),
     "max_body_bytes": (1024, None),
+    "gateway_limit_concurrency": (2, None),  # uvicorn counts the request's own connection
+    "grpc_max_concurrent_rpcs": (1, None),
+    # A page crosses gRPC, whose channels take messages of up to 4 MiB.
+    "list_page_max_bytes": (1024, 3 * 1024 * 1024),
     "evidence_max_bytes": (1024, None),  # streamed: memory stays flat whatever the size
     "evidence_verify_interval_seconds": (1, None),
     "evidence_sign_interval_seconds": (1, None),
@@ -74,6 +78,15 @@ class Settings:
     # port that is not 4222 because a system NATS may already listen there.
     nats_url: str | None = None
     local_nats_port: int = 14222
+    # This process's NATS user and password (firebreak/bus_auth.py: each service has its own,
+    # limited to its own subjects); unset: none sent, for a NATS without authorisation.
+    nats_user: str | None = None
+    nats_password: str | None = None
+    # With tls:// URLs: the CA that signed the NATS servers' certificates (unset: the system's),
+    # and the client certificate and key for servers that require one.
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
     log_level: str = "INFO"
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
@@ -81,6 +94,19 @@ class Settings:
     gateway_port: int = 8080
     admin_key: str | None = None
     max_body_bytes: int = 64 * 1024
+    # Token buckets per API key and per client organisation (services/gateway/rate_limits.py):
+    # "rate per second,burst"; empty or 0: no limit. Generous: they stop a runaway script, not
+    # a busy client (an alert storm is reported, not refused).
+    rate_limit_key: str = "500,1000"
+    rate_limit_client: str = "1000,2000"
+    # Open connections plus requests in progress the gateway holds before answering 503
+    # (uvicorn's limit_concurrency): an overload is shed, not queued in memory.
+    gateway_limit_concurrency: int = 1000
+    # Calls a gRPC service runs at once; beyond it, RESOURCE_EXHAUSTED (the gateway: 503).
+    grpc_max_concurrent_rpcs: int = 500
+    # A list page stops before its items' serialised size passes this (and holds one item at
+    # least), as well as at its item limit (firebreak/keyset_pages.py).
+    list_page_max_bytes: int = 1024 * 1024
     evidence_max_bytes: int = 2 * 1024 * 1024 * 1024
     # Where evidence keeps its encrypted blobs; unset: <var_dir>/evidence (see evidence_store).
     evidence_dir: Path | None = None
@@ -215,6 +241,10 @@ class Settings:
         reminder_minutes = values.get("deadline_reminder_minutes")
         if isinstance(reminder_minutes, str):
             reminder_leads(reminder_minutes)  # raises naming the variable
+        for name in ("rate_limit_key", "rate_limit_client"):
+            limit = values.get(name)
+            if isinstance(limit, str):
+                rate_limit(f"FIREBREAK_{name.upper()}", limit)  # raises naming the variable
         cadence = values.get("update_cadence_minutes")
         if isinstance(cadence, str):
             cadence_minutes(cadence)  # raises naming the variable
@@ -225,6 +255,7 @@ class Settings:
         if isinstance(pir_priorities, str):
             priority_names(pir_priorities)  # raises naming the variable
         bus_names(environ)  # raises naming the variable
+        _check_nats_login(values)
         durable_prefix = values.get("durable_prefix")
         if isinstance(durable_prefix, str) and not re.fullmatch(r"[A-Za-z0-9_-]*", durable_prefix):
             raise SettingsError(
@@ -249,6 +280,14 @@ class Settings:
     def deadline_reminder_leads(self) -> tuple[float, ...]:
         """The deadline reminders' lead times in minutes, largest first."""
         return reminder_leads(self.deadline_reminder_minutes)
+
+    @property
+    def key_rate_limit(self) -> RateLimit | None:
+        return rate_limit("FIREBREAK_RATE_LIMIT_KEY", self.rate_limit_key)
+
+    @property
+    def client_rate_limit(self) -> RateLimit | None:
+        return rate_limit("FIREBREAK_RATE_LIMIT_CLIENT", self.rate_limit_client)
 
     @property
     def update_cadence(self) -> dict[str, float]:
@@ -311,6 +350,24 @@ def bus_names(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
     return stream, prefix
 
 
+def _check_nats_login(values: Mapping[str, object]) -> None:
+    """User and password come together, and so do certificate and key; TLS files only with
+    tls:// URLs, which alone make the connection encrypted."""
+    for first, second in (("nats_user", "nats_password"), ("nats_tls_cert", "nats_tls_key")):
+        if (values.get(first) is None) != (values.get(second) is None):
+            raise SettingsError(
+                f"FIREBREAK_{first.upper()} and FIREBREAK_{second.upper()} are set together"
+            )
+    url = values.get("nats_url")
+    servers = [part.strip() for part in str(url or "").split(",") if part.strip()]
+    tls = [server.startswith("tls://") for server in servers]
+    if any(tls) and not all(tls):
+        raise SettingsError("FIREBREAK_NATS_URL must be all tls:// servers or none")
+    for name in ("nats_tls_ca", "nats_tls_cert", "nats_tls_key"):
+        if values.get(name) is not None and not any(tls):
+            raise SettingsError(f"FIREBREAK_{name.upper()} needs tls:// in FIREBREAK_NATS_URL")
+
+
 def key_bytes(variable: str, text: str) -> bytes:
     """The 32 bytes a key setting holds in base64; raises SettingsError naming the variable."""
     try:
@@ -340,6 +397,32 @@ def reminder_leads(text: str) -> tuple[float, ...]:
             )
         leads.add(lead)
     return tuple(sorted(leads, reverse=True))
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket's refill rate and size."""
+
+    per_second: float
+    burst: int
+
+
+def rate_limit(variable: str, text: str) -> RateLimit | None:
+    """The limit in "50,100" (50 a second, bursts of 100; fractions of a second allowed);
+    None for "" or "0". Raises SettingsError naming the variable for anything else."""
+    if text.strip() in ("", "0"):
+        return None
+    rate, _, burst = (part.strip() for part in text.partition(","))
+    try:
+        limit = RateLimit(float(rate), int(burst))
+    except ValueError:
+        limit = RateLimit(float("nan"), 0)
+    if not 0 < limit.per_second < float("inf") or limit.burst < 1:
+        raise SettingsError(
+            f'{variable} must be "rate per second,burst" such as "50,100" (or empty: no '
+            f"limit), not {text!r}"
+        )
+    return limit
 
 
 def cadence_minutes(text: str) -> dict[str, float]:

@@ -29,6 +29,7 @@ VALUES: dict[str, Any] = {
         "linkSecret": "a-link-secret-of-at-least-32-characters",
         "evidenceMasterKey": base64.b64encode(b"m" * 32).decode(),
         "evidenceSigningKey": base64.b64encode(b"s" * 32).decode(),
+        "natsPasswords": {service: f"nats-password-of-{service}" for service in SERVICES},
         "databaseUrls": {
             service: f"postgresql://firebreak@postgres:5432/firebreak_{service}"
             for service in SERVICES
@@ -352,7 +353,7 @@ def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
             for variable, item in env.items()
             if "secretKeyRef" in item.get("valueFrom", {})
         }
-        expected = {"FIREBREAK_NATS_URL", own_database}
+        expected = {"FIREBREAK_NATS_PASSWORD", own_database}
         if name == "gateway":
             expected.add("FIREBREAK_ADMIN_KEY")
         if name in ("gateway", "notify"):

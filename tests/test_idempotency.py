@@ -56,7 +56,7 @@ async def test_redelivered_events_have_one_effect_in_every_consumer(api: Api) ->
     api.wait_for_timeline(api.admin, created["id"], 3)
     platform = api.platform
 
-    client = await nats.connect(platform.nats_url)
+    client = await nats.connect(platform.admin_nats_url)
     try:
         js = client.jetstream()
         redelivered_before = {

@@ -225,7 +225,7 @@ def test_the_metrics_api_from_events_with_known_times(api: Api) -> None:
         resolved=20 * H,
         closed=30 * H,
     ) + history(client.id, "P2", REPORTED[1], acknowledged=40 * M, contained=6 * H)
-    asyncio.run(_publish(api.platform.nats_url, events))
+    asyncio.run(_publish(api.platform.admin_nats_url, events))
     params = {"from": "2026-10-01T00:00:00Z", "to": "2026-11-01T00:00:00Z", "client_id": client.id}
 
     def settled() -> dict[str, Any] | None:

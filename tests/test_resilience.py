@@ -23,10 +23,20 @@ FLOW = ["incident.reported", "incident.triaged", "notification.sent"]
 
 @pytest.fixture
 def own_platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
-    """A platform of this test's own, as it will be stopped and started under the test."""
+    """A platform of this test's own (SQLite unless parametrized): its counts must see its own
+    work alone."""
     backend = getattr(request, "param", "sqlite")
     factory = request.getfixturevalue("postgres") if backend == "postgresql" else None
     platform = start_platform(tmp_path, database_urls=database_urls(backend, factory))
+    yield platform
+    platform.stop()
+
+
+@pytest.fixture(scope="module")
+def breakable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A platform the module's tests stop parts of and start again (SQLite); each leaves it
+    whole."""
+    platform = start_platform(tmp_path_factory.mktemp("to-break"))
     yield platform
     platform.stop()
 
@@ -50,31 +60,31 @@ def submit(api: Api, tenant: Tenant, count: int) -> list[str]:
 
 
 def test_incidents_submitted_while_nats_is_down_are_all_handled_once_it_is_back(
-    own_platform: Platform,
+    breakable: Platform,
 ) -> None:
-    api = Api(own_platform)
+    api = Api(breakable)
     tenant = api.new_client()
     before = submit(api, tenant, 10)
-    own_platform.stop_process("nats")
+    breakable.stop_process("nats")
     during = submit(api, tenant, 20)  # intake stores them and their events; the relay waits
     # The gateway stays ready (its database answers); the outage shows on /status.
     assert api.http.get("/readyz").status_code == 200
     eventually(lambda: api.http.get("/status").json()["nats"]["connected"] is False)
 
-    own_platform.start_nats_server()  # same port, same store
+    breakable.start_nats_server()  # same port, same store
     eventually(lambda: api.http.get("/status").json()["nats"]["connected"])
     assert_each_handled_exactly_once(api, tenant, before + during)
 
 
-def test_a_killed_service_picks_up_where_it_left_off(own_platform: Platform) -> None:
-    api = Api(own_platform)
+def test_a_killed_service_picks_up_where_it_left_off(breakable: Platform) -> None:
+    api = Api(breakable)
     tenant = api.new_client()
-    own_platform.processes["triage"].kill()  # no graceful shutdown: a crash
-    own_platform.processes["triage"].wait()
+    breakable.processes["triage"].kill()  # no graceful shutdown: a crash
+    breakable.processes["triage"].wait()
     waiting = submit(api, tenant, 15)
     assert all(api.incident(tenant, i)["status"] == "reported" for i in waiting)
 
-    own_platform.start_service("triage")
+    breakable.start_service("triage")
     assert_each_handled_exactly_once(api, tenant, waiting)
 
 
@@ -95,7 +105,7 @@ def test_graceful_shutdown_finishes_its_work_and_exits_cleanly(own_platform: Pla
                 "SELECT count(*) FROM outbox WHERE published_at IS NULL"
             ).fetchone()
         assert unpublished == 0, service
-    assert asyncio.run(unacked_messages(own_platform.nats_url)) == dict.fromkeys(WORKERS, 0)
+    assert asyncio.run(unacked_messages(own_platform.admin_nats_url)) == dict.fromkeys(WORKERS, 0)
 
     for service in WORKERS:
         own_platform.start_service(service)
@@ -136,7 +146,7 @@ def test_two_triage_replicas_share_one_stream_and_triage_each_incident_once(
     assert len(replicas) == 2, replicas
     # One shared consumer that handed each report to one replica, once: not one consumer per
     # replica with the inbox quietly dropping the copies.
-    triage = asyncio.run(consumer_state(own_platform.nats_url, "triage"))
+    triage = asyncio.run(consumer_state(own_platform.admin_nats_url, "triage"))
     assert triage == {
         "consumers": ["evidence", "intake", "notify", "review", "triage"],
         "delivered": len(ids),

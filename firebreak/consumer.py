@@ -41,6 +41,7 @@ from firebreak.dead_letters.store import describe
 from firebreak.events import SCHEMA_VERSION, MalformedEvent, NewerSchemaVersion, parse_event
 from firebreak.outbox import Outbox
 from firebreak.settings import Settings
+from firebreak.telemetry import record_error
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -287,8 +288,7 @@ class EventConsumer:
                         connection, self._inbox, self._handlers[envelope.type], envelope
                     )
             except Exception as error:
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, str(error)))
+                record_error(span, error)
                 return self._failed(message, envelope, error)
             span.set_attribute("firebreak.duplicate", not applied)
             return APPLIED
@@ -306,7 +306,7 @@ class EventConsumer:
                 envelope.type,
                 envelope.id,
                 message.metadata.sequence.stream,
-                describe(error),
+                error,
             )
             return Verdict(Outcome.RETRY)
         if attempts >= self._delivery.max_deliveries:

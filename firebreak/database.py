@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from firebreak import sqlite_inline
@@ -23,6 +23,8 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 # PostgreSQL's SQLSTATEs for a server shutting down or starting up (class 08, connection
 # exception, is matched as a whole).
 SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+# The modules of the drivers' own errors (SQLAlchemy's adaptations of them are emulated ones).
+DRIVER_MODULES = frozenset({"asyncpg", "sqlite3", "_sqlite3"})
 
 
 class DatabaseUnavailable(Exception):
@@ -57,12 +59,38 @@ def _lost_connection(error: BaseException | None) -> bool:
     )
 
 
+def sqlstate(error: BaseException) -> str:
+    """The error's SQLSTATE (PostgreSQL) or result code name (SQLite), "" when it has none."""
+    orig = error.orig if isinstance(error, DBAPIError) else error
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    return code if isinstance(code, str) else ""
+
+
+def is_database_error(error: BaseException) -> bool:
+    """An error raised by the database or its driver, whose message may quote the values it
+    refused (PostgreSQL: 'Key (email)=(…) already exists', 'invalid input syntax: "…"')."""
+    module = type(error).__module__
+    return (
+        isinstance(error, (DBAPIError, EmulatedDBAPIException))
+        or module.partition(".")[0] in DRIVER_MODULES
+    )
+
+
+def error_summary(error: BaseException) -> str:
+    """A database error as logs and spans show it: its type and code, never its message."""
+    code = sqlstate(error)
+    return f"{type(error).__name__} ({code})" if code else type(error).__name__
+
+
 def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # Pre-ping: after the server restarted, pooled connections are found dead and replaced
-        # on checkout, so requests recover without restarting the process.
-        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        # on checkout, so requests recover without restarting the process. hide_parameters:
+        # an error's message (logged, put on spans) must not carry the values written.
+        engine = create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "do_connect", _connect_naming_failures)
         return engine
 
@@ -78,6 +106,7 @@ def create_engine(url: str) -> AsyncEngine:
         ),
         pool_size=1,
         max_overflow=0,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from sqlalchemy.exc import DBAPIError
 
@@ -22,6 +24,9 @@ from firebreak.errors import (
 )
 from firebreak.grpc_channels import SERVER_KEEPALIVE_OPTIONS
 from firebreak.grpc_metrics import MetricsInterceptor
+from firebreak.telemetry import record_error
+
+log = logging.getLogger(__name__)
 
 FIELD_METADATA_KEY = "firebreak-field"
 # A refused command's current state and the commands allowed in it, for the gateway to show.
@@ -99,11 +104,20 @@ def _mapped_unary_stream(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandle
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
-    if not isinstance(error, DomainError):
-        if is_unavailable(error):
-            # The gateway answers 503 with Retry-After: the same call may succeed shortly.
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable")
-        raise error  # any other database error is a bug
+    if isinstance(error, DomainError):
+        await _abort_refused(context, error)
+    elif is_unavailable(error):
+        # The gateway answers 503 with Retry-After: the same call may succeed shortly.
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable")
+    else:
+        # Any other database error is a bug. Raised on, its text (which may quote the values
+        # refused) would go on the call's span and into the caller's status details.
+        log.error("a call failed on a database error", exc_info=error)
+        record_error(trace.get_current_span(), error)
+        await context.abort(grpc.StatusCode.INTERNAL, "an internal error occurred")
+
+
+async def _abort_refused(context: grpc.aio.ServicerContext, error: DomainError) -> None:
     if isinstance(error, InvalidArgument):
         await context.abort(
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -133,12 +147,16 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
     await context.abort(code, str(error))
 
 
-def create_server() -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+def create_server(
+    maximum_concurrent_rpcs: int | None = None,
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with metrics, tracing and domain-error mapping that serves grpc.health.v1, and
-    lets the gateway's channels send their keepalive pings."""
+    lets the gateway's channels send their keepalive pings. Calls beyond
+    `maximum_concurrent_rpcs` are refused with RESOURCE_EXHAUSTED rather than queued."""
     server = grpc.aio.server(
         interceptors=[MetricsInterceptor(), aio_server_interceptor(), DomainErrorInterceptor()],
         options=SERVER_KEEPALIVE_OPTIONS,
+        maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

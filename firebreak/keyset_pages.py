@@ -1,16 +1,18 @@
-"""Keyset pages over (created_at, id), newest first, with cursors naming the last row shown;
-the ids such a page (and any path) may hold; the UTC times the services store.
+"""Keyset pages over (created_at, id), newest first, with cursors naming the last row shown,
+capped in items and in bytes (FIREBREAK_LIST_PAGE_MAX_BYTES); the ids such a page (and any
+path) may hold; the UTC times the services store.
 
-Shared by the gateway (people, keys) and notify (schedules, policies)."""
+Shared by the gateway (people, keys), notify (schedules, policies) and intake, whose incident
+pages (over its own sequence) are filled by fill_page too."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, Row, Select, Table, and_, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +25,8 @@ ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
 ID = re.compile(ID_PATTERN)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+
+T = TypeVar("T")
 
 
 def aware(moment: datetime) -> datetime:
@@ -66,20 +70,60 @@ def newest_first(
     return query.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
 
 
-def page_of(rows: Sequence[Any], *, limit: int) -> tuple[list[Any], str | None]:
-    """The page's rows and the cursor of the next page (None on the last page)."""
-    if len(rows) <= limit:
-        return list(rows), None
-    page = list(rows[:limit])
+def fill_page(
+    items: Sequence[T], *, limit: int, max_bytes: int, size_of: Callable[[T], int]
+) -> list[T]:
+    """The first items that make a page: at most `limit`, and no more than fit in `max_bytes`
+    as `size_of` measures them serialised. The first item comes alone when larger than that:
+    a page is never empty while items are left."""
+    page: list[T] = []
+    size = 0
+    for item in items[:limit]:
+        size += size_of(item)
+        if page and size > max_bytes:
+            break
+        page.append(item)
+    return page
+
+
+def page_of(
+    rows: Sequence[Any],
+    *,
+    limit: int,
+    max_bytes: int = 0,
+    size_of: Callable[[Any], int] | None = None,
+) -> tuple[list[Any], str | None]:
+    """The page's rows and the cursor of the next page (None on the last page); `rows` holds
+    one more than a page when there is a next one. With `size_of`, the page is also capped at
+    `max_bytes` (fill_page)."""
+    if size_of is None:
+        page = list(rows[:limit])
+    else:
+        page = fill_page(rows, limit=limit, max_bytes=max_bytes, size_of=size_of)
+    if len(page) == len(rows):
+        return page, None
     return page, encode_cursor(page[-1].created_at, page[-1].id)
 
 
 async def read_page(
-    connection: AsyncConnection, query: Select[Any], table: Table, *, limit: int, cursor: str
+    connection: AsyncConnection,
+    query: Select[Any],
+    table: Table,
+    *,
+    limit: int,
+    cursor: str,
+    max_bytes: int,
+    size_of: Callable[[Row[Any]], int],
 ) -> tuple[list[Row[Any]], str]:
     """One page of `query` over `table` (columns created_at and id), as a gRPC list answers
-    it: a limit of 0 is the default, and the last page's cursor is ""."""
+    it: a limit of 0 is the default, the page holds no more than `max_bytes` as `size_of`
+    measures the rows' messages, and the last page's cursor is ""."""
     size = min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     ordered = newest_first(query, table.c.created_at, table.c.id, limit=size, cursor=cursor)
-    rows, next_cursor = page_of((await connection.execute(ordered)).all(), limit=size)
+    rows, next_cursor = page_of(
+        (await connection.execute(ordered)).all(),
+        limit=size,
+        max_bytes=max_bytes,
+        size_of=size_of,
+    )
     return rows, next_cursor or ""

@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, StreamConfig
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 from sqlalchemy import (
     Column,
     DateTime,
@@ -41,6 +41,7 @@ from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.bus import ensure_stream
 from firebreak.database import is_postgres, reading, sequence_column
 from firebreak.events import STREAM, subject_for
+from firebreak.telemetry import record_error
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -260,6 +261,5 @@ def _failure(done: asyncio.Future[PubAck]) -> BaseException | None:
 
 def _end_span(span: trace.Span, error: BaseException | None) -> None:
     if error is not None:
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, repr(error)))
+        record_error(span, error)
     span.end()

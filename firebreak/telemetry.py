@@ -12,14 +12,21 @@ import logging
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Status, StatusCode
+
+from firebreak.database import error_summary, is_database_error, sqlstate
+
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -100,11 +107,53 @@ class _TraceContextFilter(logging.Filter):
         return True
 
 
+class _DatabaseErrorArgumentsFilter(logging.Filter):
+    """A database error logged as an argument ("failed: %s") shows its type and code only:
+    its text may quote the values refused."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_loggable(argument) for argument in record.args)
+        return True
+
+
+def _loggable(argument: object) -> object:
+    if isinstance(argument, BaseException) and is_database_error(argument):
+        return error_summary(argument)
+    return argument
+
+
+class _DatabaseErrorRedactingFormatter(logging.Formatter):
+    """Tracebacks keep their frames, but a database error in them (or in their causes) is
+    named by type and code, not by its text."""
+
+    def formatException(self, ei: _ExcInfo) -> str:
+        kind, error, frames = ei
+        if kind is None or error is None:
+            return super().formatException(ei)
+        report = traceback.TracebackException(kind, error, frames)
+        pending: list[tuple[traceback.TracebackException | None, BaseException | None]] = [
+            (report, error)
+        ]
+        seen: set[int] = set()
+        while pending:
+            part, cause = pending.pop()
+            if part is None or cause is None or id(cause) in seen:
+                continue
+            seen.add(id(cause))
+            if is_database_error(cause):
+                # The one place the text is kept; format() prints it as the exception's line.
+                part._str = error_summary(cause)  # type: ignore[attr-defined]
+            pending += [(part.__cause__, cause.__cause__), (part.__context__, cause.__context__)]
+        return "".join(report.format()).rstrip("\n")
+
+
 def _setup_logging(service: str, log_level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_TraceContextFilter())
+    handler.addFilter(_DatabaseErrorArgumentsFilter())
     handler.setFormatter(
-        logging.Formatter(
+        _DatabaseErrorRedactingFormatter(
             f"%(asctime)s %(levelname)s {service} %(name)s trace=%(trace_id)s span=%(span_id)s "
             "%(message)s"
         )
@@ -113,6 +162,19 @@ def _setup_logging(service: str, log_level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(log_level)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def record_error(span: trace.Span, error: BaseException) -> None:
+    """Marks the span failed by `error`. A database error goes on it by type and code only
+    (`error.type`, `db.response.status_code`): its text may quote the values refused."""
+    span.set_attribute("error.type", type(error).__qualname__)
+    if not is_database_error(error):
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, repr(error)))
+        return
+    if code := sqlstate(error):
+        span.set_attribute("db.response.status_code", code)
+    span.set_status(Status(StatusCode.ERROR, error_summary(error)))
 
 
 def current_trace_id() -> str:

@@ -30,7 +30,18 @@ def test_a_personal_key_is_shown_once_and_acts_as_its_person(api: Api) -> None:
     issued = api.http.post(f"/v1/people/{person['id']}/api-keys", headers=api.admin.headers)
     assert issued.status_code == 201, issued.text
     key = issued.json()
-    assert set(key) == {"id", "person_id", "client_id", "role", "prefix", "key", "created_at"}
+    assert set(key) == {
+        "id",
+        "person_id",
+        "client_id",
+        "role",
+        "prefix",
+        "key",
+        "created_at",
+        "expires_at",
+        "created_by",
+    }
+    assert key["expires_at"] is None and key["created_by"] == "bootstrap"
     assert key["person_id"] == person["id"] and key["client_id"] == client.id
     assert key["role"] == "client"
     assert key["key"].startswith("fbk_") and key["prefix"] == key["key"][:12]
@@ -69,6 +80,8 @@ def test_the_list_never_shows_a_key_or_its_hash(api: Api) -> None:
         "created_at",
         "last_used_at",
         "revoked_at",
+        "expires_at",
+        "created_by",
     }
     assert mine["owner"] == {
         "kind": "person",

@@ -257,6 +257,9 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 404),
     ("DELETE", "/v1/admin/dead-letters/{service}/{dead_letter_id}"):
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 404),
+    # The audit log of administrative acts, and the check of its hash chain: admins only.
+    ("GET", "/v1/audit"):                   cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 200),
+    ("GET", "/v1/audit/verify"):            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 200),
     # One-click acknowledge links take no key: the token is the credential, so every column,
     # anonymous included, gets the same answer for the same token. Called here with a garbage
     # token: 404, as an HTML page for a person (not problem+json), naming no incident.
@@ -767,6 +770,8 @@ def world(api: Api) -> World:
         by_route["DELETE", "/v1/admin/dead-letters/{service}/{dead_letter_id}"] = Call(
             "DELETE", dead_letter, caller
         )
+        by_route["GET", "/v1/audit"] = Call("GET", "/v1/audit", caller)
+        by_route["GET", "/v1/audit/verify"] = Call("GET", "/v1/audit/verify", caller)
         reads = ("", "/timeline", "/transitions", "/tasks", "/notifications", "/deadlines")
         follow_up = ("/time", "/analysis", "/analysis/history", "/actions")
         for read in (*reads, "/updates", *follow_up):

@@ -504,6 +504,13 @@ def test_an_admin_sees_a_services_dead_letter_and_replays_it_once_its_cause_is_f
     assert parked_in_triage() == []
     again = api.http.post(replay, headers=api.admin.headers)
     assert again.status_code == 404, again.text
+    # The audit log has the replay that succeeded, once; not the one that failed.
+    audited = api.http.get("/v1/audit", params={"kind": "dead_letter"}, headers=api.admin.headers)
+    assert [
+        (entry["action"], entry["target"]["id"], entry["summary"])
+        for entry in audited.json()["items"]
+        if entry["target"]["id"] == parked["id"]
+    ] == [("dead_letter.replayed", parked["id"], {"service": "triage", "duplicate": False})]
 
 
 def test_malformed_messages_are_parked_by_every_consumer_and_handled_from_the_command_line(
@@ -512,7 +519,7 @@ def test_malformed_messages_are_parked_by_every_consumer_and_handled_from_the_co
     api = Api(small_platform)
 
     async def publish_garbage() -> int:
-        connection = await nats.connect(small_platform.nats_url)
+        connection = await nats.connect(small_platform.admin_nats_url)
         try:
             return await publish(connection, REPORTED, b"\x08\x96\x01 garbage")
         finally:

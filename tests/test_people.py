@@ -50,6 +50,7 @@ def test_an_admin_adds_reads_lists_and_changes_a_person(api: Api) -> None:
         "active": True,
         "created_at": "",
         "updated_at": "",
+        "created_by": "bootstrap",  # the bootstrap admin key, a key of no person
     }
     assert api.http.get(f"/v1/people/{person['id']}", headers=api.admin.headers).json() == person
 
@@ -311,7 +312,7 @@ async def test_people_reach_the_bus_for_services_that_keep_a_copy(api: Api) -> N
     )
     assert changed.status_code == 200, changed.text
 
-    client = await nats.connect(api.platform.nats_url)
+    client = await nats.connect(api.platform.admin_nats_url)
     try:
         js = client.jetstream()
         subscription = await js.subscribe(

@@ -240,6 +240,8 @@ EXPECTED_ELSEWHERE: dict[Action, dict[PrincipalKind, tuple[str, str]]] = {
     # Every service's dead letters carry every client's events: admins only, whatever a wall.
     Action.DEAD_LETTER_MANAGE: {kind: ("403", "403") for kind in PrincipalKind}
     | {K.ADMIN: ("ok",) * 2},
+    # The audit log records acts on every client: admins only, whatever a wall.
+    Action.AUDIT_READ: {kind: ("403", "403") for kind in PrincipalKind} | {K.ADMIN: ("ok",) * 2},
 }
 
 

@@ -14,15 +14,17 @@ from firebreak.database import create_engine
 from firebreak.metrics_sampler import MetricsSampler
 from firebreak.settings import Settings
 from firebreak.startup_migration import ensure_migrated
-from services.gateway import keys, tenants
+from services.gateway import client_trace, keys, tenants
 from services.gateway.backends import Backends
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
+from services.gateway.rate_limits import RateLimiter
 from services.gateway.request_metrics import RequestMetrics
 from services.gateway.routers import (
     ack_links,
     actions,
     analysis,
     api_keys,
+    audit,
     clients,
     closure,
     contact_methods,
@@ -111,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         deadline_rules,
         dead_letters,
         api_keys,
+        audit,
         ack_links,
         health,
     ):
@@ -119,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.link_secret = settings.link_secret
     app.state.evidence_max_bytes = settings.evidence_max_bytes  # routers/evidence_content.py
     app.state.commander_may_close = settings.commander_may_close  # routers/closure.py
+    app.state.rate_limiter = RateLimiter.from_settings(settings)  # dependencies.py
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
@@ -128,8 +132,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestMetrics)
     # One server span per request; the ASGI send/receive spans under it tell nothing more. An
     # acknowledge link's URL is a credential, so its requests make no span that would record it
-    # (the acknowledgement itself still joins the incident's trace).
+    # (the acknowledgement itself still joins the incident's trace). The span links the
+    # client's trace rather than joining it, and its URL has no query (client_trace, whose
+    # middleware main.py adds).
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz,status,v1/ack/", exclude_spans=["receive", "send"]
+        app,
+        excluded_urls="healthz,readyz,status,v1/ack/",
+        exclude_spans=["receive", "send"],
+        server_request_hook=client_trace.request_span_hook,
     )
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,12 +16,17 @@ from services.gateway.models import clients
 from services.gateway.permissions import OPERATOR_CLIENT_ID
 
 
-async def create_client(connection: AsyncConnection, *, name: str) -> dict[str, str]:
-    client_id = str(uuid.uuid4())
-    await connection.execute(
-        clients.insert().values(id=client_id, name=name, created_at=datetime.now(UTC))
-    )
-    return {"id": client_id, "name": name}
+async def create_client(
+    connection: AsyncConnection, *, name: str, created_by: str
+) -> dict[str, Any]:
+    client = {
+        "id": str(uuid.uuid4()),
+        "name": name,
+        "created_at": datetime.now(UTC),
+        "created_by": created_by,
+    }
+    await connection.execute(clients.insert().values(**client))
+    return client
 
 
 async def ensure_operator(connection: AsyncConnection) -> None:

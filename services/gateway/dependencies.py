@@ -20,6 +20,7 @@ from services.gateway import keys
 from services.gateway.backends import Backends
 from services.gateway.permissions import Action, Principal, scope
 from services.gateway.problems import Problem
+from services.gateway.rate_limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,16 @@ async def _record_use(backends: Backends, key_id: str, now: datetime) -> None:
         log.warning("could not record the use of API key %s", key_id, exc_info=True)
 
 
-Caller = Annotated[Principal, Depends(authenticate)]
+async def rate_limited(
+    request: Request, principal: Annotated[Principal, Depends(authenticate)]
+) -> Principal:
+    """The caller, unless over its key's or its client's rate limit (429)."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.admit(principal)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(rate_limited)]
 
 
 def require(action: Action) -> Callable[[Principal], Awaitable[Principal]]:

@@ -24,6 +24,7 @@ from firebreak.events import from_timestamp
 from firebreak.keyset_pages import ID_PATTERN
 from services.gateway import schemas
 from services.gateway.permissions import Principal
+from services.gateway.plain_text import MultiLine
 
 CLIENT_KINDS = frozenset({"client_system", "client_contact"})
 RESPONSE_TEAM = schemas.Actor(id="", kind="staff", name="Response team")
@@ -37,11 +38,10 @@ CLIENT_DETAILS: dict[str, tuple[str, ...] | None] = {
 Acquisition = Literal["copy", "image", "export", "photo", "statement"]
 Text = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=1000, pattern=schemas.NO_NUL),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
+    MultiLine,
 ]
-OptionalText = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=1000, pattern=schemas.NO_NUL)
-]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000), MultiLine]
 
 
 class Transfer(BaseModel):

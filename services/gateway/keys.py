@@ -55,7 +55,7 @@ def generate_key() -> str:
 
 
 # One indexed query per request: the key by its hash (unique index), its client and its person
-# by primary key. A revoked key is simply not found.
+# by primary key. A revoked key is simply not found; an expired one is refused once read.
 _AUTHENTICATE = (
     select(
         api_keys.c.id,
@@ -63,6 +63,7 @@ _AUTHENTICATE = (
         api_keys.c.role,
         api_keys.c.person_id,
         api_keys.c.last_used_at,
+        api_keys.c.expires_at,
         clients.c.name.label("client_name"),
         people.c.name.label("person_name"),
         people.c.role.label("person_role"),
@@ -112,9 +113,12 @@ def _principal(row: Any) -> Principal | None:
 
 
 async def authenticate(connection: AsyncConnection, *, key: str) -> KeyHolder | None:
-    """Who `key` is; None for an unknown or revoked key, or a deactivated person's key."""
+    """Who `key` is; None for an unknown, revoked or expired key, or a deactivated person's
+    key."""
     row = (await connection.execute(_AUTHENTICATE, {"key_hash": hash_key(key)})).first()
     if row is None:
+        return None
+    if row.expires_at is not None and aware(row.expires_at) <= datetime.now(UTC):
         return None
     principal = _principal(row)
     return None if principal is None else KeyHolder(principal, aware_or_none(row.last_used_at))
@@ -128,7 +132,13 @@ async def touch(connection: AsyncConnection, *, key_id: str, now: datetime) -> N
 
 
 async def _insert_key(
-    connection: AsyncConnection, *, client_id: str, role: str, person_id: str | None
+    connection: AsyncConnection,
+    *,
+    client_id: str,
+    role: str,
+    person_id: str | None,
+    expires_at: datetime | None,
+    created_by: str,
 ) -> dict[str, Any]:
     """Stores a new key's hash; the key itself is in the result this once and never again."""
     key = generate_key()
@@ -139,23 +149,39 @@ async def _insert_key(
         "role": role,
         "prefix": key[:PREFIX_LENGTH],
         "created_at": datetime.now(UTC),
+        "expires_at": expires_at,
+        "created_by": created_by,
     }
     await connection.execute(api_keys.insert().values(**issued, key_hash=hash_key(key)))
     return issued | {"key": key}
 
 
 async def issue_client_key(
-    connection: AsyncConnection, *, client_id: str, role: str
+    connection: AsyncConnection,
+    *,
+    client_id: str,
+    role: str,
+    expires_at: datetime | None,
+    created_by: str,
 ) -> dict[str, Any]:
     """A key that belongs to no person: a client system's, or an operator admin key."""
     if role == "admin" and client_id != OPERATOR_CLIENT_ID:
         raise InvalidArgument("role", f"only the operator ({OPERATOR_CLIENT_ID}) has admin keys")
     if not await client_store.client_exists(connection, client_id):
         raise NotFound(f"client {client_id} not found")
-    return await _insert_key(connection, client_id=client_id, role=role, person_id=None)
+    return await _insert_key(
+        connection,
+        client_id=client_id,
+        role=role,
+        person_id=None,
+        expires_at=expires_at,
+        created_by=created_by,
+    )
 
 
-async def issue_personal_key(connection: AsyncConnection, *, person_id: str) -> dict[str, Any]:
+async def issue_personal_key(
+    connection: AsyncConnection, *, person_id: str, expires_at: datetime | None, created_by: str
+) -> dict[str, Any]:
     """A person's own key: it acts as the person, with the person's current role and wall."""
     query = select(people.c.client_id, people.c.role, people.c.active).where(
         people.c.id == person_id
@@ -166,8 +192,24 @@ async def issue_personal_key(connection: AsyncConnection, *, person_id: str) -> 
     if not person.active:
         raise Conflict(f"person {person_id} is inactive; reactivate them before issuing a key")
     return await _insert_key(
-        connection, client_id=person.client_id, role=person.role, person_id=person_id
+        connection,
+        client_id=person.client_id,
+        role=person.role,
+        person_id=person_id,
+        expires_at=expires_at,
+        created_by=created_by,
     )
+
+
+def audit_summary(issued: dict[str, Any]) -> dict[str, Any]:
+    """What the audit log says of a key just issued: never the key, its hash or its prefix."""
+    expires_at = issued["expires_at"]
+    return {
+        "role": issued["role"],
+        "client_id": issued["client_id"],
+        "person_id": issued["person_id"],
+        "expires_at": None if expires_at is None else expires_at.isoformat(),
+    }
 
 
 def _listing() -> Any:
@@ -181,6 +223,8 @@ def _listing() -> Any:
             api_keys.c.created_at,
             api_keys.c.last_used_at,
             api_keys.c.revoked_at,
+            api_keys.c.expires_at,
+            api_keys.c.created_by,
             clients.c.name.label("client_name"),
             people.c.name.label("person_name"),
         )
@@ -200,6 +244,8 @@ def _key_body(row: Any) -> dict[str, Any]:
         "created_at": aware(row.created_at),
         "last_used_at": aware_or_none(row.last_used_at),
         "revoked_at": aware_or_none(row.revoked_at),
+        "expires_at": aware_or_none(row.expires_at),
+        "created_by": row.created_by,
     }
 
 
@@ -238,10 +284,12 @@ async def key_owner_id(connection: AsyncConnection, *, key_id: str) -> str:
     return row.person_id or key_id
 
 
-async def revoke_key(connection: AsyncConnection, *, key_id: str) -> None:
-    """Revokes a key from the next request on; revoking it again changes nothing."""
-    await connection.execute(
+async def revoke_key(connection: AsyncConnection, *, key_id: str) -> bool:
+    """Revokes a key from the next request on; whether it did (revoking it again changes
+    nothing)."""
+    result = await connection.execute(
         update(api_keys)
         .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
+    return result.rowcount == 1

@@ -1,8 +1,10 @@
 """The gateway's storage: client organisations (tenants), people, their hashed API keys, the
-acknowledge links already used, and the outbox of the events about people."""
+acknowledge links already used, the audit log of administrative acts, and the outbox of the
+events about people."""
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -11,11 +13,17 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 
 from firebreak.outbox import define_outbox_table
 
 metadata = MetaData()
+
+# Who created a client, person or key: the creator's `Principal.id` (a person's id, or the id
+# of a key of no person, "bootstrap" for the bootstrap key). NULL: made before this was kept,
+# or by the gateway itself (the bootstrap key).
+CREATED_BY_LENGTH = 64
 
 clients = Table(
     "clients",
@@ -23,6 +31,7 @@ clients = Table(
     Column("id", String(36), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(CREATED_BY_LENGTH)),
 )
 
 people = Table(
@@ -45,6 +54,7 @@ people = Table(
     Column("active", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(CREATED_BY_LENGTH)),
     # Listing pages through people in creation order.
     Index("people_created", "created_at", "id"),
 )
@@ -67,6 +77,9 @@ api_keys = Table(
     # Written at most once a minute per key (see keys.touch), not on every request.
     Column("last_used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    # NULL: the key does not expire. From this time on it is refused like a revoked one.
+    Column("expires_at", DateTime(timezone=True)),
+    Column("created_by", String(CREATED_BY_LENGTH)),
     Index("api_keys_created", "created_at", "id"),
 )
 
@@ -79,6 +92,40 @@ used_ack_links = Table(
     Column("incident_id", String(36), nullable=False),
     Column("person_id", String(36), nullable=False),
     Column("used_at", DateTime(timezone=True), nullable=False),
+)
+
+# The audit log (audit.py): every administrative act, appended only, each entry hash-chained
+# to the one before it. Nothing in the code updates or deletes an entry.
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    # The entry's place in the chain, from 0; its id is for people to refer to it by.
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor_id", String(CREATED_BY_LENGTH), nullable=False),
+    Column("actor_kind", String(20), nullable=False),
+    Column("actor_name", String(200), nullable=False),
+    Column("actor_key_id", String(CREATED_BY_LENGTH), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("target_kind", String(30), nullable=False),
+    Column("target_id", String(CREATED_BY_LENGTH), nullable=False),
+    # Canonical JSON, stored exactly as hashed.
+    Column("summary", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+    Index("audit_entries_actor", "actor_id", "position"),
+    Index("audit_entries_target", "target_kind", "position"),
+)
+
+# The chain's length and last hash, in one row: appending locks it, so entries from replicas
+# writing at once still form one chain, and a removed last entry shows against it.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", String(10), primary_key=True),
+    Column("length", BigInteger, nullable=False),
+    Column("head", String(64), nullable=False),
 )
 
 # person.registered and person.changed, published by the gateway's relay.

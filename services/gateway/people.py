@@ -80,6 +80,7 @@ async def create_person(
     phone: str | None,
     timezone: str | None,
     clients: Sequence[str] | None,
+    created_by: str,
 ) -> dict[str, Any]:
     client_id = await _client_of_new_person(connection, role, client_id)
     if role == CLIENT_ROLE and clients is not None:
@@ -99,6 +100,7 @@ async def create_person(
         "active": True,
         "created_at": now,
         "updated_at": now,
+        "created_by": created_by,
     }
     try:
         await connection.execute(people.insert().values(**person, email_key=email.lower()))
@@ -120,6 +122,7 @@ def _person_body(row: Any) -> dict[str, Any]:
         "active": row.active,
         "created_at": aware(row.created_at),
         "updated_at": aware(row.updated_at),
+        "created_by": row.created_by,
     }
 
 

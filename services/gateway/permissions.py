@@ -94,6 +94,7 @@ class Action(StrEnum):
     INCIDENT_CLOSE = "incident_close"
     REPORT_READ = "report_read"
     DEAD_LETTER_MANAGE = "dead_letter_manage"
+    AUDIT_READ = "audit_read"
 
 
 ACTION_SCOPE: dict[Action, str] = {
@@ -140,6 +141,7 @@ ACTION_SCOPE: dict[Action, str] = {
     "its own)",
     Action.DEAD_LETTER_MANAGE: "list every service's dead letters (events its consumer gave up "
     "on), replay or discard one",
+    Action.AUDIT_READ: "read the audit log of administrative acts and verify its hash chain",
 }
 
 # Actions on an incident: a principal who may not see the incident at all is told it does not
@@ -230,6 +232,7 @@ PERMISSIONS: dict[Action, dict[PrincipalKind, Grant]] = {
     Action.INCIDENT_CLOSE: {RESPONDER: Grant.COMMANDER, MANAGER: WALL, ADMIN: WALL},
     Action.REPORT_READ: {SYSTEM: OWN, CONTACT: OWN, RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
     Action.DEAD_LETTER_MANAGE: {ADMIN: ALL},
+    Action.AUDIT_READ: {ADMIN: ALL},
 }
 
 # What a SELF grant is limited to, and who may do more, as a refusal says it.

@@ -13,6 +13,7 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,6 +26,7 @@ from firebreak.grpc_server import (
     STATUS_METADATA_KEY,
     VERSION_METADATA_KEY,
 )
+from firebreak.telemetry import record_error
 
 PROBLEM_JSON = "application/problem+json"
 # A database restart or failover takes seconds, not one.
@@ -151,6 +153,8 @@ _GRPC_TO_HTTP = {
     grpc.StatusCode.ABORTED: 412,  # a stale If-Match
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.UNAVAILABLE: 503,
+    # The service runs as many calls as it may at once (FIREBREAK_GRPC_MAX_CONCURRENT_RPCS).
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     # Stored data cannot be read (evidence's master key does not match): the detail says so.
     grpc.StatusCode.DATA_LOSS: 500,
@@ -161,9 +165,11 @@ async def _on_rpc_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, grpc.aio.AioRpcError)
     status = _GRPC_TO_HTTP.get(error.code(), 502)
     if status == 503:
+        overloaded = error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        state = "overloaded" if overloaded else "unavailable"
         return problem_response(
             503,
-            "A backing service is unavailable; retry shortly.",
+            f"A backing service is {state}; retry shortly.",
             request=request,
             headers={"Retry-After": "1"},
         )
@@ -203,6 +209,7 @@ async def _on_rpc_error(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _on_database_error(request: Request, error: Exception) -> JSONResponse:
+    record_error(trace.get_current_span(), error)
     if not is_unavailable(error):
         return await _on_unexpected(request, error)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)

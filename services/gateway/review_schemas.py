@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
 
+from services.gateway.plain_text import MultiLine
 from services.gateway.schemas import (
     CLOCK_SKEW,
-    NO_NUL,
     Actor,
     Id,
     LongText,
@@ -27,7 +27,7 @@ ActionKind = Literal["remediation", "recovery", "corrective", "preventive"]
 ActionStatus = Literal["open", "in_progress", "done", "verified", "wont_do_requested", "wont_do"]
 CheckStatus = Literal["scheduled", "due", "effective", "not_effective"]
 Item = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), MultiLine
 ]
 MAX_MINUTES = 24 * 60
 

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from firebreak.keyset_pages import ID_PATTERN
+from services.gateway.plain_text import MultiLine, SingleLine
 
 IncidentType = Literal[
     "security_breach",
@@ -40,19 +41,21 @@ Priority = Literal["P1", "P2", "P3", "P4"]
 Role = Literal["client", "admin"]
 
 # No text may hold NUL: PostgreSQL refuses it, so SQLite must not quietly accept it either.
+# Text people read refuses every control and format character (plain_text).
 NO_NUL = r"^[^\x00]*$"
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
 ]
-LongText = Annotated[str, StringConstraints(max_length=20_000, pattern=NO_NUL)]
+LongText = Annotated[str, StringConstraints(max_length=20_000), MultiLine]
 Email = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
     ),
+    SingleLine,
 ]
 Label = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SingleLine
 ]
 # Clocks disagree a little; a detection time further ahead than this is a mistake.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -69,7 +72,7 @@ OwnerRole = Literal["incident_commander", "communications_lead", "scribe", "resp
 TaskStatus = Literal["open", "in_progress", "done", "skipped"]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
 RequiredText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000, pattern=NO_NUL)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000), MultiLine
 ]
 
 
@@ -271,13 +274,43 @@ class NewClient(Strict):
     name: ShortText
 
 
+CREATED_BY = (
+    "Who created it: a person's id, or the id of a key of no person (`bootstrap`: the "
+    "bootstrap key); null when made by the gateway itself or before this was recorded."
+)
+
+
 class Client(BaseModel):
     id: str
     name: str
+    created_at: datetime
+    created_by: str | None = Field(description=CREATED_BY)
+
+
+def _in_the_future(value: datetime) -> datetime:
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("is out of range") from error
+    if moment <= datetime.now(UTC):
+        raise ValueError("must be in the future")
+    return moment
+
+
+KeyExpiry = Annotated[
+    AwareDatetime,
+    AfterValidator(_in_the_future),
+    Field(description="When the key stops working (ISO 8601 with an offset); absent: never."),
+]
 
 
 class NewApiKey(Strict):
     role: Role
+    expires_at: KeyExpiry | None = None
+
+
+class NewPersonalKey(Strict):
+    expires_at: KeyExpiry | None = None
 
 
 class ApiKey(BaseModel):
@@ -290,6 +323,8 @@ class ApiKey(BaseModel):
     prefix: str = Field(description="The key's first 12 characters, to recognise it by.")
     key: str = Field(description="Shown once; only its hash is stored.")
     created_at: datetime
+    expires_at: datetime | None
+    created_by: str | None = Field(description=CREATED_BY)
 
 
 class KeyOwner(BaseModel):
@@ -309,6 +344,8 @@ class ApiKeyInfo(BaseModel):
     created_at: datetime
     last_used_at: datetime | None = Field(description="Recorded at most once a minute.")
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(description="Refused from then on; null: never.")
+    created_by: str | None = Field(description=CREATED_BY)
 
 
 class ApiKeyPage(BaseModel):
@@ -394,6 +431,7 @@ class Person(BaseModel):
     active: bool
     created_at: datetime
     updated_at: datetime
+    created_by: str | None = Field(description=CREATED_BY)
 
 
 class PersonPage(BaseModel):
@@ -626,7 +664,7 @@ class EscalationPolicyPage(BaseModel):
 
 ContactKind = Literal["email", "webhook", "slack", "teams"]
 ContactAddress = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), SingleLine
 ]
 SigningSecret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
 
@@ -693,7 +731,7 @@ class DeliveryList(BaseModel):
 
 Audience = Literal["internal", "client"]
 UpdateBody = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000, pattern=NO_NUL)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000), MultiLine
 ]
 
 
@@ -798,9 +836,9 @@ class DeadlineMet(Strict):
 
 class ContractualRule(Strict):
     name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SingleLine
     ]
-    description: Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)] = Field(
+    description: Annotated[str, StringConstraints(max_length=1000), MultiLine] = Field(
         "", description='The contract\'s wording, e.g. "inform the client within 1 hour of a P1".'
     )
     priorities: PolicyPriorities = Field(description="The incidents it applies to.")

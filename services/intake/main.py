@@ -18,7 +18,7 @@ async def serve(settings: Settings) -> None:
         name="intake",
         engine=engine,
         outbox=outbox,
-        servicer=IntakeServicer(engine, outbox),
+        servicer=IntakeServicer(engine, outbox, page_max_bytes=settings.list_page_max_bytes),
         add_servicer=intake_pb2_grpc.add_IntakeServiceServicer_to_server,
         grpc_service=intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name,
         handlers=handlers.HANDLERS,

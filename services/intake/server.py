@@ -19,9 +19,10 @@ from services.intake import service
 
 
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
-    def __init__(self, engine: AsyncEngine, outbox: Outbox) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: Outbox, *, page_max_bytes: int) -> None:
         self._engine = engine
         self._outbox = outbox
+        self._page_max_bytes = page_max_bytes
 
     async def ReportIncident(
         self, request: intake_pb2.ReportIncidentRequest, context: grpc.aio.ServicerContext
@@ -73,6 +74,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                 # A list of clients (a walled staff member's) is a scope of its own.
                 client_id=None if request.client_ids else client_scope(request),
                 request=request,
+                max_bytes=self._page_max_bytes,
+                size_of=lambda row: incident_message(row).ByteSize(),
             )
         return intake_pb2.ListIncidentsResponse(
             incidents=[incident_message(row) for row in rows], next_page_token=next_token

@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -23,6 +24,7 @@ from firebreak.api.intake.v1.intake_pb2 import ListIncidentsRequest, ReportIncid
 from firebreak.database import upsert_insert
 from firebreak.errors import Conflict, InvalidArgument, NotFound
 from firebreak.events import INCIDENT_REPORTED, from_timestamp, new_event
+from firebreak.keyset_pages import ID, fill_page
 from firebreak.outbox import Outbox
 from services.intake.models import incidents, reference_counters
 
@@ -221,15 +223,23 @@ async def get_incident(
 
 
 async def list_incidents(
-    connection: AsyncConnection, *, client_id: str | None, request: ListIncidentsRequest
+    connection: AsyncConnection,
+    *,
+    client_id: str | None,
+    request: ListIncidentsRequest,
+    max_bytes: int,
+    size_of: Callable[[Row[Any]], int],
 ) -> tuple[list[Row[Any]], str]:
-    """Newest first, filtered, one page at a time; returns the rows and the next page token."""
+    """Newest first, filtered, one page at a time (capped at `max_bytes` as `size_of` measures
+    a row); returns the rows and the next page token."""
     page_size = min(request.page_size or 50, MAX_PAGE_SIZE)
     query = select(incidents).order_by(incidents.c.seq.desc()).limit(page_size + 1)
+    scope = []  # the clients whose incidents the caller may see; none: every client
     if client_id is not None:
-        query = query.where(incidents.c.client_id == client_id)
+        scope.append(incidents.c.client_id == client_id)
     elif request.client_ids and not request.all_clients:
-        query = query.where(incidents.c.client_id.in_(list(request.client_ids)))
+        scope.append(incidents.c.client_id.in_(list(request.client_ids)))
+    query = query.where(*scope)
     for field, value, allowed in (
         ("status", request.status, STATUSES),
         ("priority", request.priority, PRIORITIES),
@@ -240,12 +250,20 @@ async def list_incidents(
                 raise InvalidArgument(field, f"must be one of {', '.join(sorted(allowed))}")
             query = query.where(incidents.c[field] == value)
     if request.page_token:
-        query = query.where(incidents.c.seq < _decode_page_token(request.page_token))
-    rows = list((await connection.execute(query)).all())
-    if len(rows) <= page_size:
-        return rows, ""
-    rows = rows[:page_size]
-    return rows, _encode_page_token(rows[-1].seq)
+        # The cursor names the last incident shown, which the caller could see: the registry's
+        # own sequence would tell a client how many incidents other clients reported.
+        last = select(incidents.c.seq).where(
+            incidents.c.id == _decode_page_token(request.page_token), *scope
+        )
+        last_seq = (await connection.execute(last)).scalar_one_or_none()
+        if last_seq is None:
+            raise InvalidArgument("cursor", "is not a cursor this API returned")
+        query = query.where(incidents.c.seq < last_seq)
+    rows = (await connection.execute(query)).all()
+    page = fill_page(rows, limit=page_size, max_bytes=max_bytes, size_of=size_of)
+    if len(page) == len(rows):
+        return page, ""
+    return page, _encode_page_token(page[-1].id)
 
 
 # The hot path's statements, built once (docs/architecture.md, where the CPU goes).
@@ -277,17 +295,17 @@ RECORD_NOTIFICATION = (
 )
 
 
-def _encode_page_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+def _encode_page_token(incident_id: str) -> str:
+    return base64.urlsafe_b64encode(f"after:{incident_id}".encode()).decode().rstrip("=")
 
 
-def _decode_page_token(token: str) -> int:
+def _decode_page_token(token: str) -> str:
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        prefix, _, seq = text.partition(":")
-        if prefix != "seq" or not 0 < int(seq) < 2**63:
+        prefix, _, incident_id = text.partition(":")
+        if prefix != "after" or not ID.fullmatch(incident_id):
             raise ValueError(text)
-        return int(seq)
+        return incident_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
         raise InvalidArgument("cursor", "is not a cursor this API returned") from error
 

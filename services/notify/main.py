@@ -98,12 +98,12 @@ async def serve(settings: Settings) -> None:
         inbox=models.inbox,
         more_servicers=(
             (
-                ScheduleServicer(engine),
+                ScheduleServicer(engine, page_max_bytes=settings.list_page_max_bytes),
                 notify_pb2_grpc.add_ScheduleServiceServicer_to_server,
                 notify_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
             ),
             (
-                PolicyServicer(engine),
+                PolicyServicer(engine, page_max_bytes=settings.list_page_max_bytes),
                 notify_pb2_grpc.add_EscalationPolicyServiceServicer_to_server,
                 notify_pb2.DESCRIPTOR.services_by_name["EscalationPolicyService"].full_name,
             ),

@@ -36,7 +36,7 @@ has no default policy at all) are:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -288,15 +288,28 @@ async def get_policy(
 
 
 async def list_policies(
-    connection: AsyncConnection, *, client_id: str | None, page_size: int, page_token: str
+    connection: AsyncConnection,
+    *,
+    client_id: str | None,
+    page_size: int,
+    page_token: str,
+    max_bytes: int,
+    size_of: Callable[[Row[Any]], int],
 ) -> tuple[list[Row[Any]], str]:
-    """Newest first (client_id: that client's only), a page at a time; returns the rows and
-    the next page's token ("" on the last page)."""
+    """Newest first (client_id: that client's only), a page at a time (capped at `max_bytes`
+    as `size_of` measures a row); returns the rows and the next page's token ("" on the last
+    page)."""
     query = select(escalation_policies)
     if client_id:
         query = query.where(escalation_policies.c.client_id == client_id)
     return await read_page(
-        connection, query, escalation_policies, limit=page_size, cursor=page_token
+        connection,
+        query,
+        escalation_policies,
+        limit=page_size,
+        cursor=page_token,
+        max_bytes=max_bytes,
+        size_of=size_of,
     )
 
 

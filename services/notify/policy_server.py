@@ -25,8 +25,9 @@ from services.notify import policies
 
 
 class PolicyServicer(notify_pb2_grpc.EscalationPolicyServiceServicer):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, page_max_bytes: int) -> None:
         self._engine = engine
+        self._page_max_bytes = page_max_bytes
         self._defaults_ensured = False
         self._ensuring = asyncio.Lock()
 
@@ -71,6 +72,8 @@ class PolicyServicer(notify_pb2_grpc.EscalationPolicyServiceServicer):
                 client_id=request.client_id or None,
                 page_size=request.page_size,
                 page_token=request.page_token,
+                max_bytes=self._page_max_bytes,
+                size_of=lambda row: policy_message(row).ByteSize(),
             )
         return notify_pb2.ListPoliciesResponse(
             policies=[policy_message(row) for row in rows], next_page_token=token

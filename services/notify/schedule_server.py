@@ -20,8 +20,9 @@ HOURS = "hours"  # Layer.rotation for {"hours": N} at the edge, N in Layer.hours
 
 
 class ScheduleServicer(notify_pb2_grpc.ScheduleServiceServicer):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, page_max_bytes: int) -> None:
         self._engine = engine
+        self._page_max_bytes = page_max_bytes
         self._default_exists = False
 
     async def _ensure_default(self) -> None:
@@ -62,7 +63,11 @@ class ScheduleServicer(notify_pb2_grpc.ScheduleServiceServicer):
         await self._ensure_default()
         async with reading(self._engine) as connection:
             rows, token = await schedules.list_schedules(
-                connection, page_size=request.page_size, page_token=request.page_token
+                connection,
+                page_size=request.page_size,
+                page_token=request.page_token,
+                max_bytes=self._page_max_bytes,
+                size_of=lambda row: schedule_message(row).ByteSize(),
             )
         return notify_pb2.ListSchedulesResponse(
             schedules=[schedule_message(row) for row in rows], next_page_token=token

@@ -10,7 +10,7 @@ that the people in it are the firm's active staff is the gateway's: it owns peop
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,12 +113,23 @@ async def get_schedule(
 
 
 async def list_schedules(
-    connection: AsyncConnection, *, page_size: int, page_token: str
+    connection: AsyncConnection,
+    *,
+    page_size: int,
+    page_token: str,
+    max_bytes: int,
+    size_of: Callable[[Row[Any]], int],
 ) -> tuple[list[Row[Any]], str]:
-    """Newest first, one page at a time; returns the rows and the next page's token ("" on the
-    last page)."""
+    """Newest first, one page at a time (capped at `max_bytes` as `size_of` measures a row);
+    returns the rows and the next page's token ("" on the last page)."""
     return await read_page(
-        connection, select(schedules), schedules, limit=page_size, cursor=page_token
+        connection,
+        select(schedules),
+        schedules,
+        limit=page_size,
+        cursor=page_token,
+        max_bytes=max_bytes,
+        size_of=size_of,
     )
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from firebreak.database import reading
 from firebreak.errors import NotFound
-from services.gateway import keys, schemas
+from services.gateway import audit, keys, schemas
 from services.gateway.dependencies import IdFilter, KeyId, KeyLister, KeyRevoker, Services
 from services.gateway.permissions import Action, Grant, authorize, scope
 
@@ -52,5 +52,13 @@ async def revoke_api_key(caller: KeyRevoker, key_id: KeyId, services: Services) 
             # to learn about.
             raise NotFound(f"API key {key_id} not found")
         authorize(caller, Action.KEY_REVOKE, owner_id=owner_id)
-        await keys.revoke_key(connection, key_id=key_id)
+        if await keys.revoke_key(connection, key_id=key_id):
+            await audit.record(
+                connection,
+                actor=caller,
+                action="api_key.revoked",
+                target_kind="api_key",
+                target_id=key_id,
+                summary={"owner_id": owner_id},
+            )
     return Response(status_code=204)

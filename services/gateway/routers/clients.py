@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.gateway import clients, keys, schemas
+from services.gateway import audit, clients, keys, schemas
 from services.gateway.dependencies import ClientId, ClientManager, Services
 
 router = APIRouter(tags=["clients"])
@@ -12,21 +12,42 @@ router = APIRouter(tags=["clients"])
 
 @router.post("/v1/clients", status_code=201, response_model=schemas.Client)
 async def create_client(
-    body: schemas.NewClient, _: ClientManager, services: Services
+    body: schemas.NewClient, caller: ClientManager, services: Services
 ) -> schemas.Client:
     async with services.engine.begin() as connection:
-        return schemas.Client.model_validate(
-            await clients.create_client(connection, name=body.name)
+        client = await clients.create_client(connection, name=body.name, created_by=caller.id)
+        await audit.record(
+            connection,
+            actor=caller,
+            action="client.created",
+            target_kind="client",
+            target_id=client["id"],
+            summary={"name": client["name"]},
         )
+    return schemas.Client.model_validate(client)
 
 
 @router.post("/v1/clients/{client_id}/api-keys", status_code=201, response_model=schemas.ApiKey)
 async def create_api_key(
-    _: ClientManager, client_id: ClientId, body: schemas.NewApiKey, services: Services
+    caller: ClientManager, client_id: ClientId, body: schemas.NewApiKey, services: Services
 ) -> schemas.ApiKey:
     """A key of the client's systems (role client), or an operator admin key (role admin, for
-    the client operator only); it belongs to no person. Shown once."""
+    the client operator only); it belongs to no person. Shown once; refused from `expires_at`
+    on, when given."""
     async with services.engine.begin() as connection:
-        return schemas.ApiKey.model_validate(
-            await keys.issue_client_key(connection, client_id=client_id, role=body.role)
+        issued = await keys.issue_client_key(
+            connection,
+            client_id=client_id,
+            role=body.role,
+            expires_at=body.expires_at,
+            created_by=caller.id,
         )
+        await audit.record(
+            connection,
+            actor=caller,
+            action="api_key.issued",
+            target_kind="api_key",
+            target_id=issued["id"],
+            summary=keys.audit_summary(issued),
+        )
+    return schemas.ApiKey.model_validate(issued)

@@ -20,7 +20,7 @@ from firebreak.database import reading
 from firebreak.errors import InvalidArgument
 from firebreak.events import from_timestamp
 from firebreak.grpc_server import FIELD_METADATA_KEY
-from services.gateway import people, schemas
+from services.gateway import audit, people, schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Caller, MethodId, PersonId, Services
 from services.gateway.permissions import Action, Grant, Principal, authorize, scope
@@ -82,6 +82,16 @@ async def add_contact_method(
             timeout=RPC_TIMEOUT_SECONDS,
         )
     )
+    # Notify keeps the methods: recorded once its call has succeeded (audit.record_after).
+    # Never the address: a Slack or Teams URL is a secret itself.
+    await audit.record_after(
+        services.engine,
+        actor=caller,
+        action="contact_method.added",
+        target_kind="contact_method",
+        target_id=added.id,
+        summary={"person_id": person_id, "kind": added.kind},
+    )
     return method_body(added)
 
 
@@ -126,5 +136,13 @@ async def delete_contact_method(
             notify_pb2.ContactMethodRef(person_id=person_id, id=method_id),
             timeout=RPC_TIMEOUT_SECONDS,
         )
+    )
+    await audit.record_after(
+        services.engine,
+        actor=caller,
+        action="contact_method.deleted",
+        target_kind="contact_method",
+        target_id=method_id,
+        summary={"person_id": person_id},
     )
     return Response(status_code=204)

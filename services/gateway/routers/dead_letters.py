@@ -22,6 +22,7 @@ from firebreak.keyset_pages import (
     encode_cursor,
 )
 from firebreak.settings import GRPC_SERVICES
+from services.gateway import audit
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Services, require
 from services.gateway.permissions import Action, Principal
@@ -177,6 +178,15 @@ async def replay_dead_letter(
             f"{reply.error}",
             extensions={"error": reply.error},
         )
+    # The service keeps its dead letters: recorded once its call has succeeded.
+    await audit.record_after(
+        services.engine,
+        actor=caller,
+        action="dead_letter.replayed",
+        target_kind="dead_letter",
+        target_id=dead_letter_id,
+        summary={"service": service, "duplicate": reply.duplicate},
+    )
     return Replayed(service=service, id=dead_letter_id, duplicate=reply.duplicate)
 
 
@@ -191,5 +201,13 @@ async def discard_dead_letter(
     await _stub(services, service).DiscardDeadLetter(
         dead_letters_pb2.DeadLetterRef(id=dead_letter_id, actor=caller.as_actor()),
         timeout=RPC_TIMEOUT_SECONDS,
+    )
+    await audit.record_after(
+        services.engine,
+        actor=caller,
+        action="dead_letter.discarded",
+        target_kind="dead_letter",
+        target_id=dead_letter_id,
+        summary={"service": service},
     )
     return Response(status_code=204)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from firebreak.api.notify.v1 import deadlines_pb2
 from firebreak.database import reading
 from firebreak.events import from_timestamp
-from services.gateway import clients, schemas
+from services.gateway import audit, clients, schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import ClientId, Services, require
 from services.gateway.permissions import Action, Principal, authorize
@@ -74,5 +74,14 @@ async def replace_deadline_rules(
             rules=[deadlines_pb2.ContractualRule(**rule.model_dump()) for rule in body.rules],
         ),
         timeout=RPC_TIMEOUT_SECONDS,
+    )
+    # Notify keeps the rules: recorded once its call has succeeded (audit.record_after).
+    await audit.record_after(
+        services.engine,
+        actor=caller,
+        action="deadline_rules.replaced",
+        target_kind="deadline_rules",
+        target_id=client_id,
+        summary={"rules": [rule.name for rule in rules.rules]},
     )
     return rules_body(rules)

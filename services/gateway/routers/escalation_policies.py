@@ -22,8 +22,8 @@ from firebreak.database import reading
 from firebreak.errors import InvalidArgument
 from firebreak.events import from_timestamp
 from firebreak.grpc_server import FIELD_METADATA_KEY, VERSION_METADATA_KEY
+from services.gateway import audit, schemas
 from services.gateway import clients as client_store
-from services.gateway import schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import (
     IdFilter,
@@ -35,6 +35,7 @@ from services.gateway.dependencies import (
 from services.gateway.incident_view import etag, parse_if_match
 from services.gateway.models import people
 from services.gateway.people import STAFF_ROLES
+from services.gateway.permissions import Principal
 from services.gateway.problems import Problem
 
 router = APIRouter(tags=["escalation policies"])
@@ -68,7 +69,10 @@ IfMatch = Annotated[
 
 @router.post(PATH, status_code=201, response_model=schemas.EscalationPolicy)
 async def create_policy(
-    _: OnCallManager, body: schemas.NewEscalationPolicy, services: Services, response: Response
+    caller: OnCallManager,
+    body: schemas.NewEscalationPolicy,
+    services: Services,
+    response: Response,
 ) -> schemas.EscalationPolicy:
     """Adds a policy for a client's incidents of the priorities it lists (`client_id`), or the
     firm's default for them (no `client_id`). A priority another policy of the same client (or
@@ -83,6 +87,7 @@ async def create_policy(
             _policy_input(body.model_dump() | {"steps": steps}), timeout=RPC_TIMEOUT_SECONDS
         )
     )
+    await _audit(services, caller, "escalation_policy.created", created)
     response.headers["ETag"] = etag(created.version)
     return policy_body(created)
 
@@ -123,7 +128,7 @@ async def get_policy(
 
 @router.patch(PATH + "/{policy_id}", response_model=schemas.EscalationPolicy)
 async def update_policy(
-    _: OnCallManager,
+    caller: OnCallManager,
     policy_id: PolicyId,
     body: schemas.EscalationPolicyChanges,
     services: Services,
@@ -159,21 +164,49 @@ async def update_policy(
             if expected or attempt == MERGE_ATTEMPTS:
                 raise _stale(policy_id, int(version) if version.isdigit() else None) from error
             continue  # changed by someone else since it was read: merge into that version
+        await _audit(services, caller, "escalation_policy.changed", changed)
         response.headers["ETag"] = etag(changed.version)
         return policy_body(changed)
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
 @router.delete(PATH + "/{policy_id}", status_code=204, response_class=Response)
-async def delete_policy(_: OnCallManager, policy_id: PolicyId, services: Services) -> Response:
+async def delete_policy(caller: OnCallManager, policy_id: PolicyId, services: Services) -> Response:
     """Deletes the policy. Escalations already running keep the version they started with."""
     await services.policies.DeletePolicy(
         notify_pb2.PolicyRef(id=policy_id), timeout=RPC_TIMEOUT_SECONDS
+    )
+    await audit.record_after(
+        services.engine,
+        actor=caller,
+        action="escalation_policy.deleted",
+        target_kind="escalation_policy",
+        target_id=policy_id,
+        summary={},
     )
     return Response(status_code=204)
 
 
 # --- Helpers --------------------------------------------------------------------------------
+
+
+async def _audit(
+    services: Backends, caller: Principal, action: str, policy: notify_pb2.Policy
+) -> None:
+    # Notify keeps the policy: recorded once its call has succeeded (audit.record_after).
+    await audit.record_after(
+        services.engine,
+        actor=caller,
+        action=action,
+        target_kind="escalation_policy",
+        target_id=policy.id,
+        summary={
+            "name": policy.name,
+            "client_id": policy.client_id or None,
+            "priorities": list(policy.priorities),
+            "version": policy.version,
+        },
+    )
 
 
 async def _read(services: Backends, policy_id: str) -> notify_pb2.Policy:

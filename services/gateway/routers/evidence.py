@@ -17,10 +17,10 @@ from services.gateway.backends import CONTENT_RPC_TIMEOUT_SECONDS, RPC_TIMEOUT_S
 from services.gateway.dependencies import Caller, IncidentId, Services
 from services.gateway.evidence_access import EvidenceId, item_ref, record_for, staff_only
 from services.gateway.permissions import Action, Principal, authorize
+from services.gateway.plain_text import SingleLine
 from services.gateway.problems import Problem
 from services.gateway.role_holders import role_holder
 from services.gateway.routers.incidents import read_scope
-from services.gateway.schemas import NO_NUL
 
 router = APIRouter(tags=["evidence"])
 
@@ -188,9 +188,9 @@ async def dispose_of_evidence(
         Query(
             min_length=1,
             max_length=1000,
-            pattern=NO_NUL,
             description="Who authorised the disposal, and how (e.g. the client's letter).",
         ),
+        SingleLine,
     ],
     method: Annotated[str, Query(pattern=r"^(destroyed|returned)$")] = "destroyed",
 ) -> view.EvidenceRecord:

@@ -27,8 +27,8 @@ from services.gateway.evidence_access import EvidenceId, item_ref, record_for
 from services.gateway.evidence_view import Acquisition
 from services.gateway.incident_access import incident_for
 from services.gateway.permissions import Action
+from services.gateway.plain_text import MultiLine, SingleLine
 from services.gateway.problems import Problem
-from services.gateway.schemas import NO_NUL
 
 router = APIRouter(tags=["evidence"])
 
@@ -112,10 +112,10 @@ async def submit_evidence(
     incident_id: IncidentId,
     caller: Caller,
     services: Services,
-    filename: Annotated[str, Query(min_length=1, max_length=255, pattern=NO_NUL)],
-    description: Annotated[str, Query(max_length=20_000, pattern=NO_NUL)] = "",
+    filename: Annotated[str, Query(min_length=1, max_length=255), SingleLine],
+    description: Annotated[str, Query(max_length=20_000), MultiLine] = "",
     source: Annotated[
-        str, Query(max_length=1000, pattern=NO_NUL, description="host, path, device, person")
+        str, Query(max_length=1000, description="host, path, device, person"), SingleLine
     ] = "",
     collected_at: Annotated[
         AwareDatetime | None, Query(description="When it was collected; default: now.")

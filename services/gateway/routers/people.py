@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 
 from firebreak.database import reading
-from services.gateway import keys, people, schemas
+from services.gateway import audit, keys, people, schemas
 from services.gateway.dependencies import (
     IdFilter,
     KeyIssuer,
@@ -37,9 +37,18 @@ async def create_person(
             phone=body.phone,
             timezone=body.timezone,
             clients=body.clients,
+            created_by=caller.id,
         )
         event = people.person_event(person, registered=True, actor=caller.as_actor())
         await services.outbox.add(connection, event)
+        await audit.record(
+            connection,
+            actor=caller,
+            action="person.created",
+            target_kind="person",
+            target_id=person["id"],
+            summary={key: person[key] for key in ("role", "client_id", "clients")},
+        )
     return schemas.Person.model_validate(person)
 
 
@@ -88,19 +97,48 @@ async def update_person(
     working from the next request on."""
     changes = body.model_dump(include=body.model_fields_set)
     async with services.outbox.transaction() as connection:
-        person = await people.update_person(connection, person_id, changes)
+        person = await people.update_person(connection, person_id, dict(changes))
         event = people.person_event(person, registered=False, actor=caller.as_actor())
         await services.outbox.add(connection, event)
+        if changes:
+            await audit.record(
+                connection,
+                actor=caller,
+                action="person.changed",
+                target_kind="person",
+                target_id=person_id,
+                summary=_changes_summary(changes, person),
+            )
     return schemas.Person.model_validate(person)
+
+
+def _changes_summary(changes: dict[str, Any], person: dict[str, Any]) -> dict[str, Any]:
+    """The fields a change named; and the new values of those that decide what the person may
+    do (role, wall, active). Contact details are personal data the log need not copy."""
+    decisive = {key: person[key] for key in ("role", "clients", "active") if key in changes}
+    return {"changed": sorted(changes)} | decisive
 
 
 @router.post("/v1/people/{person_id}/api-keys", status_code=201, response_model=schemas.ApiKey)
 async def issue_personal_key(
-    _: KeyIssuer, person_id: PersonId, services: Services
+    caller: KeyIssuer,
+    person_id: PersonId,
+    services: Services,
+    body: Annotated[schemas.NewPersonalKey | None, Body()] = None,
 ) -> schemas.ApiKey:
     """Issues the person a key of their own, shown once; it acts with their current role and
-    wall, and stops working when they are deactivated."""
+    wall, and stops working when they are deactivated or at `expires_at`."""
+    expires_at = body.expires_at if body is not None else None
     async with services.engine.begin() as connection:
-        return schemas.ApiKey.model_validate(
-            await keys.issue_personal_key(connection, person_id=person_id)
+        issued = await keys.issue_personal_key(
+            connection, person_id=person_id, expires_at=expires_at, created_by=caller.id
         )
+        await audit.record(
+            connection,
+            actor=caller,
+            action="api_key.issued",
+            target_kind="api_key",
+            target_id=issued["id"],
+            summary=keys.audit_summary(issued),
+        )
+    return schemas.ApiKey.model_validate(issued)

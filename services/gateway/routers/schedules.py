@@ -20,12 +20,13 @@ from firebreak.database import reading
 from firebreak.errors import InvalidArgument
 from firebreak.events import from_timestamp, to_timestamp
 from firebreak.grpc_server import FIELD_METADATA_KEY, VERSION_METADATA_KEY
-from services.gateway import schemas
+from services.gateway import audit, schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import OnCallManager, OnCallReader, ScheduleId, Services
 from services.gateway.incident_view import etag, parse_if_match
 from services.gateway.models import people
 from services.gateway.people import STAFF_ROLES
+from services.gateway.permissions import Principal
 from services.gateway.problems import Problem
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
@@ -158,6 +159,20 @@ def fields_named() -> Iterator[None]:
         raise
 
 
+async def _audit(
+    services: Backends, caller: Principal, action: str, schedule: notify_pb2.Schedule
+) -> None:
+    # Notify keeps the schedule: recorded once its call has succeeded (audit.record_after).
+    await audit.record_after(
+        services.engine,
+        actor=caller,
+        action=action,
+        target_kind="schedule",
+        target_id=schedule.id,
+        summary={"name": schedule.name, "version": schedule.version},
+    )
+
+
 def _stale(error: grpc.aio.AioRpcError) -> Problem:
     current = dict(error.trailing_metadata() or ()).get(VERSION_METADATA_KEY)
     return Problem(
@@ -172,7 +187,7 @@ def _stale(error: grpc.aio.AioRpcError) -> Problem:
 
 @router.post("", status_code=201, response_model=schemas.Schedule)
 async def create_schedule(
-    _: OnCallManager, body: schemas.NewSchedule, services: Services, response: Response
+    caller: OnCallManager, body: schemas.NewSchedule, services: Services, response: Response
 ) -> schemas.Schedule:
     """Creates a schedule. Layers stack bottom to top (the last with someone on call wins);
     overrides win over every layer."""
@@ -187,6 +202,7 @@ async def create_schedule(
             ),
             timeout=RPC_TIMEOUT_SECONDS,
         )
+    await _audit(services, caller, "schedule.created", created)
     response.headers["ETag"] = etag(created.version)
     return schedule_body(created)
 
@@ -225,7 +241,7 @@ async def get_schedule(
 
 @router.patch("/{schedule_id}", response_model=schemas.Schedule)
 async def update_schedule(
-    _: OnCallManager,
+    caller: OnCallManager,
     schedule_id: ScheduleId,
     body: schemas.ScheduleChanges,
     services: Services,
@@ -272,6 +288,7 @@ async def update_schedule(
             if expected or attempt == MERGE_ATTEMPTS:
                 raise _stale(error) from error
             continue
+        await _audit(services, caller, "schedule.changed", changed)
         response.headers["ETag"] = etag(changed.version)
         return schedule_body(changed)
     raise AssertionError("unreachable: the last attempt returns or raises")
@@ -279,12 +296,20 @@ async def update_schedule(
 
 @router.delete("/{schedule_id}", status_code=204, response_class=Response)
 async def delete_schedule(
-    _: OnCallManager, schedule_id: ScheduleId, services: Services
+    caller: OnCallManager, schedule_id: ScheduleId, services: Services
 ) -> Response:
     """Deletes a schedule: refused (409) for the default one, and while an escalation policy
     pages it (the answer names them)."""
     await services.schedules.DeleteSchedule(
         notify_pb2.ScheduleRef(id=schedule_id), timeout=RPC_TIMEOUT_SECONDS
+    )
+    await audit.record_after(
+        services.engine,
+        actor=caller,
+        action="schedule.deleted",
+        target_kind="schedule",
+        target_id=schedule_id,
+        summary={},
     )
     return Response(status_code=204)
 

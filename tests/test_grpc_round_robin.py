@@ -76,12 +76,17 @@ async def cluster() -> AsyncIterator[Cluster]:
 
 
 async def test_calls_are_spread_over_every_replica(cluster: Cluster) -> None:
-    answered_by = [
-        (await cluster.stub.GetIncident(intake_pb2.GetIncidentRequest(), timeout=5)).id
-        for _ in range(CALLS)
-    ]
-    # round_robin alternates; one connection to one replica (pick_first) would give one name
-    assert answered_by.count("a") > 0 and answered_by.count("b") > 0
+    async def answered_by() -> str:
+        return (await cluster.stub.GetIncident(intake_pb2.GetIncidentRequest(), timeout=5)).id
+
+    # The channel is ready once one replica's connection is: calls go to it alone until the
+    # other's is ready too. Once both have answered, round_robin alternates.
+    seen = {await answered_by() for _ in range(CALLS)}
+    assert seen == {"a", "b"}  # pick_first would give one name, however long
+    for replica in cluster.replicas:
+        replica.calls = 0
+    answers = [await answered_by() for _ in range(CALLS)]
+    assert answers.count("a") == answers.count("b") == CALLS // 2, answers
     assert [replica.calls for replica in cluster.replicas] == [CALLS // 2, CALLS // 2]
 
 

@@ -29,7 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import Column, DateTime, Executable, MetaData, String, Table, delete
+from sqlalchemy import Column, DateTime, Executable, MetaData, String, Table, delete, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -106,6 +106,31 @@ class Verdict:
 APPLIED = Verdict(Outcome.DONE)
 
 
+class ClientMismatch(Exception):
+    """The event names another client than the incident it changes belongs to."""
+
+
+@dataclass(frozen=True)
+class IncidentOwners:
+    """Where a service keeps the client each incident it knows belongs to. An event naming
+    another client for a known incident is forged or corrupt: it is parked, never applied."""
+
+    incident_id: Column[str]
+    client_id: Column[str]
+
+    async def mismatch(self, connection: AsyncConnection, envelope: EventEnvelope) -> str:
+        """Why the event must not be applied to its incident; "" when it may (the incident is
+        the client's, or not known here yet)."""
+        query = select(self.client_id).where(self.incident_id == envelope.incident_id).limit(1)
+        owner = (await connection.execute(query)).scalar()
+        if owner is None or owner == envelope.client_id:
+            return ""
+        return (
+            f"names client {envelope.client_id}; incident {envelope.incident_id} belongs to "
+            f"client {owner}"
+        )
+
+
 class _UndoLoneEvent(Exception):
     """Rolls back the transaction of a one-event batch whose handler failed."""
 
@@ -126,8 +151,10 @@ class EventConsumer:
         stream: StreamConfig,
         dead_letters: DeadLetters | None = None,
         delivery: DeliveryPolicy = DeliveryPolicy(),
+        owners: IncidentOwners | None = None,
     ) -> None:
         self._durable = durable
+        self._owners = owners
         self._stream = stream
         self._handlers = handlers
         self._outbox = outbox
@@ -282,6 +309,9 @@ class EventConsumer:
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 return Verdict(Outcome.PARK, ParkReason.MALFORMED, describe(error))
             span.set_attribute("firebreak.incident_id", envelope.incident_id)
+            if mismatch := await self._client_mismatch(connection, envelope):
+                span.set_status(Status(StatusCode.ERROR, "client mismatch"))
+                return Verdict(Outcome.PARK, ParkReason.CLIENT_MISMATCH, mismatch)
             try:
                 async with connection.begin_nested() if isolate else contextlib.nullcontext():
                     applied = await apply_once(
@@ -292,6 +322,16 @@ class EventConsumer:
                 return self._failed(message, envelope, error)
             span.set_attribute("firebreak.duplicate", not applied)
             return APPLIED
+
+    async def _client_mismatch(self, connection: AsyncConnection, envelope: EventEnvelope) -> str:
+        """Why the event must not be applied to its incident's client; "" when it may."""
+        if self._owners is None:
+            return ""
+        mismatch = await self._owners.mismatch(connection, envelope)
+        if mismatch:
+            # An alert, not a retry: firebreak_dead_letters_total{reason="client_mismatch"}.
+            log.error("%s %s %s: parked", envelope.type, envelope.id, mismatch)
+        return mismatch
 
     def _failed(self, message: Msg, envelope: EventEnvelope, error: Exception) -> Verdict:
         if _is_data_exception(error):

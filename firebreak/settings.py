@@ -92,7 +92,10 @@ class Settings:
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
+    # The operator's bootstrap admin key; the gateway refuses to start without it.
     admin_key: str | None = None
+    # Whether the gateway serves /docs, /redoc and /openapi.json.
+    api_docs: bool = True
     max_body_bytes: int = 64 * 1024
     # Token buckets per API key and per client organisation (services/gateway/rate_limits.py):
     # "rate per second,burst"; empty or 0: no limit. Generous: they stop a runaway script, not
@@ -129,6 +132,16 @@ class Settings:
     # Where this process's gRPC server listens, when not on its own address above (in a
     # container: all interfaces, while callers use the service's DNS name).
     grpc_listen_addr: str | None = None
+    # mTLS between the gateway and the services (firebreak/grpc_tls.py): the CA, and this
+    # process's certificate and key, all three or none; none: plaintext, for loopback only.
+    grpc_tls_ca: Path | None = None
+    grpc_tls_cert: Path | None = None
+    grpc_tls_key: Path | None = None
+    # The scope tokens the gateway signs for its calls (firebreak/scope_token.py): its Ed25519
+    # key, base64 of the 32-byte seed, which only the gateway holds; and the public key, base64
+    # of its 32 raw bytes, which every service needs to start.
+    scope_token_key: str | None = None
+    scope_token_public_key: str | None = None
 
     gateway_database_url: str | None = None
     intake_database_url: str | None = None
@@ -234,7 +247,12 @@ class Settings:
         link_secret = values.get("link_secret")
         if isinstance(link_secret, str) and len(link_secret) < 32:
             raise SettingsError("FIREBREAK_LINK_SECRET must be at least 32 characters")
-        for name in ("evidence_master_key", "evidence_signing_key"):
+        for name in (
+            "evidence_master_key",
+            "evidence_signing_key",
+            "scope_token_key",
+            "scope_token_public_key",
+        ):
             key = values.get(name)
             if isinstance(key, str):
                 key_bytes(f"FIREBREAK_{name.upper()}", key)  # raises naming the variable
@@ -256,6 +274,7 @@ class Settings:
             priority_names(pir_priorities)  # raises naming the variable
         bus_names(environ)  # raises naming the variable
         _check_nats_login(values)
+        _check_grpc_tls(values)
         durable_prefix = values.get("durable_prefix")
         if isinstance(durable_prefix, str) and not re.fullmatch(r"[A-Za-z0-9_-]*", durable_prefix):
             raise SettingsError(
@@ -366,6 +385,15 @@ def _check_nats_login(values: Mapping[str, object]) -> None:
     for name in ("nats_tls_ca", "nats_tls_cert", "nats_tls_key"):
         if values.get(name) is not None and not any(tls):
             raise SettingsError(f"FIREBREAK_{name.upper()} needs tls:// in FIREBREAK_NATS_URL")
+
+
+def _check_grpc_tls(values: Mapping[str, object]) -> None:
+    unset = [values.get(name) is None for name in ("grpc_tls_ca", "grpc_tls_cert", "grpc_tls_key")]
+    if any(unset) and not all(unset):
+        raise SettingsError(
+            "FIREBREAK_GRPC_TLS_CA, FIREBREAK_GRPC_TLS_CERT and FIREBREAK_GRPC_TLS_KEY are set "
+            "together"
+        )
 
 
 def key_bytes(variable: str, text: str) -> bytes:

@@ -14,14 +14,14 @@ from firebreak.api.events.v1 import events_pb2
 from firebreak.api.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from firebreak.grpc_server import FIELD_METADATA_KEY
 from tests.gateway_client import Api, eventually
+from tests.service_channel import service_channel
 
 COLLECTOR = events_pb2.Actor(id="person-1", kind="responder", name="Grace Hopper")
 
 
 @pytest.fixture
 def evidence(api: Api) -> Iterator[evidence_pb2_grpc.EvidenceServiceStub]:
-    address = f"127.0.0.1:{api.platform.grpc_ports['evidence']}"
-    with grpc.insecure_channel(address) as channel:
+    with service_channel(api.platform, "evidence") as channel:
         yield evidence_pb2_grpc.EvidenceServiceStub(channel)
 
 

@@ -34,11 +34,12 @@ from tests.evidence_client import (
 )
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, report_triaged, run
+from tests.service_channel import service_channel
 
 
 @pytest.fixture
 def evidence_stub(api: Api) -> Iterator[evidence_pb2_grpc.EvidenceServiceStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{api.platform.grpc_ports['evidence']}") as channel:
+    with service_channel(api.platform, "evidence") as channel:
         yield evidence_pb2_grpc.EvidenceServiceStub(channel)
 
 

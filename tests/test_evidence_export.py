@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pypdf
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,6 +33,7 @@ from services.evidence.export_verifier import Report, verify
 from tests.evidence_client import evidence_database_url, record, submit_once_known
 from tests.gateway_client import Api, Tenant, eventually
 from tests.lifecycle_client import ok, report_triaged
+from tests.service_channel import service_channel
 from tests.test_evidence_custody import (
     _rewrite_from_position_1,
     delete_a_row,
@@ -46,7 +46,7 @@ FIREBREAK = Path(sys.executable).parent / "firebreak"
 
 
 def sign_heads(api: Api, client_id: str) -> evidence_pb2.CustodySignature:
-    with grpc.insecure_channel(f"127.0.0.1:{api.platform.grpc_ports['evidence']}") as channel:
+    with service_channel(api.platform, "evidence") as channel:
         stub = evidence_pb2_grpc.EvidenceServiceStub(channel)
         signature: evidence_pb2.CustodySignature = stub.SignCustodyHeads(
             evidence_pb2.SignCustodyHeadsRequest(client_id=client_id)

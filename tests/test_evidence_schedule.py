@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 
@@ -20,6 +19,7 @@ from tests.evidence_client import blob_path, record, submit, submit_once_known
 from tests.gateway_client import Api, Tenant, eventually
 from tests.lifecycle_client import ok, report_triaged, run
 from tests.mail import Mailbox, parts, smtp_server, start_paging_platform
+from tests.service_channel import service_channel
 
 LIMIT = 256 * 1024
 
@@ -158,8 +158,7 @@ def test_chain_heads_that_changed_are_signed_on_schedule(
 ) -> None:
     client, incident = known
     item = submit_once_known(small, client, incident, b"signed on schedule")
-    address = f"127.0.0.1:{small.platform.grpc_ports['evidence']}"
-    with grpc.insecure_channel(address) as channel:
+    with service_channel(small.platform, "evidence") as channel:
         stub = evidence_pb2_grpc.EvidenceServiceStub(channel)
 
         def signed_with_the_item() -> dict[str, Any] | None:

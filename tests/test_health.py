@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from firebreak.launcher import free_port
+from firebreak.scope_token import public_key_text
 from firebreak.settings import GRPC_SERVICES
 from tests.conftest import NatsServer
 from tests.gateway_client import Api, eventually
@@ -66,6 +68,7 @@ def test_a_service_runs_as_the_chart_configures_it(nats_server: NatsServer, tmp_
         "FIREBREAK_GRPC_LISTEN_ADDR": f"[::]:{port}",
         "FIREBREAK_TRIAGE_ADDR": "fb-firebreak-triage:50051",
         "FIREBREAK_INSTANCE_ID": "fb-firebreak-triage-7d9f-abcde",
+        "FIREBREAK_SCOPE_TOKEN_PUBLIC_KEY": public_key_text(Ed25519PrivateKey.generate()),
         "OTEL_SERVICE_NAME": "firebreak-triage",
         "OTEL_TRACES_EXPORTER": "none",
     }

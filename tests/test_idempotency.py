@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 import httpx
 import nats
 import pytest
@@ -14,6 +13,7 @@ from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.api.notify.v1 import notify_pb2, notify_pb2_grpc
 from firebreak.events import STREAM, subject_for
 from tests.gateway_client import Api, eventually, incident_body
+from tests.service_channel import service_channel
 
 
 def test_idempotency_key_replay_returns_the_same_incident_and_creates_nothing(api: Api) -> None:
@@ -99,7 +99,7 @@ async def test_redelivered_events_have_one_effect_in_every_consumer(api: Api) ->
     assert [kind for kind in types if kind in flow] == flow
     assert types.count("escalation.step_reached") == 1
     assert api.incident(tenant, created["id"]) == notified
-    with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_ports['notify']}") as channel:
+    with service_channel(platform, "notify") as channel:
         sent = notify_pb2_grpc.NotifyServiceStub(channel).ListNotifications(
             notify_pb2.ListNotificationsRequest(incident_id=created["id"], client_id=tenant.id)
         )

@@ -19,6 +19,7 @@ from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
 from services.triage.lifecycle import COMMANDS, PUBLIC_COMMANDS
 from tests.gateway_client import Api, Tenant, eventually
 from tests.lifecycle_client import bring_to, finish_containment, ok, report_triaged, run
+from tests.service_channel import service_channel
 
 REACHABLE = ("triaged", "acknowledged", "contained", "resolved", "declined", "merged")
 
@@ -251,7 +252,7 @@ def test_triage_checks_participation_again_under_its_lock(api: Api) -> None:
     client = api.new_client()
     incident_id = report_triaged(api, client)
     stranger = events_pb2.Actor(id="someone-removed", kind="responder", name="Removed Responder")
-    with grpc.insecure_channel(f"127.0.0.1:{api.platform.grpc_ports['triage']}") as channel:
+    with service_channel(api.platform, "triage") as channel:
         stub = TriageServiceStub(channel)
         request = triage_pb2.CommandRequest(
             incident_id=incident_id,

@@ -21,6 +21,7 @@ from firebreak.api.events.v1 import events_pb2
 from firebreak.consumer import EventConsumer, Handler, define_inbox_table
 from firebreak.database import create_engine, create_schema, reading
 from firebreak.events import INCIDENT_REPORTED, INCIDENT_TRIAGED, STREAM, new_event, subject_for
+from firebreak.launcher import local_scope_token_key
 from firebreak.outbox import Outbox, define_outbox_table
 from firebreak.settings import Settings
 from services.gateway import models as gateway_models
@@ -321,7 +322,11 @@ async def test_the_gateway_prunes_its_published_person_events(
 ) -> None:
     """The gateway's outbox (person.registered / person.changed) is pruned like a service's."""
     settings = Settings.from_environment(
-        {"FIREBREAK_NATS_URL": nats_server.url, "FIREBREAK_VAR_DIR": str(tmp_path)}
+        {
+            "FIREBREAK_NATS_URL": nats_server.url,
+            "FIREBREAK_VAR_DIR": str(tmp_path),
+            "FIREBREAK_SCOPE_TOKEN_KEY": local_scope_token_key(tmp_path),
+        }
     )
     engine = create_engine(settings.database_url("gateway"))
     await create_schema(engine, gateway_models.metadata)

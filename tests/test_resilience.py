@@ -8,7 +8,6 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 
@@ -17,6 +16,7 @@ from firebreak.events import STREAM
 from firebreak.launcher import Platform, free_port
 from tests.conftest import BACKENDS, database_urls, start_platform
 from tests.gateway_client import Api, Tenant, eventually
+from tests.service_channel import service_channel
 
 FLOW = ["incident.reported", "incident.triaged", "notification.sent"]
 
@@ -136,7 +136,7 @@ def test_two_triage_replicas_share_one_stream_and_triage_each_incident_once(
     assert_each_handled_exactly_once(api, tenant, ids)
 
     replicas: set[str] = set()
-    with grpc.insecure_channel(f"127.0.0.1:{own_platform.grpc_ports['triage']}") as channel:
+    with service_channel(own_platform, "triage") as channel:
         stub = triage_pb2_grpc.TriageServiceStub(channel)
         for incident_id in ids:
             decision = stub.GetDecision(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.api.admin.v1 import dead_letters_pb2, dead_letters_pb2_grpc
 from firebreak.api.events.v1.events_pb2 import Actor
-from firebreak.consumer import Handler, apply_once
+from firebreak.consumer import ClientMismatch, Handler, IncidentOwners, apply_once
 from firebreak.database import is_unavailable
 from firebreak.dead_letters.store import TABLE_NAME, DeadLetters, describe
 from firebreak.errors import NotFound
@@ -36,13 +36,16 @@ def serve_dead_letters(
     outbox: Outbox,
     inbox: Table,
     handlers: dict[str, Handler],
+    owners: IncidentOwners | None = None,
 ) -> DeadLetters:
     """Adds the service's DeadLetterService to `server`; returns its dead letters, which its
     consumer parks into. Its schema defines them beside its inbox."""
     dead_letters = DeadLetters(
         service=service, engine=engine, table=inbox.metadata.tables[TABLE_NAME]
     )
-    servicer = DeadLetterServicer(dead_letters, outbox=outbox, inbox=inbox, handlers=handlers)
+    servicer = DeadLetterServicer(
+        dead_letters, outbox=outbox, inbox=inbox, handlers=handlers, owners=owners
+    )
     dead_letters_pb2_grpc.add_DeadLetterServiceServicer_to_server(servicer, server)
     return dead_letters
 
@@ -55,8 +58,10 @@ class DeadLetterServicer(dead_letters_pb2_grpc.DeadLetterServiceServicer):
         outbox: Outbox,
         inbox: Table,
         handlers: dict[str, Handler],
+        owners: IncidentOwners | None = None,
     ) -> None:
         self._dead_letters = dead_letters
+        self._owners = owners
         self._outbox = outbox
         self._inbox = inbox
         self._handlers = handlers
@@ -131,6 +136,10 @@ class DeadLetterServicer(dead_letters_pb2_grpc.DeadLetterServiceServicer):
         handler = self._handlers.get(envelope.type)
         if handler is None:
             raise MalformedEvent(f"{self._dead_letters.service} handles no {envelope.type}")
+        if self._owners is not None and (
+            mismatch := await self._owners.mismatch(connection, envelope)
+        ):
+            raise ClientMismatch(mismatch)  # a replay is no way around the check
         with tracer.start_as_current_span(
             f"replay {row.subject}",
             context=propagate.extract(json.loads(row.headers)),

@@ -51,6 +51,8 @@ class ParkReason(StrEnum):
     HANDLER_FAILED = "handler_failed"  # its handler failed on every one of the max deliveries
     MALFORMED = "malformed"  # not an envelope this service can read: no delivery can fix it
     DATA_REFUSED = "data_refused"  # the database refuses its data (SQLSTATE class 22)
+    # It names another client than the incident it changes belongs to: forged or corrupt.
+    CLIENT_MISMATCH = "client_mismatch"
 
 
 def define_dead_letter_table(metadata: MetaData) -> Table:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import partial
 
 from firebreak.api.evidence.v1 import evidence_pb2, evidence_pb2_grpc
+from firebreak.consumer import IncidentOwners
 from firebreak.database import create_engine
 from firebreak.outbox import Outbox
 from firebreak.runtime import ServiceProcess, run_service
@@ -55,6 +56,9 @@ async def serve(settings: Settings) -> None:
         grpc_service=evidence_pb2.DESCRIPTOR.services_by_name["EvidenceService"].full_name,
         handlers=handlers.HANDLERS,
         inbox=models.inbox,
+        owners=IncidentOwners(
+            models.known_incidents.c.incident_id, models.known_incidents.c.client_id
+        ),
         workers=(
             (
                 "evidence re-verification",

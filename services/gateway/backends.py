@@ -31,8 +31,10 @@ from firebreak.api.triage.v1 import triage_pb2
 from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
 from firebreak.database import answers
 from firebreak.grpc_channels import open_channel
+from firebreak.grpc_tls import channel_credentials
 from firebreak.outbox import Outbox
-from firebreak.settings import Settings
+from firebreak.scope_token import ScopeTokens, private_key
+from firebreak.settings import Settings, SettingsError
 from services.gateway import models
 
 HEALTH_TIMEOUT_SECONDS = 1.0
@@ -86,24 +88,53 @@ class Backends:
     @classmethod
     def open(cls, settings: Settings, engine: AsyncEngine) -> Backends:
         dead_letters = dead_letters_pb2.DESCRIPTOR
+        if settings.scope_token_key is None:
+            raise SettingsError(
+                "FIREBREAK_SCOPE_TOKEN_KEY is required: the services answer only calls whose "
+                "scope token the gateway signed with it"
+            )
+        tokens = ScopeTokens(private_key(settings.scope_token_key))
+        credentials = channel_credentials(settings)
         backends = cls(
             engine=engine,
             # Every service also serves the admin's dead letters.
-            intake_channel=open_channel(settings.intake_addr, intake_pb2.DESCRIPTOR, dead_letters),
-            review_channel=open_channel(settings.review_addr, review_pb2.DESCRIPTOR, dead_letters),
-            triage_channel=open_channel(settings.triage_addr, triage_pb2.DESCRIPTOR, dead_letters),
+            intake_channel=open_channel(
+                settings.intake_addr,
+                intake_pb2.DESCRIPTOR,
+                dead_letters,
+                tokens=tokens,
+                credentials=credentials,
+            ),
+            review_channel=open_channel(
+                settings.review_addr,
+                review_pb2.DESCRIPTOR,
+                dead_letters,
+                tokens=tokens,
+                credentials=credentials,
+            ),
+            triage_channel=open_channel(
+                settings.triage_addr,
+                triage_pb2.DESCRIPTOR,
+                dead_letters,
+                tokens=tokens,
+                credentials=credentials,
+            ),
             notify_channel=open_channel(
                 settings.notify_addr,
                 notify_pb2.DESCRIPTOR,
                 deadlines_pb2.DESCRIPTOR,
                 updates_pb2.DESCRIPTOR,
                 dead_letters,
+                tokens=tokens,
+                credentials=credentials,
             ),
             evidence_channel=open_channel(
                 settings.evidence_addr,
                 evidence_pb2.DESCRIPTOR,
                 dead_letters,
                 options=EVIDENCE_CHANNEL_OPTIONS,
+                tokens=tokens,
+                credentials=credentials,
             ),
         )
         # Published rows are deleted after a day, as in every service.

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from firebreak.database import reading
 from firebreak.keyset_pages import ID, ID_PATTERN
+from firebreak.scope_token import Scope, current_scope
 from services.gateway import keys
 from services.gateway.backends import Backends
 from services.gateway.permissions import Action, Principal, scope
@@ -51,7 +52,16 @@ async def authenticate(
     now = datetime.now(UTC)
     if holder.touch_due(now):
         await _record_use(backends, holder.principal.key_id, now)
+    act_for(holder.principal)
     return holder.principal
+
+
+def act_for(principal: Principal) -> None:
+    """Makes the rest of the request's calls to the services carry `principal`'s scope token: a
+    client's holds its own client only; staff's every client, their wall being applied by
+    `authorize` to what comes back, as for the reads they make with `all_clients`."""
+    clients = None if principal.is_staff else frozenset({principal.client_id})
+    current_scope.set(Scope(subject=principal.id, role=principal.kind.value, clients=clients))
 
 
 async def _record_use(backends: Backends, key_id: str, now: datetime) -> None:

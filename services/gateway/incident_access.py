@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from opentelemetry.trace import Span
@@ -43,6 +44,15 @@ class IncidentInHand:
         return review_pb2.IncidentRef(incident_id=self.incident_id, client_id=self.client_id)
 
 
+def read_scope(caller: Principal) -> dict[str, Any]:
+    """The scope fields of a read request: a client kind reads its own client (its scope token
+    holds no other); staff read across clients and `authorize` applies their wall to the
+    incident that comes back."""
+    if caller.is_staff:
+        return {"all_clients": True}
+    return {"client_id": caller.client_id}
+
+
 async def staff_only(caller: Caller, incident_id: IncidentId) -> None:
     """A router dependency for the incident's internal work (commands, tasks, transitions): a
     client key gets the 404 of a missing incident before its body is even validated, so it
@@ -51,10 +61,12 @@ async def staff_only(caller: Caller, incident_id: IncidentId) -> None:
         raise incident_not_found(incident_id)
 
 
-async def report_of(backends: Backends, incident_id: str) -> intake_pb2.Incident:
+async def report_of(backends: Backends, incident: IncidentInHand) -> intake_pb2.Incident:
     """The incident's report from intake, for the body of a command's answer and its trace."""
     return await backends.intake.GetIncident(
-        intake_pb2.GetIncidentRequest(incident_id=incident_id, all_clients=True),
+        intake_pb2.GetIncidentRequest(
+            incident_id=incident.incident_id, client_id=incident.client_id
+        ),
         timeout=RPC_TIMEOUT_SECONDS,
     )
 
@@ -93,7 +105,7 @@ async def incident_for(
     """The incident if `principal` may do `action` on it; a Problem (404, 403, 409) otherwise."""
     try:
         response = await backends.triage.GetResponse(
-            triage_pb2.IncidentRef(incident_id=incident_id, all_clients=True),
+            triage_pb2.IncidentRef(incident_id=incident_id, **read_scope(principal)),
             timeout=RPC_TIMEOUT_SECONDS,
         )
     except grpc.aio.AioRpcError as error:
@@ -118,7 +130,7 @@ async def _refuse_untriaged(
     """Triage has not seen the incident: it does not exist, or it was reported a moment ago."""
     try:
         incident = await backends.intake.GetIncident(
-            intake_pb2.GetIncidentRequest(incident_id=incident_id, all_clients=True),
+            intake_pb2.GetIncidentRequest(incident_id=incident_id, **read_scope(principal)),
             timeout=RPC_TIMEOUT_SECONDS,
         )
     except grpc.aio.AioRpcError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from firebreak.api.intake.v1 import intake_pb2, intake_pb2_grpc
+from firebreak.consumer import IncidentOwners
 from firebreak.database import create_engine
 from firebreak.outbox import Outbox
 from firebreak.runtime import ServiceProcess, run_service
@@ -23,5 +24,6 @@ async def serve(settings: Settings) -> None:
         grpc_service=intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name,
         handlers=handlers.HANDLERS,
         inbox=models.inbox,
+        owners=IncidentOwners(models.incidents.c.id, models.incidents.c.client_id),
     )
     await run_service(settings, process)

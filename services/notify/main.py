@@ -14,6 +14,7 @@ from firebreak.api.notify.v1 import (
     updates_pb2,
     updates_pb2_grpc,
 )
+from firebreak.consumer import IncidentOwners
 from firebreak.database import create_engine
 from firebreak.outbox import Outbox
 from firebreak.runtime import ServiceProcess, run_service
@@ -96,6 +97,7 @@ async def serve(settings: Settings) -> None:
         # Evidence that failed verification pages the commander and the managers.
         | integrity_handlers(templates),
         inbox=models.inbox,
+        owners=IncidentOwners(models.notifications.c.incident_id, models.notifications.c.client_id),
         more_servicers=(
             (
                 ScheduleServicer(engine, page_max_bytes=settings.list_page_max_bytes),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from firebreak.api.review.v1 import review_pb2, review_pb2_grpc
+from firebreak.consumer import IncidentOwners
 from firebreak.database import create_engine
 from firebreak.outbox import Outbox
 from firebreak.runtime import ServiceProcess, run_service
@@ -35,6 +36,9 @@ async def serve(settings: Settings) -> None:
         grpc_service=review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name,
         handlers=handlers.HANDLERS,
         inbox=models.inbox,
+        owners=IncidentOwners(
+            models.incident_records.c.incident_id, models.incident_records.c.client_id
+        ),
         workers=(("action alarms", ActionAlarms(outbox).run),),
     )
     await run_service(settings, process)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from firebreak.api.triage.v1 import triage_pb2, triage_pb2_grpc
+from firebreak.consumer import IncidentOwners
 from firebreak.database import create_engine
 from firebreak.outbox import Outbox
 from firebreak.runtime import ServiceProcess, run_service
@@ -32,5 +33,6 @@ async def serve(settings: Settings) -> None:
         grpc_service=triage_pb2.DESCRIPTOR.services_by_name["TriageService"].full_name,
         handlers=build_handlers(outbox=outbox, rules=rules, instance_id=settings.instance_id),
         inbox=models.inbox,
+        owners=IncidentOwners(models.decisions.c.incident_id, models.decisions.c.client_id),
     )
     await run_service(settings, process)

@@ -35,7 +35,7 @@ from firebreak.grpc_server import STATUS_METADATA_KEY
 from firebreak.keyset_pages import ID
 from services.gateway import ack_pages
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
-from services.gateway.dependencies import Services
+from services.gateway.dependencies import Services, act_for
 from services.gateway.incident_access import IncidentInHand, report_of, takes_part
 from services.gateway.keys import PERSON_KINDS
 from services.gateway.models import people, used_ack_links
@@ -98,7 +98,7 @@ async def confirm(token: str, services: Services, secret: LinkSecret) -> HTMLRes
     """What the link would do, with a button to do it; changes nothing."""
     try:
         link = await _checked(services, token, secret=secret)
-        report = await report_of(services, link.incident.incident_id)
+        report = await report_of(services, link.incident)
     except Answer as answer:
         return answer.response
     except grpc.aio.AioRpcError:
@@ -224,6 +224,7 @@ async def _checked(services: Backends, token: str, *, secret: str | None) -> Lin
         key_id="",  # acting by a link, not by a key
         clients=None if person.clients is None else frozenset(person.clients),
     )
+    act_for(principal)
     try:
         response = await services.triage.GetResponse(
             triage_pb2.IncidentRef(incident_id=claim.incident_id, all_clients=True),

@@ -111,7 +111,7 @@ async def add_action(
     owner = await role_holder(
         services.engine, body.owner_id, client_id=incident.client_id, field="owner_id"
     )
-    report = await report_of(services, incident_id)
+    report = await report_of(services, incident)
     request = review_pb2.AddActionRequest(
         incident=incident.review_ref(),
         actor=caller.as_actor(),
@@ -163,7 +163,7 @@ async def change_action(
         )
     if body.due_at is not None:
         request.due_at.CopyFrom(to_timestamp(body.due_at))
-    with in_incident_trace(await report_of(services, incident_id), "change_action"):
+    with in_incident_trace(await report_of(services, incident), "change_action"):
         item = await services.review.ChangeAction(request, timeout=RPC_TIMEOUT_SECONDS)
     return action_body(item)
 
@@ -178,10 +178,10 @@ async def confirm_effectiveness(
 ) -> ActionItem:
     """Records a done corrective action's effectiveness check: effective (once the check is
     due), or not effective (at any time; the action reopens)."""
-    _, ref = await _action_in_hand(services, caller, incident_id, action_id)
+    incident, ref = await _action_in_hand(services, caller, incident_id, action_id)
     request = review_pb2.CheckEffectivenessRequest(
         action=ref, actor=caller.as_actor(), effective=body.effective, note=body.note
     )
-    with in_incident_trace(await report_of(services, incident_id), "check_effectiveness"):
+    with in_incident_trace(await report_of(services, incident), "check_effectiveness"):
         item = await services.review.CheckEffectiveness(request, timeout=RPC_TIMEOUT_SECONDS)
     return action_body(item)

@@ -89,7 +89,7 @@ async def put_analysis(
     )
     if if_match is not None and if_match.strip() != "*":
         request.expected_version = parse_if_match(if_match)
-    with in_incident_trace(await report_of(services, incident_id), "put_analysis"):
+    with in_incident_trace(await report_of(services, incident), "put_analysis"):
         saved = await services.review.PutAnalysis(request, timeout=RPC_TIMEOUT_SECONDS)
     response.headers["ETag"] = etag(saved.version)
     return analysis_body(saved)

@@ -57,7 +57,7 @@ async def flag_incident(
     counted from `aware_at` and the incident's detection time (its report's `detected_at`, else
     when it was reported); a flag set already starts nothing again (`already_set`)."""
     incident = await incident_for(services, caller, incident_id, Action.DEADLINE_MANAGE)
-    report = await report_of(services, incident_id)
+    report = await report_of(services, incident)
     detected_at = report.detected_at if report.HasField("detected_at") else report.created_at
     request = deadlines_pb2.FlagIncidentRequest(
         incident_id=incident_id,
@@ -104,7 +104,7 @@ async def record_deadline_met(
     """Records the deadline met now, with what it was met with (`reference`): `late` when that
     is after its due time (a missed one included); one met already is a 409."""
     incident = await incident_for(services, caller, incident_id, Action.DEADLINE_MANAGE)
-    report = await report_of(services, incident_id)
+    report = await report_of(services, incident)
     with in_incident_trace(report, "record deadline met"):
         met = await services.deadlines.RecordDeadlineMet(
             deadlines_pb2.RecordDeadlineMetRequest(
@@ -131,7 +131,7 @@ async def mark_deadline_not_applicable(
     risk to individuals, so no GDPR notification is owed): no more reminders, and it no longer
     holds back closing the incident. One met, cancelled or set aside already is a 409."""
     incident = await incident_for(services, caller, incident_id, Action.DEADLINE_MANAGE)
-    report = await report_of(services, incident_id)
+    report = await report_of(services, incident)
     with in_incident_trace(report, "mark deadline not applicable"):
         marked = await services.deadlines.MarkDeadlineNotApplicable(
             deadlines_pb2.MarkNotApplicableRequest(

@@ -16,11 +16,11 @@ from services.gateway import evidence_view as view
 from services.gateway.backends import CONTENT_RPC_TIMEOUT_SECONDS, RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Caller, IncidentId, Services
 from services.gateway.evidence_access import EvidenceId, item_ref, record_for, staff_only
+from services.gateway.incident_access import read_scope
 from services.gateway.permissions import Action, Principal, authorize
 from services.gateway.plain_text import SingleLine
 from services.gateway.problems import Problem
 from services.gateway.role_holders import role_holder
-from services.gateway.routers.incidents import read_scope
 
 router = APIRouter(tags=["evidence"])
 

@@ -8,7 +8,7 @@ every client for staff) and the wall is applied to what comes back.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 import grpc
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -21,6 +21,7 @@ from firebreak.events import from_timestamp, to_timestamp
 from services.gateway import schemas
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Caller, IncidentId, Services, require
+from services.gateway.incident_access import read_scope
 from services.gateway.incident_view import etag, incident_body
 from services.gateway.permissions import Action, Principal, authorize
 
@@ -31,14 +32,6 @@ OPTIONAL_READ_FAILURES = frozenset(
 router = APIRouter(tags=["incidents"])
 
 Reader = Annotated[Principal, Depends(require(Action.INCIDENT_READ))]
-
-
-def read_scope(caller: Principal) -> dict[str, Any]:
-    """The scope fields of a read request: a client kind reads its own client; staff read
-    across clients and `authorize` applies their wall to the incident that comes back."""
-    if caller.is_staff:
-        return {"all_clients": True}
-    return {"client_id": caller.client_id}
 
 
 async def read_incident(
@@ -120,20 +113,23 @@ async def get_incident(
 ) -> schemas.Incident:
     """The incident; its ETag is the version a command's If-Match names."""
     report, state = await asyncio.gather(
-        read_incident(services, caller, incident_id), _current_state(services, incident_id)
+        read_incident(services, caller, incident_id),
+        _current_state(services, caller, incident_id),
     )
     body = incident_body(report, state, caller)
     response.headers["ETag"] = etag(body.version)
     return body
 
 
-async def _current_state(services: Backends, incident_id: str) -> ResponseState | None:
+async def _current_state(
+    services: Backends, caller: Principal, incident_id: str
+) -> ResponseState | None:
     """Triage's response, fresher than intake's copy right after a command; None before triage
     has seen the incident, or while triage is down (intake's copy then serves the read). Read
     alongside intake's, and used only once intake allowed the read."""
     try:
         response = await services.triage.GetResponse(
-            triage_pb2.IncidentRef(incident_id=incident_id, all_clients=True),
+            triage_pb2.IncidentRef(incident_id=incident_id, **read_scope(caller)),
             timeout=RPC_TIMEOUT_SECONDS,
         )
     except grpc.aio.AioRpcError as error:

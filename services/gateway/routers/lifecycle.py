@@ -62,7 +62,7 @@ async def run_command(
         ),
         **command,  # type: ignore[arg-type]  # exactly one of the request's oneof commands
     )
-    report = await report_of(services, incident.incident_id)
+    report = await report_of(services, incident)
     with in_incident_trace(report, f"command {request.WhichOneof('command')}"):
         changed = await services.triage.RunCommand(request, timeout=RPC_TIMEOUT_SECONDS)
     return report, changed

@@ -41,7 +41,7 @@ async def add_note(
     )
     if body.occurred_at is not None:
         request.occurred_at.CopyFrom(to_timestamp(body.occurred_at))
-    with in_incident_trace(await report_of(services, incident_id), "add_note"):
+    with in_incident_trace(await report_of(services, incident), "add_note"):
         entry = await services.review.AddNote(request, timeout=RPC_TIMEOUT_SECONDS)
     return entry_body(entry)
 

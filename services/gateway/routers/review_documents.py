@@ -193,13 +193,13 @@ def _may(caller: Principal, action: Action, incident: IncidentInHand) -> bool:
 
 async def _answer(
     services: Backends,
-    incident_id: str,
+    incident: IncidentInHand,
     response: Response,
     name: str,
     call: Callable[[], Awaitable[review_pb2.PostIncidentReview]],
 ) -> PostIncidentReview:
     """Runs `call` in the incident's trace; the review it answers, with its ETag."""
-    with in_incident_trace(await report_of(services, incident_id), name):
+    with in_incident_trace(await report_of(services, incident), name):
         review = await call()
     response.headers["ETag"] = etag(review.version)
     return review_body(review)
@@ -223,7 +223,7 @@ async def draft_review(
         request.expected_version = expected
     body = await _answer(
         services,
-        incident_id,
+        incident,
         response,
         "draft_review",
         lambda: services.review.DraftReview(request, timeout=RPC_TIMEOUT_SECONDS),
@@ -282,7 +282,7 @@ async def edit_review(
         request.expected_version = expected
     return await _answer(
         services,
-        incident_id,
+        incident,
         response,
         "edit_review",
         lambda: services.review.EditReview(request, timeout=RPC_TIMEOUT_SECONDS),
@@ -321,7 +321,7 @@ async def sign_review(
         request.expected_version = expected
     return await _answer(
         services,
-        incident_id,
+        incident,
         response,
         "sign_review",
         lambda: services.review.SignReview(request, timeout=RPC_TIMEOUT_SECONDS),

@@ -66,7 +66,7 @@ async def add_task(
         owner_role=body.owner_role,
         participant_only=only_as_participant(caller, Action.INCIDENT_COMMAND),
     )
-    with in_incident_trace(await report_of(services, incident_id), "command add_task"):
+    with in_incident_trace(await report_of(services, incident), "command add_task"):
         task = await services.triage.AddTask(request, timeout=RPC_TIMEOUT_SECONDS)
     return task_body(task)
 
@@ -99,6 +99,6 @@ async def update_task(
                 services.engine, body.assignee_id, client_id=incident.client_id, field="assignee_id"
             )
         request.assignee.CopyFrom(assignee)
-    with in_incident_trace(await report_of(services, incident_id), "command update_task"):
+    with in_incident_trace(await report_of(services, incident), "command update_task"):
         task = await services.triage.UpdateTask(request, timeout=RPC_TIMEOUT_SECONDS)
     return task_body(task)

@@ -53,7 +53,7 @@ async def post_update(
     """Posts a status update: a `client` one is emailed to each of the client's contacts, an
     `internal` one to the incident's role holders and responders."""
     incident = await incident_for(services, caller, incident_id, Action.STATUS_UPDATE_POST)
-    report = await report_of(services, incident_id)
+    report = await report_of(services, incident)
     request = updates_pb2.PostUpdateRequest(
         incident_id=incident_id,
         client_id=incident.client_id,

@@ -438,7 +438,9 @@ def test_staff_read_policies_and_only_managers_and_admins_change_them(api: Api) 
         reader = callers[kind]
         assert api.http.get(PATH, headers=reader.headers).status_code == 200
         assert api.http.get(path, headers=reader.headers).status_code == 200
-    assert api.http.get(path, headers=walled.headers).status_code == 200
+    # A wall hides a client's policies as it hides its incidents; the firm's defaults it does not.
+    assert_problem(api.http.get(path, headers=walled.headers), 404)
+    assert api.http.get(f"{PATH}/default-p1-p2", headers=walled.headers).status_code == 200
     # Clients' keys and contacts: policies are not an incident route, so a 403.
     for kind in ("client_system", "client_contact", "responder"):
         caller = callers[kind]

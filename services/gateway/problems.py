@@ -227,7 +227,55 @@ async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     return problem_response(500, "An internal error occurred.", request=request)
 
 
+# What every 4xx the gateway sends holds (the acknowledge links' HTML pages document their own).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+CLIENT_ERROR_RESPONSE = {
+    "description": "RFC 7807 problem details naming the offending field or unmet condition",
+    "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """The OpenAPI document says what is sent: problem+json for every 4xx, not FastAPI's own
+    422 body (HTTPValidationError), which _on_validation_error replaces."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()  # kept as app.openapi_schema: changed here once
+        for item in document["paths"].values():
+            for operation in item.values():
+                responses = operation["responses"]
+                responses.pop("422", None)
+                responses["4XX"] = CLIENT_ERROR_RESPONSE
+        for name in ("HTTPValidationError", "ValidationError"):
+            document.get("components", {}).get("schemas", {}).pop(name, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the document
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    _document_problems(app)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)

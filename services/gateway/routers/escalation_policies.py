@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.notify.v1 import notify_pb2
 from firebreak.database import reading
-from firebreak.errors import InvalidArgument
+from firebreak.errors import InvalidArgument, NotFound
 from firebreak.events import from_timestamp
 from firebreak.grpc_server import FIELD_METADATA_KEY, VERSION_METADATA_KEY
 from services.gateway import audit, schemas
@@ -80,7 +80,7 @@ async def create_policy(
     steps = [step.model_dump() for step in body.steps]
     async with reading(services.engine) as connection:
         if body.client_id is not None:
-            await _check_client(connection, body.client_id)
+            await _check_client(connection, body.client_id, caller)
         await _check_people(connection, steps, client_id=body.client_id)
     created = await _notify(
         services.policies.CreatePolicy(
@@ -94,14 +94,15 @@ async def create_policy(
 
 @router.get(PATH, response_model=schemas.EscalationPolicyPage)
 async def list_policies(
-    _: OnCallReader,
+    caller: OnCallReader,
     services: Services,
     client_id: IdFilter = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> schemas.EscalationPolicyPage:
     """Policies, newest first (`client_id`: that client's own only); pass next_cursor back for
-    the next page."""
+    the next page. Walled staff see the firm's defaults and the policies of the clients inside
+    their wall."""
     page = await _notify(
         services.policies.ListPolicies(
             notify_pb2.ListPoliciesRequest(
@@ -111,17 +112,21 @@ async def list_policies(
         )
     )
     return schemas.EscalationPolicyPage(
-        items=[policy_body(policy) for policy in page.policies],
+        items=[
+            policy_body(policy)
+            for policy in page.policies
+            if not policy.client_id or caller.can_see_client(policy.client_id)
+        ],
         next_cursor=page.next_page_token or None,
     )
 
 
 @router.get(PATH + "/{policy_id}", response_model=schemas.EscalationPolicy)
 async def get_policy(
-    _: OnCallReader, policy_id: PolicyId, services: Services, response: Response
+    caller: OnCallReader, policy_id: PolicyId, services: Services, response: Response
 ) -> schemas.EscalationPolicy:
     """The policy; its ETag is the version a change's If-Match names."""
-    policy = await _read(services, policy_id)
+    policy = await _read(services, policy_id, caller)
     response.headers["ETag"] = etag(policy.version)
     return policy_body(policy)
 
@@ -140,7 +145,7 @@ async def update_policy(
     expected = parse_if_match(if_match)
     changes = body.model_dump(include=body.model_fields_set)
     for attempt in range(1, MERGE_ATTEMPTS + 1):
-        current = await _read(services, policy_id)
+        current = await _read(services, policy_id, caller)
         if expected and expected != current.version:
             raise _stale(policy_id, current.version)
         if not changes:  # nothing to change: no new version
@@ -150,7 +155,7 @@ async def update_policy(
         if "steps" in changes or "client_id" in changes:
             async with reading(services.engine) as connection:
                 if changes.get("client_id") is not None:
-                    await _check_client(connection, changes["client_id"])
+                    await _check_client(connection, changes["client_id"], caller)
                 await _check_people(connection, merged["steps"], client_id=merged["client_id"])
         request = _policy_input(merged, expected_version=expected or current.version)
         try:
@@ -173,6 +178,7 @@ async def update_policy(
 @router.delete(PATH + "/{policy_id}", status_code=204, response_class=Response)
 async def delete_policy(caller: OnCallManager, policy_id: PolicyId, services: Services) -> Response:
     """Deletes the policy. Escalations already running keep the version they started with."""
+    await _read(services, policy_id, caller)
     await services.policies.DeletePolicy(
         notify_pb2.PolicyRef(id=policy_id), timeout=RPC_TIMEOUT_SECONDS
     )
@@ -209,10 +215,13 @@ async def _audit(
     )
 
 
-async def _read(services: Backends, policy_id: str) -> notify_pb2.Policy:
+async def _read(services: Backends, policy_id: str, caller: Principal) -> notify_pb2.Policy:
     policy: notify_pb2.Policy = await services.policies.GetPolicy(
         notify_pb2.PolicyRef(id=policy_id), timeout=RPC_TIMEOUT_SECONDS
     )
+    if policy.client_id and not caller.can_see_client(policy.client_id):
+        # A client's policy is as absent to staff walled off from it as its incidents are.
+        raise NotFound(f"escalation policy {policy_id} not found")
     return policy
 
 
@@ -225,8 +234,11 @@ def _stale(policy_id: str, current: int | None) -> Problem:
     )
 
 
-async def _check_client(connection: AsyncConnection, client_id: str) -> None:
-    if not await client_store.client_exists(connection, client_id):
+async def _check_client(connection: AsyncConnection, client_id: str, caller: Principal) -> None:
+    """The client exists, and is inside the caller's wall (outside it, it does not exist)."""
+    if not caller.can_see_client(client_id) or not await client_store.client_exists(
+        connection, client_id
+    ):
         raise InvalidArgument("client_id", f"client {client_id} does not exist")
 
 

@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 PROTOS := $(shell find proto -name '*.proto')
 GENERATED := firebreak/api/.generated
 
-.PHONY: run test lint gen bench chaos clean
+.PHONY: run test lint gen bench chaos fuzz lock clean
 
 run: $(GENERATED)
 	$(BIN)/firebreak run
@@ -30,6 +30,20 @@ bench: $(GENERATED)
 # e.g. make chaos CHAOS_ARGS='--scale-out'   or   make chaos CHAOS_ARGS='--rate 50 --faults kill:intake'
 chaos: $(GENERATED)
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
+# schemathesis against a platform of its own (SQLite), with many more examples per operation
+# than `make test` runs; see "Fuzzing" in README.md. e.g. make fuzz FUZZ_EXAMPLES=1000
+FUZZ_EXAMPLES ?= 200
+fuzz: $(GENERATED)
+	FIREBREAK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/test_fuzz_api.py
+
+# The image's dependencies, pinned with their hashes (the Dockerfile installs nothing else):
+# after any change to pyproject.toml's dependencies. The build stage's tools follow the runtime's.
+lock: $(INSTALLED)
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url \
+		--output-file=requirements/image.txt pyproject.toml
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --allow-unsafe \
+		--output-file=requirements/image-build.txt requirements/image-build.in
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -11,11 +11,15 @@ import json
 import secrets
 import signal
 import time
+from pathlib import Path
 
 import httpx
 
+from firebreak import bus_auth
 from firebreak.launcher import Platform, new_evidence_key
 from firebreak.settings import DEFAULT_GRPC_PORTS, Settings
+
+ADMIN_KEY_FILE = "admin-key"
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -28,7 +32,7 @@ def run() -> None:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     settings = Settings.from_environment()
-    admin_key = settings.admin_key or "fbk_" + secrets.token_urlsafe(32)
+    admin_key = settings.admin_key or local_admin_key(settings.var_dir.resolve())
     master_key, signing_key = _evidence_keys(settings)
     platform = Platform(
         var_dir=settings.var_dir.resolve(),
@@ -52,7 +56,7 @@ def run() -> None:
             f"""
 Firebreak is running.
   API          {platform.gateway_url}   (OpenAPI docs: {platform.gateway_url}/docs)
-  admin key    {admin_key}
+  admin key    {_admin_key_line(settings, platform)}
   demo client  {demo_client}
   demo key     {demo_key}
   data         {platform.var_dir}   (SQLite files, NATS store, traces/*.jsonl, logs/)
@@ -82,6 +86,26 @@ Press Ctrl-C to stop.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         platform.stop()
         print("Firebreak stopped.", flush=True)
+
+
+def local_admin_key(var_dir: Path) -> str:
+    """The bootstrap admin key of a local platform: generated on the first run and kept in
+    the var dir, readable by its owner only. Never printed: the banner says where it is, since
+    whatever the terminal shows may end up in a log or on a shared screen."""
+    path = var_dir / ADMIN_KEY_FILE
+    saved = path.read_text().strip() if path.exists() else ""
+    if saved:
+        return saved
+    key = "fbk_" + secrets.token_urlsafe(32)
+    bus_auth.write_private(path, key + "\n")
+    return key
+
+
+def _admin_key_line(settings: Settings, platform: Platform) -> str:
+    if settings.admin_key is not None:
+        return "the one in FIREBREAK_ADMIN_KEY"
+    path = platform.var_dir / ADMIN_KEY_FILE
+    return f"in {path}   (ADMIN=$(cat {path}))"
 
 
 def _evidence_keys(settings: Settings) -> tuple[str, str]:

@@ -6,13 +6,16 @@ import asyncio
 import os
 import secrets
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import httpx
 import nats
 import pytest
 from nats.aio.client import Client as NATS
@@ -204,6 +207,39 @@ def platform(
 @pytest.fixture(scope="session")
 def api(platform: Platform) -> Api:
     return Api(platform)
+
+
+@contextmanager
+def lone_gateway(var_dir: Path, *, admin_key: str, env: dict[str, str]) -> Iterator[Platform]:
+    """The gateway process and its NATS alone, on SQLite, without the services (it serves
+    without them), for what it does at start-up; ready once /readyz answers 200."""
+    nats_port, gateway_port, *grpc_ports = free_ports(2 + len(GRPC_SERVICES))
+    platform = Platform(
+        var_dir=var_dir,
+        nats_port=nats_port,
+        gateway_port=gateway_port,
+        grpc_ports=dict(zip(GRPC_SERVICES, grpc_ports, strict=True)),
+        admin_key=admin_key,
+        extra_env=env,
+    )
+    try:
+        platform.start_nats_server()
+        gateway = platform.start_service("gateway")
+        deadline = time.monotonic() + 30
+        while not _answers(f"{platform.gateway_url}/readyz"):
+            assert gateway.poll() is None, f"the gateway exited with {gateway.returncode}"
+            assert time.monotonic() < deadline, "the gateway was not ready after 30 s"
+            time.sleep(0.1)
+        yield platform
+    finally:
+        platform.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 # The mail platform's timers, in seconds, so that tests never wait days: a done corrective

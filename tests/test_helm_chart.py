@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
+import firebreak.dead_letters.store  # registers the dead-letter metrics
+import firebreak.metrics  # noqa: F401  (registers the rest)
 from firebreak.cli import parse_args
 from firebreak.settings import GRPC_SERVICES, SERVICES
 
@@ -29,6 +33,8 @@ VALUES: dict[str, Any] = {
         "linkSecret": "a-link-secret-of-at-least-32-characters",
         "evidenceMasterKey": base64.b64encode(b"m" * 32).decode(),
         "evidenceSigningKey": base64.b64encode(b"s" * 32).decode(),
+        "scopeTokenKey": base64.b64encode(b"t" * 32).decode(),
+        "scopeTokenPublicKey": base64.b64encode(b"p" * 32).decode(),
         "natsPasswords": {service: f"nats-password-of-{service}" for service in SERVICES},
         "databaseUrls": {
             service: f"postgresql://firebreak@postgres:5432/firebreak_{service}"
@@ -241,6 +247,75 @@ def test_network_policies_admit_only_the_callers_that_need_it(
     assert of_kind(render(with_values(networkPolicy={"enabled": False})), "NetworkPolicy") == {}
 
 
+def test_network_policies_let_pods_out_only_where_they_need_to(
+    manifests: list[Manifest],
+) -> None:
+    dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    database = {"ports": [{"port": 5432, "protocol": "TCP"}]}
+    nats = {"ports": [{"port": 4222, "protocol": "TCP"}]}
+    deliveries = {"ports": [{"port": port, "protocol": "TCP"} for port in (25, 465, 587, 443)]}
+    gateway_to_services = [
+        {
+            "ports": [{"port": "grpc", "protocol": "TCP"}],
+            "to": [{"podSelector": {"matchLabels": selector_labels(callee)}}],
+        }
+        for callee in sorted(GRPC_SERVICES)
+    ]
+    policies = of_kind(manifests, "NetworkPolicy")
+    for name, policy in policies.items():
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        # no collector rule without a collector
+        expected: list[Manifest] = [dns, database, nats]
+        if name == "gateway":
+            expected.extend(gateway_to_services)  # only the gateway calls the services
+        if name == "notify":
+            expected.append(deliveries)  # only notify mails and posts to the outside
+        assert policy["spec"]["egress"] == expected, name
+
+    collector = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "otel"}}}
+    traced = with_values(
+        telemetry={"otlpEndpoint": "http://collector.otel:4317"},
+        networkPolicy={
+            "egress": {
+                "collector": {"ports": [{"port": 4317, "protocol": "TCP"}], "to": [collector]}
+            }
+        },
+    )
+    for policy in of_kind(render(traced), "NetworkPolicy").values():
+        assert {"ports": [{"port": 4317, "protocol": "TCP"}], "to": [collector]} in policy["spec"][
+            "egress"
+        ]
+
+
+def test_production_example_narrows_every_destination_but_deliveries() -> None:
+    rendered = render(yaml.safe_load((CHART / "values-production.yaml").read_text()))
+    for name, policy in of_kind(rendered, "NetworkPolicy").items():
+        rules = policy["spec"]["egress"]
+        open_rules = [rule for rule in rules if not rule.get("to")]
+        assert open_rules == ([rules[-1]] if name == "notify" else []), name
+        assert all(rule["ports"] for rule in rules)  # never every port
+
+
+def selector_labels(component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "firebreak",
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def test_the_api_description_can_be_turned_off(manifests: list[Manifest]) -> None:
+    def docs_setting(rendered: list[Manifest]) -> dict[str, str | None]:
+        return {
+            name: env_of(deployment).get("FIREBREAK_API_DOCS", {}).get("value")
+            for name, deployment in of_kind(rendered, "Deployment").items()
+        }
+
+    only_gateway: dict[str, str | None] = dict.fromkeys(GRPC_SERVICES)
+    assert docs_setting(manifests) == {**only_gateway, "gateway": "true"}
+    assert docs_setting(render(with_values(apiDocs=False))) == {**only_gateway, "gateway": "false"}
+
+
 def test_the_gateway_is_told_where_every_service_it_calls_is(manifests: list[Manifest]) -> None:
     gateway = of_kind(manifests, "Deployment")["gateway"]
     env = {
@@ -317,6 +392,29 @@ def test_a_service_monitor_is_made_only_when_asked_for() -> None:
     )
 
 
+def test_alerts_are_made_only_when_asked_for_and_watch_metrics_that_exist(
+    manifests: list[Manifest],
+) -> None:
+    assert [manifest for manifest in manifests if manifest["kind"] == "PrometheusRule"] == []
+    rendered = render(with_values(metrics={"alerts": {"enabled": True}}))
+    [rule] = [manifest for manifest in rendered if manifest["kind"] == "PrometheusRule"]
+    # A CRD, unknown to kubernetes-validate: checked here against what the operator reads.
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    alerts = {alert["alert"]: alert for group in rule["spec"]["groups"] for alert in group["rules"]}
+    forged = alerts["FirebreakEventForAnotherClient"]
+    assert 'reason="client_mismatch"' in forged["expr"]
+    assert forged["labels"]["severity"] == "critical"
+    assert "{{ $labels.service }}" in forged["annotations"]["summary"]
+    # Every metric an alert watches is one the code exports (a counter's name without _total).
+    exported = {metric.name for metric in REGISTRY.collect()}
+    watched = {
+        name.removesuffix("_total")
+        for alert in alerts.values()
+        for name in re.findall(r"firebreak_[a-z_]+", alert["expr"])
+    }
+    assert watched and watched <= exported, watched - exported
+
+
 def test_each_release_has_its_own_stream_and_subjects(manifests: list[Manifest]) -> None:
     def bus_env(rendered: list[Manifest]) -> set[tuple[str, str]]:
         envs = [env_of(deployment) for deployment in of_kind(rendered, "Deployment").values()]
@@ -354,6 +452,10 @@ def test_configuration_comes_from_the_secret(manifests: list[Manifest]) -> None:
             if "secretKeyRef" in item.get("valueFrom", {})
         }
         expected = {"FIREBREAK_NATS_PASSWORD", own_database}
+        # only the gateway signs scope tokens; the services verify them
+        expected.add(
+            "FIREBREAK_SCOPE_TOKEN_KEY" if name == "gateway" else "FIREBREAK_SCOPE_TOKEN_PUBLIC_KEY"
+        )
         if name == "gateway":
             expected.add("FIREBREAK_ADMIN_KEY")
         if name in ("gateway", "notify"):
@@ -523,6 +625,11 @@ def test_production_example_scales_and_uses_replicated_jetstream() -> None:
         ({"metrics": {"port": 8080}}, "/metrics/port"),
         ({"jetstream": {"streamName": "fire.break"}}, "/jetstream/streamName"),
         ({"jetstream": {"subjectPrefix": "events.>"}}, "/jetstream/subjectPrefix"),
+        ({"apiDocs": "no"}, "/apiDocs"),
+        (
+            {"networkPolicy": {"egress": {"nats": {"ports": [{"port": 0}], "to": []}}}},
+            "/networkPolicy/egress/nats/ports/0/port",
+        ),
     ],
     ids=[
         "negative-replicas",
@@ -539,6 +646,8 @@ def test_production_example_scales_and_uses_replicated_jetstream() -> None:
         "metrics-on-the-http-port",
         "stream-name-with-a-dot",
         "subject-prefix-with-a-wildcard",
+        "api-docs-not-a-boolean",
+        "egress-port-zero",
     ],
 )
 def test_schema_rejects_bad_values(overrides: dict[str, Any], complaint: str) -> None:

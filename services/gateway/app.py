@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,9 +11,9 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from firebreak.database import create_engine
 from firebreak.metrics_sampler import MetricsSampler
-from firebreak.settings import Settings
+from firebreak.settings import Settings, SettingsError
 from firebreak.startup_migration import ensure_migrated
-from services.gateway import client_trace, keys, tenants
+from services.gateway import client_trace, tenants
 from services.gateway.backends import Backends
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
 from services.gateway.rate_limits import RateLimiter
@@ -50,23 +49,23 @@ from services.gateway.routers import (
     updates,
 )
 
-log = logging.getLogger(__name__)
-
 
 def create_app(settings: Settings) -> FastAPI:
+    # No key is generated here: one would have to be shown to someone, and logs are no place
+    # for it. `make run` keeps one in the var dir and passes it (firebreak/local.py).
+    admin_key = settings.admin_key
+    if admin_key is None:
+        raise SettingsError(
+            "FIREBREAK_ADMIN_KEY is not set: the gateway needs the bootstrap admin key "
+            "(at least 24 characters, e.g. `openssl rand -base64 36`)"
+        )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url("gateway"))
         await ensure_migrated(engine, "gateway")
         async with engine.begin() as connection:
-            if settings.admin_key is not None:
-                await tenants.install_bootstrap_key(connection, key=settings.admin_key)
-            elif not await tenants.has_bootstrap_key(connection):
-                # Only the first start generates one: a restart or a second replica must not
-                # silently replace the key an operator was shown.
-                admin_key = keys.generate_key()
-                await tenants.install_bootstrap_key(connection, key=admin_key)
-                log.warning("FIREBREAK_ADMIN_KEY is not set; generated admin key: %s", admin_key)
+            await tenants.install_bootstrap_key(connection, key=admin_key)
         backends = app.state.backends = Backends.open(settings, engine)
         sampler = MetricsSampler(
             service="gateway", engine=engine, nats=lambda: backends.nats, consumes=False
@@ -85,6 +84,10 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Incident response for professional-services firms",
         version="1.0.0",
         lifespan=lifespan,
+        # FIREBREAK_API_DOCS=false: a deployment need not describe its API to whoever reaches it.
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
     )
     install_problem_handlers(app)
     for module in (

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.errors import Conflict, InvalidArgument, NotFound
 from firebreak.keyset_pages import aware, aware_or_none, newest_first, page_of
+from services.gateway import audit
 from services.gateway import clients as client_store
 from services.gateway.models import api_keys, clients, people
 from services.gateway.permissions import OPERATOR_CLIENT_ID, Principal, PrincipalKind
@@ -201,15 +202,25 @@ async def issue_personal_key(
     )
 
 
-def audit_summary(issued: dict[str, Any]) -> dict[str, Any]:
-    """What the audit log says of a key just issued: never the key, its hash or its prefix."""
+async def audit_issued(
+    connection: AsyncConnection, actor: Principal, issued: dict[str, Any]
+) -> None:
+    """Records a key just issued in the audit log, in its transaction: never the key, its hash
+    or its prefix."""
     expires_at = issued["expires_at"]
-    return {
-        "role": issued["role"],
-        "client_id": issued["client_id"],
-        "person_id": issued["person_id"],
-        "expires_at": None if expires_at is None else expires_at.isoformat(),
-    }
+    await audit.record(
+        connection,
+        actor=actor,
+        action="api_key.issued",
+        target_kind="api_key",
+        target_id=issued["id"],
+        summary={
+            "role": issued["role"],
+            "client_id": issued["client_id"],
+            "person_id": issued["person_id"],
+            "expires_at": None if expires_at is None else expires_at.isoformat(),
+        },
+    )
 
 
 def _listing() -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import case, select
+from sqlalchemy import case
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.database import upsert_insert
@@ -16,11 +16,6 @@ from services.gateway.models import api_keys
 from services.gateway.permissions import OPERATOR_CLIENT_ID
 
 BOOTSTRAP_KEY_ID = "bootstrap"
-
-
-async def has_bootstrap_key(connection: AsyncConnection) -> bool:
-    query = select(api_keys.c.id).where(api_keys.c.id == BOOTSTRAP_KEY_ID)
-    return (await connection.execute(query)).first() is not None
 
 
 async def install_bootstrap_key(connection: AsyncConnection, *, key: str) -> None:

@@ -42,12 +42,5 @@ async def create_api_key(
             expires_at=body.expires_at,
             created_by=caller.id,
         )
-        await audit.record(
-            connection,
-            actor=caller,
-            action="api_key.issued",
-            target_kind="api_key",
-            target_id=issued["id"],
-            summary=keys.audit_summary(issued),
-        )
+        await keys.audit_issued(connection, caller, issued)
     return schemas.ApiKey.model_validate(issued)

@@ -133,12 +133,5 @@ async def issue_personal_key(
         issued = await keys.issue_personal_key(
             connection, person_id=person_id, expires_at=expires_at, created_by=caller.id
         )
-        await audit.record(
-            connection,
-            actor=caller,
-            action="api_key.issued",
-            target_kind="api_key",
-            target_id=issued["id"],
-            summary=keys.audit_summary(issued),
-        )
+        await keys.audit_issued(connection, caller, issued)
     return schemas.ApiKey.model_validate(issued)

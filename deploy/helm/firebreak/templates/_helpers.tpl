@@ -118,3 +118,24 @@ privileged: false
 capabilities:
   drop: [ALL]
 {{- end -}}
+
+{{/* Which components call each gRPC service: the gateway is told where they are, and their
+NetworkPolicies let only these callers in (and these callers out to them). Use with fromYaml. */}}
+{{- define "firebreak.callers" -}}
+intake: [gateway]
+triage: [gateway]
+notify: [gateway]
+evidence: [gateway]
+review: [gateway]
+{{- end -}}
+
+{{/* One NetworkPolicy egress rule from a networkPolicy.egress entry: empty ports, any port;
+empty to, any address. */}}
+{{- define "firebreak.egressRule" -}}
+- ports:
+    {{- toYaml .ports | nindent 4 }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}

@@ -3,6 +3,7 @@ accepted into the outboxes, and everything is handled once NATS is back."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,13 @@ def test_a_platform_started_during_a_nats_outage_serves_and_catches_up(
     # A SIGTERM while NATS was never there: a clean exit that leaves the events pending.
     assert platform.stop_process("intake") == 0
     assert pending_outbox_rows(platform, "intake") == 10
+    # The gateway too: it used to wait for ever on its housekeeping, which only the stop of a
+    # relay (never started without NATS) ended, until the launcher killed it (-9) after 15 s.
+    # Shut down cleanly, uvicorn raises the SIGTERM again: the exit is -15.
+    assert platform.stop_process("gateway") == -signal.SIGTERM
+    log = (platform.var_dir / "logs" / "gateway.log").read_text()
+    assert "Application shutdown complete" in log
+    platform.start_service("gateway")
     platform.start_service("intake")
     platform.wait_until_ready()
     # The gateway's channel reconnects on its own backoff; calls wait for it to see intake.

@@ -175,8 +175,11 @@ class Backends:
     async def close(self) -> None:
         if self._nats_connecting is not None:
             self._nats_connecting.cancel()
+        # Ends housekeeping too, so it is set even if NATS never answered and no relay runs:
+        # a gateway stopped during an outage would otherwise wait for ever.
+        self._stop_relaying.set()
         if self._relay is not None:
-            self._stop_relaying.set()  # a last pass publishes what requests in flight added
+            # Its last pass publishes what requests in flight added.
             await asyncio.gather(self._relay, return_exceptions=True)
         if self._housekeeping is not None:
             await asyncio.gather(self._housekeeping, return_exceptions=True)

@@ -2,15 +2,16 @@
 capped in items and in bytes (FIREBREAK_LIST_PAGE_MAX_BYTES); the ids such a page (and any
 path) may hold; the UTC times the services store.
 
-Shared by the gateway (people, keys), notify (schedules, policies) and intake, whose incident
-pages (over its own sequence) are filled by fill_page too."""
+Shared by the gateway (people, keys, the audit log), notify (schedules, policies) and intake,
+whose incident pages (over its own sequence) are filled by fill_page too."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -84,6 +85,12 @@ def fill_page(
             break
         page.append(item)
     return page
+
+
+def json_size(body: Mapping[str, Any]) -> int:
+    """About how many bytes `body` takes in a JSON answer: what the gateway's own pages (people,
+    keys, the audit log) measure against the byte cap."""
+    return len(json.dumps(body, default=str, separators=(",", ":")))
 
 
 def page_of(

@@ -6,22 +6,28 @@ One platform of this module's own runs with small limits, on SQLite."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import insert
 
 from firebreak.launcher import Platform
 from firebreak.settings import RateLimit, Settings, SettingsError
+from services.gateway.models import clients
 from services.gateway.permissions import OPERATOR_CLIENT_ID, Principal, PrincipalKind
 from services.gateway.rate_limits import RateLimiter
 from tests.conftest import start_platform
 from tests.gateway_client import Api, Tenant, eventually
+from tests.gateway_database import on_gateway_database
 
 KEY_RATE, KEY_BURST = 5, 40
 CLIENT_RATE, CLIENT_BURST = 5, 60
@@ -233,18 +239,27 @@ def test_calls_beyond_a_services_limit_are_refused_and_the_gateway_answers_503(
     eventually(lambda: probe(api, tenant).status_code == 200, timeout=10)
 
 
-def page_ids(api: Api, path: str, tenant: Tenant) -> list[list[str]]:
-    """The ids on each page of a list, following cursors, at 50 items a page."""
-    pages: list[list[str]] = []
+def pages_of(api: Api, path: str, tenant: Tenant) -> list[list[dict[str, Any]]]:
+    """The items on each page of a list, following cursors, at 50 items a page."""
+    pages: list[list[dict[str, Any]]] = []
     cursor = None
     while True:
         params: dict[str, Any] = {"limit": 50} | ({"cursor": cursor} if cursor else {})
         page = api.http.get(path, params=params, headers=tenant.headers)
         assert page.status_code == 200, page.text
-        pages.append([item["id"] for item in page.json()["items"]])
+        pages.append(page.json()["items"])
         cursor = page.json()["next_cursor"]
         if cursor is None:
             return pages
+
+
+def page_ids(api: Api, path: str, tenant: Tenant) -> list[list[str]]:
+    return [[item["id"] for item in page] for page in pages_of(api, path, tenant)]
+
+
+def assert_within_the_cap(pages: list[list[dict[str, Any]]]) -> None:
+    for page in pages:  # an item larger than the cap comes alone; none here is
+        assert 1 <= len(page) and len(json.dumps(page, separators=(",", ":"))) <= PAGE_BYTES
 
 
 def test_a_page_stops_at_its_byte_cap_and_its_cursor_continues_without_loss(api: Api) -> None:
@@ -288,3 +303,30 @@ def test_schedule_pages_stop_at_the_byte_cap_too(api: Api) -> None:
     assert all(1 <= len(page) <= 2 for page in pages)
     listed = [schedule_id for page in pages for schedule_id in page]
     assert listed == [*reversed(made), "default"]
+
+
+def test_people_and_audit_pages_stop_at_the_byte_cap_too(api: Api, limited: Platform) -> None:
+    # Walls of 100 clients: about 4 KB a person, and as much in the audit entry of their
+    # creation. The clients go straight into the gateway's database: through the API they
+    # would take a hundred of the admin key's rate-limited requests.
+    wall = [str(uuid.uuid4()) for _ in range(100)]
+    now = datetime.now(UTC)
+    rows = [{"id": client_id, "name": "Walled LLP", "created_at": now} for client_id in wall]
+    on_gateway_database(limited, insert(clients).values(rows))
+    walled = [api.new_person("responder", clients=wall).person_id for _ in range(3)]
+
+    people = pages_of(api, "/v1/people", api.admin)
+    assert_within_the_cap(people)
+    assert [person["id"] for person in people[0]] == walled[:0:-1]  # two fit, not three
+    listed = [person["id"] for page in people for person in page]
+    assert len(listed) == len(set(listed)) and set(walled) <= set(listed)
+
+    entries = pages_of(api, "/v1/audit", api.admin)
+    assert_within_the_cap(entries)
+    created = [
+        entry["target"]["id"]
+        for page in entries
+        for entry in page
+        if entry["action"] == "person.created"
+    ]
+    assert len(entries) > 1 and created[:3] == walled[::-1]

@@ -124,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
     # The key acknowledge links are checked with (routers/ack_links.py); None: none is valid.
     app.state.link_secret = settings.link_secret
     app.state.evidence_max_bytes = settings.evidence_max_bytes  # routers/evidence_content.py
+    app.state.list_page_max_bytes = settings.list_page_max_bytes  # dependencies.PageMaxBytes
     app.state.commander_may_close = settings.commander_may_close  # routers/closure.py
     app.state.rate_limiter = RateLimiter.from_settings(settings)  # dependencies.py
     app.add_middleware(

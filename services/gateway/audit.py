@@ -30,7 +30,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.database import upsert_insert
-from firebreak.keyset_pages import aware
+from firebreak.keyset_pages import aware, fill_page, json_size
 from services.gateway.models import audit_entries, audit_head
 from services.gateway.permissions import Principal
 
@@ -225,9 +225,11 @@ async def list_entries(
     since: datetime | None,
     limit: int,
     before_position: int | None,
+    max_bytes: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Entries newest first, filtered; the page and the next page's cursor (the position of
-    its last entry: the next page holds those before it)."""
+    """Entries newest first, filtered; the page (capped at `max_bytes`: an entry's summary may
+    carry a wall of a thousand clients) and the next page's cursor (the position of its last
+    entry: the next page holds those before it)."""
     query = select(audit_entries)
     if actor_id is not None:
         query = query.where(audit_entries.c.actor_id == actor_id)
@@ -240,10 +242,12 @@ async def list_entries(
         query = query.where(audit_entries.c.position < before_position)
     query = query.order_by(audit_entries.c.position.desc()).limit(limit + 1)
     rows = (await connection.execute(query)).all()
-    if len(rows) <= limit:
-        return [_entry_body(row) for row in rows], None
-    page = rows[:limit]
-    return [_entry_body(row) for row in page], str(page[-1].position)
+    bodies = fill_page(
+        [_entry_body(row) for row in rows], limit=limit, max_bytes=max_bytes, size_of=json_size
+    )
+    if len(bodies) == len(rows):
+        return bodies, None
+    return bodies, str(rows[len(bodies) - 1].position)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,15 @@ async def get_backends(request: Request) -> Backends:
 Services = Annotated[Backends, Depends(get_backends)]
 
 
+async def get_page_max_bytes(request: Request) -> int:
+    max_bytes: int = request.app.state.list_page_max_bytes
+    return max_bytes
+
+
+# FIREBREAK_LIST_PAGE_MAX_BYTES, for the lists the gateway pages itself.
+PageMaxBytes = Annotated[int, Depends(get_page_max_bytes)]
+
+
 async def authenticate(
     backends: Services, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.errors import Conflict, InvalidArgument, NotFound
-from firebreak.keyset_pages import aware, aware_or_none, newest_first, page_of
+from firebreak.keyset_pages import aware, aware_or_none, json_size, newest_first, page_of
 from services.gateway import audit
 from services.gateway import clients as client_store
 from services.gateway.models import api_keys, clients, people
@@ -268,9 +268,11 @@ async def list_keys(
     client_id: str | None = None,
     limit: int,
     cursor: str | None,
+    max_bytes: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Keys newest first, never the key or its hash. `only_of`: just that principal's own keys
-    (its person's, or for a key without a person just that key)."""
+    """Keys newest first (a page capped at `max_bytes`), never the key or its hash. `only_of`:
+    just that principal's own keys (its person's, or for a key without a person just that
+    key)."""
     query = _listing()
     if only_of is not None:
         if only_of.person_id is not None:
@@ -282,7 +284,12 @@ async def list_keys(
     if client_id is not None:
         query = query.where(api_keys.c.client_id == client_id)
     query = newest_first(query, api_keys.c.created_at, api_keys.c.id, limit=limit, cursor=cursor)
-    rows, next_cursor = page_of((await connection.execute(query)).all(), limit=limit)
+    rows, next_cursor = page_of(
+        (await connection.execute(query)).all(),
+        limit=limit,
+        max_bytes=max_bytes,
+        size_of=lambda row: json_size(_key_body(row)),
+    )
     return [_key_body(row) for row in rows], next_cursor
 
 

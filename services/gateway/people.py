@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from firebreak.api.events.v1 import events_pb2
 from firebreak.errors import Conflict, InvalidArgument, NotFound
 from firebreak.events import PERSON_CHANGED, PERSON_REGISTERED, new_event
-from firebreak.keyset_pages import aware, newest_first, page_of
+from firebreak.keyset_pages import aware, json_size, newest_first, page_of
 from services.gateway import clients as client_store
 from services.gateway.models import api_keys, people
 from services.gateway.permissions import OPERATOR_CLIENT_ID
@@ -142,9 +142,10 @@ async def list_people(
     active: bool | None,
     limit: int,
     cursor: str | None,
+    max_bytes: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """People newest first, filtered, of the visible clients only (None: all); returns a page
-    and the next page's cursor."""
+    (capped at `max_bytes`: a wall may name a thousand clients) and the next page's cursor."""
     query = select(people)
     if visible_clients is not None:
         query = query.where(people.c.client_id.in_(sorted(visible_clients)))
@@ -155,7 +156,12 @@ async def list_people(
     if active is not None:
         query = query.where(people.c.active == active)
     query = newest_first(query, people.c.created_at, people.c.id, limit=limit, cursor=cursor)
-    rows, next_cursor = page_of((await connection.execute(query)).all(), limit=limit)
+    rows, next_cursor = page_of(
+        (await connection.execute(query)).all(),
+        limit=limit,
+        max_bytes=max_bytes,
+        size_of=lambda row: json_size(_person_body(row)),
+    )
     return [_person_body(row) for row in rows], next_cursor
 
 

@@ -10,7 +10,14 @@ from fastapi import APIRouter, Query, Response
 from firebreak.database import reading
 from firebreak.errors import NotFound
 from services.gateway import audit, keys, schemas
-from services.gateway.dependencies import IdFilter, KeyId, KeyLister, KeyRevoker, Services
+from services.gateway.dependencies import (
+    IdFilter,
+    KeyId,
+    KeyLister,
+    KeyRevoker,
+    PageMaxBytes,
+    Services,
+)
 from services.gateway.permissions import Action, Grant, authorize, scope
 
 router = APIRouter(tags=["api keys"])
@@ -20,6 +27,7 @@ router = APIRouter(tags=["api keys"])
 async def list_api_keys(
     caller: KeyLister,
     services: Services,
+    max_bytes: PageMaxBytes,
     person_id: IdFilter = None,
     client_id: IdFilter = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -36,6 +44,7 @@ async def list_api_keys(
             client_id=client_id,
             limit=limit,
             cursor=cursor,
+            max_bytes=max_bytes,
         )
     return schemas.ApiKeyPage(
         items=[schemas.ApiKeyInfo.model_validate(item) for item in items], next_cursor=next_cursor

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from firebreak.database import reading
 from services.gateway import audit
-from services.gateway.dependencies import IdFilter, Services, require
+from services.gateway.dependencies import IdFilter, PageMaxBytes, Services, require
 from services.gateway.permissions import Action, Principal
 
 router = APIRouter(tags=["audit"])
@@ -63,6 +63,7 @@ class AuditVerification(BaseModel):
 async def list_audit_entries(
     _: AuditReader,
     services: Services,
+    max_bytes: PageMaxBytes,
     actor: IdFilter = None,
     kind: Annotated[audit.TargetKind | None, Query(description="The target's kind.")] = None,
     since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with an offset.")] = None,
@@ -79,6 +80,7 @@ async def list_audit_entries(
             since=since,
             limit=limit,
             before_position=None if cursor is None else int(cursor),
+            max_bytes=max_bytes,
         )
     return AuditPage(
         items=[AuditEntry.model_validate(item) for item in items], next_cursor=next_cursor

@@ -11,6 +11,7 @@ from services.gateway import audit, keys, people, schemas
 from services.gateway.dependencies import (
     IdFilter,
     KeyIssuer,
+    PageMaxBytes,
     PersonId,
     PersonManager,
     PersonReader,
@@ -56,6 +57,7 @@ async def create_person(
 async def list_people(
     caller: PersonReader,
     services: Services,
+    max_bytes: PageMaxBytes,
     role: schemas.PersonRole | None = None,
     client_id: IdFilter = None,
     active: bool | None = None,
@@ -73,6 +75,7 @@ async def list_people(
             active=active,
             limit=limit,
             cursor=cursor,
+            max_bytes=max_bytes,
         )
     return schemas.PersonPage(
         items=[schemas.Person.model_validate(item) for item in items], next_cursor=next_cursor

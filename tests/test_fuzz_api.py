@@ -23,7 +23,10 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from firebreak.launcher import Platform
 from tests.conftest import on_backend
@@ -85,7 +88,8 @@ def fuzz(operation: schemathesis.APIOperation, fuzzers: Fuzzers) -> None:
         if SHARED_IDS & set(map(str, (case.path_parameters or {}).values())):
             reject()
         case.call_and_validate(
-            headers=fuzzers.keys[role], checks=[not_a_server_error, response_schema_conformance]
+            headers=fuzzers.keys[role],
+            checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
         )
 
     examples()

@@ -251,11 +251,18 @@ CLIENT_ERROR_RESPONSE = {
     "description": "RFC 7807 problem details naming the offending field or unmet condition",
     "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
 }
+UNAVAILABLE_RESPONSE = {
+    "description": "Overloaded, or a database or service this request needs is unreachable: "
+    "try again after Retry-After seconds",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+}
 
 
 def _document_problems(app: FastAPI) -> None:
     """The OpenAPI document says what is sent: problem+json for every 4xx, not FastAPI's own
-    422 body (HTTPValidationError), which _on_validation_error replaces."""
+    422 body (HTTPValidationError), which _on_validation_error replaces, and for the 503 of
+    an overload or an outage."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -267,6 +274,7 @@ def _document_problems(app: FastAPI) -> None:
                 responses = operation["responses"]
                 responses.pop("422", None)
                 responses["4XX"] = CLIENT_ERROR_RESPONSE
+                responses["503"] = UNAVAILABLE_RESPONSE
         for name in ("HTTPValidationError", "ValidationError"):
             document.get("components", {}).get("schemas", {}).pop(name, None)
         return document

@@ -1,7 +1,8 @@
 """The custody log as a hash chain: how an entry is encoded and hashed, and how a chain is
 checked. Pure: no database, so an offline verifier can use exactly this.
 
-An entry's hash is SHA-256 over the UTF-8 bytes of its canonical JSON: the object
+An entry's hash is SHA-256 over the UTF-8 bytes of its canonical JSON (firebreak/hash_chain.py):
+the object
 
     {"actor": {"id", "kind", "name"}, "details": {...}, "evidence_id", "kind", "position",
      "prev_hash", "recorded_at"}
@@ -15,14 +16,14 @@ first; so changing, removing, inserting or reordering any entry changes every ha
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-GENESIS = "0" * 64
+from firebreak.hash_chain import GENESIS, canonical_json, chained_hash, timestamp
+
+__all__ = ["GENESIS", "canonical_json", "timestamp"]  # what the rest of evidence uses from here
 # The first entry's facts that must match the item's record.
 FIXED_AT_COLLECTION = ("incident_id", "filename", "sha256", "sha512", "size_bytes")
 
@@ -45,18 +46,8 @@ class Entry:
     prev_hash: str
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def timestamp(moment: datetime) -> str:
-    """UTC, microseconds, Z. SQLite hands back naive datetimes: everything stored is UTC."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def entry_hash(entry: Entry) -> str:
-    encoded = canonical_json(
+    return chained_hash(
         {
             "evidence_id": entry.evidence_id,
             "position": entry.position,
@@ -67,7 +58,6 @@ def entry_hash(entry: Entry) -> str:
             "prev_hash": entry.prev_hash,
         }
     )
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

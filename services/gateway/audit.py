@@ -2,7 +2,8 @@
 schedules, escalation policies, deadline rules, dead letters), who did it to what and when;
 append-only and hash-chained, as evidence's custody log is.
 
-An entry's hash is SHA-256 over the UTF-8 bytes of its canonical JSON, the object
+An entry's hash is SHA-256 over the UTF-8 bytes of its canonical JSON (firebreak/hash_chain.py),
+the object
 
     {"action", "actor": {"id", "key_id", "kind", "name"}, "at", "id", "position", "prev_hash",
      "summary", "target": {"id", "kind"}}
@@ -18,7 +19,6 @@ one, no webhook secret, no contact address (a Slack or Teams URL is a secret its
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -30,11 +30,11 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.database import upsert_insert
+from firebreak.hash_chain import GENESIS, canonical_json, chained_hash, timestamp
 from firebreak.keyset_pages import aware, fill_page, json_size
 from services.gateway.models import audit_entries, audit_head
 from services.gateway.permissions import Principal
 
-GENESIS = "0" * 64
 HEAD_ID = "audit"  # the head table's one row
 VERIFY_BATCH = 500  # entries read at a time while verifying
 
@@ -63,20 +63,12 @@ class Entry:
     prev_hash: str
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _timestamp(moment: datetime) -> str:
-    return aware(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def entry_hash(entry: Entry) -> str:
-    encoded = canonical_json(
+    return chained_hash(
         {
             "position": entry.position,
             "id": entry.id,
-            "at": _timestamp(entry.at),
+            "at": timestamp(entry.at),
             "actor": dict(entry.actor),
             "action": entry.action,
             "target": {"kind": entry.target_kind, "id": entry.target_id},
@@ -84,7 +76,6 @@ def entry_hash(entry: Entry) -> str:
             "prev_hash": entry.prev_hash,
         }
     )
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
 async def _locked_head(connection: AsyncConnection) -> tuple[int, str]:

@@ -123,29 +123,33 @@ def _loggable(argument: object) -> object:
     return argument
 
 
-class _DatabaseErrorRedactingFormatter(logging.Formatter):
+class DatabaseErrorRedactingFormatter(logging.Formatter):
     """Tracebacks keep their frames, but a database error in them (or in their causes) is
     named by type and code, not by its text."""
 
     def formatException(self, ei: _ExcInfo) -> str:
-        kind, error, frames = ei
-        if kind is None or error is None:
-            return super().formatException(ei)
-        report = traceback.TracebackException(kind, error, frames)
-        pending: list[tuple[traceback.TracebackException | None, BaseException | None]] = [
-            (report, error)
-        ]
-        seen: set[int] = set()
-        while pending:
-            part, cause = pending.pop()
-            if part is None or cause is None or id(cause) in seen:
-                continue
-            seen.add(id(cause))
-            if is_database_error(cause):
-                # The one place the text is kept; format() prints it as the exception's line.
-                part._str = error_summary(cause)  # type: ignore[attr-defined]
-            pending += [(part.__cause__, cause.__cause__), (part.__context__, cause.__context__)]
-        return "".join(report.format()).rstrip("\n")
+        text = super().formatException(ei)
+        for error in _chain(ei[1]):
+            if is_database_error(error):
+                # Its line as the traceback prints it ("module.Type: message"), which may quote
+                # what was written, becomes the type and code alone.
+                line = "".join(traceback.format_exception_only(type(error), error))
+                named = line.partition(": ")[0].rstrip("\n")
+                text = text.replace(line.rstrip("\n"), f"{named}: {error_summary(error)}")
+        return text
+
+
+def _chain(error: BaseException | None) -> list[BaseException]:
+    """The error and every cause and context behind it, each once."""
+    found: list[BaseException] = []
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending += [current.__cause__, current.__context__]
+    return found
 
 
 def _setup_logging(service: str, log_level: str) -> None:
@@ -153,7 +157,7 @@ def _setup_logging(service: str, log_level: str) -> None:
     handler.addFilter(_TraceContextFilter())
     handler.addFilter(_DatabaseErrorArgumentsFilter())
     handler.setFormatter(
-        _DatabaseErrorRedactingFormatter(
+        DatabaseErrorRedactingFormatter(
             f"%(asctime)s %(levelname)s {service} %(name)s trace=%(trace_id)s span=%(span_id)s "
             "%(message)s"
         )

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
 import json
+import logging
 import secrets
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +17,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.launcher import Platform
+from firebreak.telemetry import DatabaseErrorRedactingFormatter
 from tests.conftest import on_backend
 from tests.gateway_client import Api, eventually, incident_body
 from tests.test_bad_input import assert_problem
@@ -316,3 +320,35 @@ def test_an_evidence_filename_cannot_hide_its_extension(api: Api) -> None:
         headers=api.admin.headers | {"Content-Type": "application/octet-stream"},
     )
     assert_problem(response, 422, "filename")
+
+
+def test_a_logged_traceback_names_a_database_error_by_type_and_keeps_its_frames() -> None:
+    # A real driver error, raised through SQLAlchemy without hide_parameters (as a library
+    # engine might be) and chained under an error of Firebreak's own: its text quotes the
+    # value written, which the log must not.
+    secret = f"leak-{secrets.token_hex(8)}@client.example"
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE people (email TEXT UNIQUE)")
+        connection.exec_driver_sql("INSERT INTO people VALUES (?)", (secret,))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(DatabaseErrorRedactingFormatter())
+    log = logging.getLogger("tests.leaks.formatter")
+    log.addHandler(handler)
+    try:
+        with engine.begin() as connection:
+            try:
+                connection.exec_driver_sql("INSERT INTO people VALUES (?)", (secret,))
+            except sqlalchemy.exc.IntegrityError as error:
+                assert secret in str(error)  # what would leak
+                raise RuntimeError("could not add the person") from error
+    except RuntimeError:
+        log.exception("request failed")
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert secret not in text
+    assert "sqlalchemy.exc.IntegrityError: IntegrityError" in text  # named, by type
+    assert "RuntimeError: could not add the person" in text  # Firebreak's own error kept
+    assert "test_a_logged_traceback_names_a_database_error" in text  # and the frames

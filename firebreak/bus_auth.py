@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from firebreak import events
+from firebreak.local_secrets import write_private
 from firebreak.settings import GRPC_SERVICES, SERVICES, Settings
 
 ADMIN = "admin"
@@ -119,14 +120,6 @@ def local_passwords(var_dir: Path) -> dict[str, str]:
     if passwords != saved:
         write_private(path, json.dumps(passwords, indent=2))
     return passwords
-
-
-def write_private(path: Path, text: str) -> None:
-    """Writes a file only its owner may read: it holds passwords."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)  # touch keeps the mode of a file that was already there
-    path.write_text(text)
 
 
 def with_login(url: str, user: str, password: str) -> str:

@@ -27,6 +27,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from firebreak import bus_auth
+from firebreak.local_secrets import kept_secret, write_private
 from firebreak.scope_token import Scope, ScopeTokens, private_key, public_key_text
 from firebreak.settings import GRPC_SERVICES, Settings
 
@@ -118,12 +119,11 @@ def _evidence_signing_key_from_environment() -> str:
 
 
 def local_scope_token_key(var_dir: Path) -> str:
-    """The gateway's scope-token key for a local platform: generated on first use and kept in
-    the var dir (mode 600), so a restarted gateway's tokens still verify."""
-    path = var_dir / "scope-token-key"
-    if not path.exists():
-        bus_auth.write_private(path, base64.b64encode(secrets.token_bytes(32)).decode())
-    return path.read_text().strip()
+    """The gateway's scope-token key for a local platform, kept so that a restarted gateway's
+    tokens still verify."""
+    return kept_secret(
+        var_dir / "scope-token-key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    )
 
 
 @dataclass
@@ -257,7 +257,7 @@ class Platform:
             "authorization": bus_auth.authorization(self.nats_passwords, names),
         }
         config_file = self.var_dir / "nats-server.conf"
-        bus_auth.write_private(config_file, json.dumps(config, indent=2))
+        write_private(config_file, json.dumps(config, indent=2))
         self.launch("nats", [nats_server_binary(), "-c", str(config_file)], os.environ.copy())
         wait_for_port(self.nats_port)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from firebreak import bus_auth
 from firebreak.launcher import Platform, new_evidence_key
+from firebreak.local_secrets import kept_secret, write_private
 from firebreak.settings import DEFAULT_GRPC_PORTS, Settings
 
 ADMIN_KEY_FILE = "admin-key"
@@ -92,13 +92,7 @@ def local_admin_key(var_dir: Path) -> str:
     """The bootstrap admin key of a local platform: generated on the first run and kept in
     the var dir, readable by its owner only. Never printed: the banner says where it is, since
     whatever the terminal shows may end up in a log or on a shared screen."""
-    path = var_dir / ADMIN_KEY_FILE
-    saved = path.read_text().strip() if path.exists() else ""
-    if saved:
-        return saved
-    key = "fbk_" + secrets.token_urlsafe(32)
-    bus_auth.write_private(path, key + "\n")
-    return key
+    return kept_secret(var_dir / ADMIN_KEY_FILE, lambda: "fbk_" + secrets.token_urlsafe(32))
 
 
 def _admin_key_line(settings: Settings, platform: Platform) -> str:
@@ -115,9 +109,7 @@ def _evidence_keys(settings: Settings) -> tuple[str, str]:
     keys = json.loads(saved.read_text()) if saved.exists() else {}
     if not keys:
         keys = {"master_key": new_evidence_key(), "signing_key": new_evidence_key()}
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(keys))
-        saved.chmod(0o600)  # the keys to the evidence: readable by their owner only
+        write_private(saved, json.dumps(keys))  # the keys to the evidence
     return (
         settings.evidence_master_key or keys["master_key"],
         settings.evidence_signing_key or keys["signing_key"],
@@ -166,6 +158,5 @@ def _demo_client(platform: Platform) -> tuple[str, str]:
         .raise_for_status()
         .json()
     )
-    saved.write_text(json.dumps({"client_id": client["id"], "key": key["key"]}))
-    saved.chmod(0o600)  # a live key: readable by its owner only
+    write_private(saved, json.dumps({"client_id": client["id"], "key": key["key"]}))  # a live key
     return client["id"], key["key"]

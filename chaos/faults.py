@@ -168,7 +168,8 @@ async def kill_nats_leader(
 ) -> Fault:
     """kill -9 of the cluster's server leading the stream, down for `outage` s; `figures` gets
     how long until the stream had a new leader."""
-    probe = await nats.connect(servers=urls, name="chaos-probe")
+    # The admin's login: the cluster refuses a connection without one, as a single server does.
+    probe = await nats.connect(servers=stage.platform.admin_nats_url.split(","), name="chaos-probe")
     info = await probe.jetstream().stream_info(STREAM)
     leader = info.cluster.leader if info.cluster else None
     killed = int(leader.rsplit("-", 1)[1]) if leader else len(urls)

@@ -56,29 +56,18 @@ def start_single(platform: Platform) -> dict[str, int]:
 
 
 def start_nats_cluster(platform: Platform) -> list[str]:
-    """Three nats-servers routed to each other, JetStream on each with its own store and name;
-    their client URLs."""
+    """Three nats-servers routed to each other, JetStream on each with its own store and name,
+    each with the users and permissions a single local server has; their client URLs."""
     client_ports = free_ports(CLUSTER_SIZE * 2)
     clients, routes = client_ports[:CLUSTER_SIZE], client_ports[CLUSTER_SIZE:]
-    route_urls = ",".join(f"nats://127.0.0.1:{port}" for port in routes)
+    route_urls = [f"nats://127.0.0.1:{port}" for port in routes]
     for number in range(CLUSTER_SIZE):
-        store = platform.var_dir / f"nats-{number + 1}"
-        store.mkdir(parents=True, exist_ok=True)
-        platform.launch(
-            f"nats-{number + 1}",
-            [
-                nats_server_binary(),
-                "-a", "127.0.0.1",
-                "-p", str(clients[number]),
-                "-js",
-                "-sd", str(store),
-                "-n", f"chaos-nats-{number + 1}",
-                "--cluster_name", "chaos",
-                "--cluster", f"nats://127.0.0.1:{routes[number]}",
-                "--routes", route_urls,
-            ],
-            platform.service_env(),
-        )  # fmt: skip
+        label = f"nats-{number + 1}"
+        cluster = {"name": "chaos", "listen": f"127.0.0.1:{routes[number]}", "routes": route_urls}
+        config = platform.nats_server_config(
+            label, clients[number], f"chaos-nats-{number + 1}", cluster=cluster
+        )
+        platform.launch(label, [nats_server_binary(), "-c", str(config)], platform.service_env())
     for port in clients:
         wait_for_port(port)
     return [f"nats://127.0.0.1:{port}" for port in clients]

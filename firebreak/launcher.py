@@ -246,20 +246,28 @@ class Platform:
 
     def start_nats_server(self) -> None:
         """A nats-server on loopback with JetStream, every user with its password and
-        permissions; its configuration (passwords inside) is written to the var dir."""
-        store = self.var_dir / "nats"
+        permissions."""
+        config = self.nats_server_config("nats", self.nats_port, "firebreak-local")
+        self.launch("nats", [nats_server_binary(), "-c", str(config)], os.environ.copy())
+        wait_for_port(self.nats_port)
+
+    def nats_server_config(self, label: str, port: int, server_name: str, **more: object) -> Path:
+        """Writes the configuration of a nats-server on loopback, JetStream in var/`label`, with
+        every user's password and permissions (and `more`, such as a cluster block); where it
+        is. Private: the passwords are inside."""
+        store = self.var_dir / label
         store.mkdir(parents=True, exist_ok=True)
         names = bus_auth.BusNames.of(Settings.from_environment(self.service_env()))
         config = {  # JSON is valid nats-server configuration
-            "listen": f"127.0.0.1:{self.nats_port}",
-            "server_name": "firebreak-local",
+            "listen": f"127.0.0.1:{port}",
+            "server_name": server_name,
             "jetstream": {"store_dir": str(store)},
             "authorization": bus_auth.authorization(self.nats_passwords, names),
+            **more,
         }
-        config_file = self.var_dir / "nats-server.conf"
+        config_file = self.var_dir / f"{label}-server.conf"
         write_private(config_file, json.dumps(config, indent=2))
-        self.launch("nats", [nats_server_binary(), "-c", str(config_file)], os.environ.copy())
-        wait_for_port(self.nats_port)
+        return config_file
 
     def start_mail_catcher(self, port: int) -> None:
         """aiosmtpd's debugging server: every mail it gets is printed, prefixed "mail"."""

@@ -286,8 +286,8 @@ class Platform:
         if "FIREBREAK_NATS_USER" not in service_env:  # else an external NATS's login, for all
             service_env["FIREBREAK_NATS_USER"] = name
             service_env["FIREBREAK_NATS_PASSWORD"] = self.nats_passwords[name]
-        if name != "gateway":  # only the gateway signs scope tokens
-            del service_env["FIREBREAK_SCOPE_TOKEN_KEY"]
+        if name != "gateway":  # only the gateway signs scope tokens and installs the admin key
+            del service_env["FIREBREAK_SCOPE_TOKEN_KEY"], service_env["FIREBREAK_ADMIN_KEY"]
         service_env.update(env or {})
         return self.launch(
             label or name, [sys.executable, "-m", "firebreak.cli", "serve", name], service_env

@@ -76,3 +76,16 @@ def test_make_run_uses_a_key_left_in_the_var_dir(tmp_path: Path) -> None:
     chosen = "fbk_" + secrets.token_urlsafe(32)
     (tmp_path / ADMIN_KEY_FILE).write_text(chosen + "\n")
     assert local_admin_key(tmp_path) == chosen
+
+
+def test_only_the_gateway_is_given_the_admin_key(platform: Platform) -> None:
+    # The launcher gives each process what the chart gives its pod: a service that never uses
+    # the key must not be able to leak it (its environment, a core dump, /proc).
+    def environment(label: str) -> dict[str, str]:
+        raw = Path(f"/proc/{platform.processes[label].pid}/environ").read_bytes()
+        return dict(entry.split("=", 1) for entry in raw.decode().split("\0") if "=" in entry)
+
+    assert environment("gateway")["FIREBREAK_ADMIN_KEY"] == platform.admin_key
+    for name in GRPC_SERVICES:
+        assert "FIREBREAK_ADMIN_KEY" not in environment(name), name
+        assert "FIREBREAK_SCOPE_TOKEN_KEY" not in environment(name), name

@@ -1,5 +1,6 @@
 """What the tests of the post-incident review, closure and reports share: driving an incident
-to the point where it can be reviewed and closed, and reading PDFs back."""
+to the point where it can be reviewed and closed, reading PDFs back, and reading what people
+wrote on a timeline entry."""
 
 from __future__ import annotations
 
@@ -72,6 +73,11 @@ def close(api: Api, caller: Tenant, incident_id: str, **body: Any) -> httpx.Resp
     return api.http.post(
         f"/v1/incidents/{incident_id}/close", json=payload | body, headers=caller.headers
     )
+
+
+def said(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """What people wrote on a timeline entry, beside its line: (name, value) in order."""
+    return [(field["name"], field["value"]) for field in entry["fields"]]
 
 
 def timeline_has(api: Api, incident_id: str, event_type: str, count: int = 1) -> None:

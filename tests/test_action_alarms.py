@@ -16,6 +16,7 @@ from tests.follow_up_client import Crew, new_crew, worked_incident
 from tests.gateway_client import Api, Person, eventually
 from tests.lifecycle_client import ok
 from tests.mail import Mailbox
+from tests.review_client import said
 from tests.test_actions import add, change, confirm
 
 DUE_SECONDS = 3.0  # an action due a few seconds ahead: tests never wait days
@@ -59,7 +60,7 @@ def test_an_overdue_action_shows_on_the_incident_and_reminds_its_owner_once(
     overdue = eventually(
         lambda: entries(api, incident_id, "action.overdue"), timeout=DUE_SECONDS * 10
     )
-    assert "Rotate the leaked key" in overdue[0]["summary"]
+    assert ("title", "Rotate the leaked key") in said(overdue[0])
     listed = ok(api.http.get(f"/v1/incidents/{incident_id}/actions", headers=crew.manager.headers))
     assert {item["title"]: item["overdue"] for item in listed["items"]} == {
         "Rotate the leaked key": True,
@@ -145,8 +146,12 @@ def test_a_done_corrective_action_gets_an_effectiveness_check_that_reminds_its_o
     reopened = ok(confirm(api, owner, incident_id, failed["id"], effective=False))
     assert reopened["status"] == "open"
     assert reopened["effectiveness"]["status"] == "not_effective"
-    lines = [
-        entry["summary"] for entry in entries(api, incident_id, "action.effectiveness_checked")
-    ]
-    assert any("“Expiry alerts”" in line and "confirmed effective" in line for line in lines)
-    assert any("“Rate limits”" in line and "not effective, reopened" in line for line in lines)
+    checked = entries(api, incident_id, "action.effectiveness_checked")
+    assert any(
+        ("title", "Expiry alerts") in said(e) and "confirmed effective" in e["summary"]
+        for e in checked
+    )
+    assert any(
+        ("title", "Rate limits") in said(e) and "not effective, reopened" in e["summary"]
+        for e in checked
+    )

@@ -15,6 +15,7 @@ import pytest
 from tests.follow_up_client import Crew, new_crew, problem, worked_incident
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok
+from tests.review_client import said
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +93,15 @@ def test_an_action_is_worked_to_verified_by_someone_other_than_its_owner(
     assert verified["verified_by"]["id"] == crew.manager.person_id
     assert actions_of(api, crew.bystander, incident_id) == [verified]
 
-    def moves() -> list[str] | None:
+    def moves() -> list[dict[str, Any]] | None:
         entries = api.timeline(crew.manager, incident_id)
-        lines = [e["summary"] for e in entries if e["type"].startswith("action.")]
-        return lines if len(lines) == 4 else None
+        moved = [e for e in entries if e["type"].startswith("action.")]
+        return moved if len(moved) == 4 else None
 
-    lines = eventually(moves)
-    assert lines[0].startswith("added corrective action “Monitor certificate expiry”")
-    assert [line.rsplit(": ", 1)[-1] for line in lines[1:]] == [
+    moved = eventually(moves)
+    assert moved[0]["summary"].startswith("added corrective action")
+    assert ("title", "Monitor certificate expiry") in said(moved[0])
+    assert [e["summary"].rsplit(": ", 1)[-1] for e in moved[1:]] == [
         "open → in_progress",
         "in_progress → done",
         "done → verified",

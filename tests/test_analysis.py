@@ -97,7 +97,8 @@ def test_each_change_is_on_the_timeline_for_staff_only(api: Api, crew: Crew) -> 
         return [entry for entry in entries if entry["type"] == "analysis.updated"]
 
     entry = eventually(analysed)[0]
-    assert entry["summary"] == f"analysis updated to version 1: root cause: {ROOT_CAUSE}"
+    assert entry["summary"] == "analysis updated to version 1"
+    assert entry["fields"] == [{"name": "root_cause", "value": ROOT_CAUSE}]
     assert entry["actor"]["id"] == crew.participant.person_id
     for client_side in (crew.client, crew.contact):
         response = api.http.get(

@@ -18,6 +18,7 @@ from tests.conftest import on_backend
 from tests.gateway_client import Api, Tenant, eventually
 from tests.lifecycle_client import ok, run
 from tests.mail import Mailbox
+from tests.review_client import said
 from tests.test_bad_input import assert_problem
 
 
@@ -165,7 +166,7 @@ def test_the_first_client_update_meets_a_contractual_deadline(api: Api) -> None:
     line = eventually(
         lambda: [e for e in api.timeline(api.admin, incident["id"]) if e["type"] == "deadline.met"]
     )[0]
-    assert "inform-p1" in line["summary"]
+    assert ("rule", "inform-p1") in said(line)
     # Internal: the client's view of the timeline has no deadline in it.
     assert not [e for e in api.timeline(client, incident["id"]) if "deadline" in e["type"]]
 

@@ -25,6 +25,7 @@ from tests.conftest import on_backend
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, report_triaged, run
 from tests.mail import Mailbox
+from tests.review_client import said
 from tests.test_bad_input import assert_problem
 
 GDPR = timedelta(hours=72)
@@ -91,12 +92,8 @@ def text_of(message: EmailMessage) -> str:
     raise AssertionError("no text part")
 
 
-def timeline_lines(api: Api, incident_id: str, event_type: str) -> list[str]:
-    return [
-        entry["summary"]
-        for entry in api.timeline(api.admin, incident_id)
-        if entry["type"] == event_type
-    ]
+def timeline_entries(api: Api, incident_id: str, event_type: str) -> list[dict[str, Any]]:
+    return [entry for entry in api.timeline(api.admin, incident_id) if entry["type"] == event_type]
 
 
 # --- The reminder plan ---------------------------------------------------------------------
@@ -175,11 +172,11 @@ def test_flags_start_the_regulatory_deadlines_of_the_rules_table(api: Api) -> No
     again = ok(flag(api, manager, incident_id, flags=["personal_data"]))
     assert again == {"flagged": [], "already_set": ["personal_data"], "deadlines": []}
     assert len(deadlines(api, manager, incident_id)) == len(expected)
-    lines = eventually(lambda: timeline_lines(api, incident_id, "deadline.started"))
-    eventually(lambda: len(timeline_lines(api, incident_id, "deadline.started")) == 8 or None)
-    assert any("gdpr_supervisory_authority" in line for line in lines)
-    flagged_lines = timeline_lines(api, incident_id, "incident.flagged")
-    assert len(flagged_lines) == 1 and "personal_data" in flagged_lines[0]
+    started = eventually(lambda: timeline_entries(api, incident_id, "deadline.started"))
+    eventually(lambda: len(timeline_entries(api, incident_id, "deadline.started")) == 8 or None)
+    assert any(("rule", "gdpr_supervisory_authority") in said(entry) for entry in started)
+    flag_entries = timeline_entries(api, incident_id, "incident.flagged")
+    assert len(flag_entries) == 1 and "personal_data" in flag_entries[0]["summary"]
 
 
 def test_awareness_defaults_to_now(api: Api) -> None:
@@ -212,8 +209,8 @@ def test_a_deadline_is_recorded_met_once(api: Api) -> None:
     unknown = "00000000-0000-0000-0000-000000000000"
     assert_problem(met(api, manager, incident_id, unknown, reference="x"), 404)
     assert_problem(met(api, manager, incident_id, "not an id", reference="x"), 404)
-    line = eventually(lambda: timeline_lines(api, incident_id, "deadline.met"))[0]
-    assert "ICO-2026-0042" in line and "late" not in line
+    entry = eventually(lambda: timeline_entries(api, incident_id, "deadline.met"))[0]
+    assert ("reference", "ICO-2026-0042") in said(entry) and "late" not in entry["summary"]
 
 
 # --- Who may, and bad input -----------------------------------------------------------------
@@ -305,14 +302,14 @@ def test_reminders_go_to_the_role_holders_and_a_miss_pages_the_managers(
     message = box.to(comms.email)[-1]
     assert "Art. 33" in text_of(message)
     assert f"/v1/incidents/{incident['id']}/deadlines/" in text_of(message)
-    sent = eventually(lambda: timeline_lines(api, incident["id"], "deadline.reminder_sent"))
-    assert "0.05 minutes" in sent[0]
+    sent = eventually(lambda: timeline_entries(api, incident["id"], "deadline.reminder_sent"))
+    assert "0.05 minutes" in sent[0]["summary"]
 
     # At the due time: missed, and the firm's managers inside the wall are paged.
     missed = eventually(lambda: subjects(box, manager, title), timeout=20)
     assert "MISSED" in missed[0]
-    line = eventually(lambda: timeline_lines(api, incident["id"], "deadline.missed"))[0]
-    assert "gdpr_supervisory_authority" in line and manager.email not in line
+    entry = eventually(lambda: timeline_entries(api, incident["id"], "deadline.missed"))[0]
+    assert ("rule", "gdpr_supervisory_authority") in said(entry) and manager.email not in str(entry)
     (deadline,) = deadlines(api, manager, incident["id"])
     assert deadline["status"] == "missed"
     assert not subjects(box, walled_manager, title)
@@ -338,17 +335,17 @@ def test_without_role_holders_the_managers_are_reminded(
         return [s for s in subjects(box, manager, incident["title"]) if "due in" in s]
 
     eventually(reminded, timeout=20)
-    eventually(lambda: timeline_lines(api, incident["id"], "deadline.missed"), timeout=20)
+    eventually(lambda: timeline_entries(api, incident["id"], "deadline.missed"), timeout=20)
 
 
 # --- Durable: kill -9, and two replicas -----------------------------------------------------
 
 
 def _missed_once(api: Api, box: Mailbox, manager: Person, incident: dict[str, Any]) -> None:
-    eventually(lambda: timeline_lines(api, incident["id"], "deadline.missed"), timeout=30)
+    eventually(lambda: timeline_entries(api, incident["id"], "deadline.missed"), timeout=30)
     # Once: one event, and one page to each manager.
     eventually(lambda: [s for s in subjects(box, manager, incident["title"]) if "MISSED" in s])
-    assert len(timeline_lines(api, incident["id"], "deadline.missed")) == 1
+    assert len(timeline_entries(api, incident["id"], "deadline.missed")) == 1
     pages = [s for s in subjects(box, manager, incident["title"]) if "MISSED" in s]
     assert len(pages) == 1
     assert [item["status"] for item in deadlines(api, manager, incident["id"])] == ["missed"]

@@ -16,6 +16,7 @@ from tests.conftest import BACKENDS, database_urls, on_backend, start_platform
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, run
 from tests.mail import Mailbox, start_paging_platform
+from tests.review_client import said
 
 STEP_SECONDS = 3.0  # a policy step of a few seconds: tests never wait minutes
 LAPSE_SECONDS = 4.0
@@ -190,7 +191,8 @@ def test_pages_without_an_smtp_server_fail_and_say_so(tmp_path: Path) -> None:
                 e for e in api.timeline(api.admin, created["id"]) if e["type"] == "page.failed"
             ]
         )
-        assert "FIREBREAK_SMTP_HOST" in failed[0]["summary"]
+        (error,) = [value for name, value in said(failed[0]) if name == "error"]
+        assert "FIREBREAK_SMTP_HOST" in error
     finally:
         platform.stop()
 
@@ -280,15 +282,16 @@ def test_a_named_person_who_cannot_be_paged_is_said_not_silently_skipped(
     created = ok(api.report(client, impact="extensive", urgency="critical"))
     eventually(lambda: _subjects(box, there))
 
-    def step_line() -> str | None:
-        lines = [
-            e["summary"]
+    def step_entry() -> dict[str, Any] | None:
+        steps = [
+            e
             for e in api.timeline(api.admin, created["id"])
             if e["type"] == "escalation.step_reached"
         ]
-        return lines[0] if lines else None
+        return steps[0] if steps else None
 
-    line = eventually(step_line)
+    step = eventually(step_entry)
     name = api.http.get(f"/v1/people/{gone.person_id}", headers=api.admin.headers).json()["name"]
-    assert f"not paged (deactivated or unknown): {name}" in line
+    assert "1 person not paged (deactivated or unknown)" in step["summary"]
+    assert ("not_paged", name) in said(step)
     assert not _subjects(box, gone)

@@ -25,6 +25,7 @@ from tests.evidence_client import (
 )
 from tests.gateway_client import Api, Tenant, eventually
 from tests.lifecycle_client import ok, report_triaged
+from tests.review_client import said
 
 CONTENT = b"2026-11-26T09:10:02Z sshd[311]: Accepted password for root from 203.0.113.9\n" * 50
 
@@ -317,10 +318,13 @@ def test_custody_reaches_the_timeline_and_a_client_reads_only_what_it_submitted(
 
     entries = eventually(staff_entries)
     assert own["sha256"] in entries[0]["summary"]
-    assert "sealed by" in entries[2]["summary"] and "court" in entries[2]["summary"]
+    assert entries[2]["summary"] == "evidence sealed"
+    manager_name = ok(api.http.get(f"/v1/people/{manager.person_id}", headers=api.admin.headers))[
+        "name"
+    ]
+    assert said(entries[2]) == [("filename", "firm.img"), ("by", manager_name), ("reason", "court")]
     seen = [e for e in api.timeline(client, incident) if e["type"].startswith("evidence.")]
     assert len(seen) == 1
     size = len(b"client's own export")
-    assert (
-        seen[0]["summary"] == f"evidence own.csv submitted ({size} bytes, sha256 {own['sha256']})"
-    )
+    assert seen[0]["summary"] == f"evidence submitted ({size} bytes, sha256 {own['sha256']})"
+    assert said(seen[0]) == [("filename", "own.csv")]

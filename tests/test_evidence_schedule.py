@@ -19,6 +19,7 @@ from tests.evidence_client import blob_path, record, submit, submit_once_known
 from tests.gateway_client import Api, Tenant, eventually
 from tests.lifecycle_client import ok, report_triaged, run
 from tests.mail import Mailbox, parts, smtp_server, start_paging_platform
+from tests.review_client import said
 from tests.service_channel import service_channel
 
 LIMIT = 256 * 1024
@@ -131,7 +132,8 @@ def test_every_item_is_re_verified_on_schedule_and_tampering_is_found_and_paged(
         ]
 
     [found] = eventually(failure)
-    assert "found by schedule" in found["summary"] and item["filename"] in found["summary"]
+    assert "found by schedule" in found["summary"]
+    assert ("filename", item["filename"]) in said(found)
     assert record(small, small.admin, item["id"])["last_verification"] == "tampered"
     # Only what the schedule found wrong reaches the timeline, not every routine check.
     verified = [

@@ -82,7 +82,10 @@ def test_a_note_keeps_its_author_and_when_it_happened_apart_from_when_it_was_wri
         )
     )
     assert written["type"] == "note.added"
-    assert written["summary"] == "09:12: the firewall dropped the VPN tunnel"
+    assert written["summary"] == "internal note added"
+    assert written["fields"] == [
+        {"name": "note", "value": "09:12: the firewall dropped the VPN tunnel"}
+    ]
     assert written["actor"]["id"] == crew.participant.person_id
     assert written["actor"]["kind"] == "responder"
     assert written["audience"] == "internal"
@@ -111,14 +114,17 @@ def test_client_notes_reach_the_client_and_internal_ones_never(api: Api, crew: C
     shared = ok(note(api, crew.manager, incident_id, body=CLIENT_WORDS, audience="client"))
     assert shared["audience"] == "client"
 
-    staff_view = [entry["summary"] for entry in timeline(api, crew.manager, incident_id)]
-    assert INTERNAL_WORDS in staff_view and CLIENT_WORDS in staff_view
+    staff_view = [entry["fields"] for entry in timeline(api, crew.manager, incident_id)]
+    assert [{"name": "note", "value": INTERNAL_WORDS}] in staff_view
+    assert [{"name": "note", "value": CLIENT_WORDS}] in staff_view
     for reader in (crew.client, crew.contact):
         response = api.http.get(f"/v1/incidents/{incident_id}/timeline", headers=reader.headers)
         assert INTERNAL_WORDS not in response.text
         entries = ok(response)["entries"]
         told = [entry for entry in entries if entry["type"] == "note.added"]
-        assert [entry["summary"] for entry in told] == [CLIENT_WORDS]
+        assert [(entry["summary"], entry["fields"]) for entry in told] == [
+            ("note added", [{"name": "note", "value": CLIENT_WORDS}])
+        ]
         # The firm's people are "the response team" to a client.
         assert told[0]["actor"] == {"id": "", "kind": "staff", "name": "Response team"}
         assert crew.manager.person_id not in response.text

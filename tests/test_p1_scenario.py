@@ -23,6 +23,7 @@ from firebreak.events import SYSTEM
 from firebreak.launcher import Platform
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import ok, run, tasks
+from tests.review_client import said
 
 EVENTS = "firebreak.events.v1."
 RUN_COMMAND = "/firebreak.triage.v1.TriageService/RunCommand"
@@ -375,16 +376,22 @@ def test_the_timeline_tells_the_story_in_order_with_who_did_what(api: Api, walk:
     assert notification["actor"] == system
 
     by_type = {entry["type"]: entry for entry in story}
-    assert by_type["incident.acknowledged"]["summary"] == (
-        f"acknowledged by {walk.responder_name}; {walk.responder_name} is incident commander"
-    )
+    acknowledged = by_type["incident.acknowledged"]
+    assert acknowledged["summary"] == "acknowledged, with an incident commander"
+    assert said(acknowledged) == [
+        ("by", walk.responder_name),
+        ("incident_commander", walk.responder_name),
+    ]
     # The handover names both, and carries the briefing.
-    assert by_type["incident.role_assigned"]["summary"] == (
-        f"{walk.manager_name} is incident commander, taking over from {walk.responder_name}; "
-        f"briefing: {walk.briefing}"
-    )
+    handover = by_type["incident.role_assigned"]
+    assert handover["summary"] == "incident commander named"
+    assert said(handover) == [
+        ("person", walk.manager_name),
+        ("taking_over_from", walk.responder_name),
+        ("briefing", walk.briefing),
+    ]
     assert "P1" in by_type["incident.triaged"]["summary"]
-    assert "Branches report timeouts again" in by_type["incident.reopened"]["summary"]
+    assert said(by_type["incident.reopened"]) == [("reason", "Branches report timeouts again")]
     moments = [_moment(entry["occurred_at"]) for entry in entries]
     assert moments == sorted(moments)
 

@@ -172,6 +172,8 @@ def test_the_full_path_from_resolved_to_closed(api: Api, crew: Crew) -> None:
         "Lessons learned",
         NARRATIVE["lessons_learned"],
         "Unpatched firmware 4.2",
+        # The key event: the platform's line, then the note quoted.
+        "internal note added — note: “Saw the appliance reboot loop at 09:12”",
         "vpn.cfg",
         "nis2_early_warning",
         "Page 2 of",
@@ -208,6 +210,10 @@ def _assert_the_draft_knows(review: dict[str, Any], *, note_id: str, evidence_id
     assert durations["time_to_acknowledge"] <= durations["time_to_resolve"]
     assert {holder["role"] for holder in review["roles"]} >= {"incident_commander", "responder"}
     assert [entry["event_id"] for entry in review["key_events"]] == [note_id]
+    assert review["key_events"][0]["summary"] == "internal note added"
+    assert review["key_events"][0]["fields"] == [
+        {"name": "note", "value": "Saw the appliance reboot loop at 09:12"}
+    ]
     assert review["analysis"]["root_cause"] == "Unpatched firmware 4.2 with a known reboot loop"
     assert [action["kind"] for action in review["actions"]] == ["corrective", "preventive"]
     assert [item["evidence_id"] for item in review["evidence"]] == [evidence_id]

@@ -21,6 +21,7 @@ from services.triage.playbooks import load_playbooks
 from services.triage.policy import load_response_policy
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import finish_containment, ok, report_triaged, run, tasks
+from tests.review_client import said
 
 PLAYBOOKS = load_playbooks(None)
 POLICY = load_response_policy(None)
@@ -149,17 +150,28 @@ def test_the_priority_is_derived_again_and_the_highest_so_far_is_kept(api: Api, 
 
     entries = reclassified_lines(api, cast.manager, incident_id, 2)
     manager = {"id": cast.manager.person_id, "kind": "manager", "name": cast.manager_name}
-    assert [(entry["summary"], entry["actor"]) for entry in entries] == [
-        ("reclassified (urgency high → critical, priority P2 → P1): Spreading", manager),
-        ("reclassified (urgency critical → low, priority P1 → P3): Workaround", manager),
+    assert [(entry["summary"], said(entry), entry["actor"]) for entry in entries] == [
+        (
+            "reclassified (urgency high → critical, priority P2 → P1)",
+            [("reason", "Spreading")],
+            manager,
+        ),
+        (
+            "reclassified (urgency critical → low, priority P1 → P3)",
+            [("reason", "Workaround")],
+            manager,
+        ),
     ]
     # A client reads that the priority changed, not why.
     client_lines = [
-        entry["summary"]
+        (entry["summary"], said(entry))
         for entry in api.timeline(cast.client, incident_id)
         if entry["type"] == "incident.reclassified"
     ]
-    assert client_lines == ["priority changed from P2 to P1", "priority changed from P1 to P3"]
+    assert client_lines == [
+        ("priority changed from P2 to P1", []),
+        ("priority changed from P1 to P3", []),
+    ]
 
 
 # --- the type's playbook ----------------------------------------------------------------------
@@ -203,9 +215,9 @@ def test_reclassifying_to_another_type_adds_that_types_playbook(api: Api, cast: 
 
     (retype, *_) = reclassified_lines(api, cast.manager, incident_id, 3)
     assert retype["summary"] == (
-        f"reclassified (type service_outage → security_breach): An intruder did it; "
-        f"{len(breach)} tasks added"
+        f"reclassified (type service_outage → security_breach); {len(breach)} tasks added"
     )
+    assert said(retype) == [("reason", "An intruder did it")]
 
     # The new playbook's required containment tasks hold back containment too.
     ok(run(api, cast.manager, incident_id, "acknowledge"))

@@ -17,6 +17,7 @@ import pytest
 
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import finish_containment, ok, report_triaged, run
+from tests.review_client import said
 
 UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -187,14 +188,19 @@ def test_each_role_shows_its_holder_and_a_new_commander_takes_over_with_a_briefi
     ok(assign(api, cast.manager.person, incident_id, "scribe", cast.first.id))
 
     entries = entries_of(api, cast.manager.person, incident_id, "incident.role_assigned", 5)
-    summaries = [entry["summary"] for entry in entries]
-    assert summaries == [
-        f"{cast.first.name} is incident commander",
-        f"{cast.second.name} is communications lead",
-        f"{cast.third.name} is scribe",
-        f"{cast.manager.name} is incident commander, taking over from {cast.first.name}; "
-        f"briefing: {briefing}",
-        f"{cast.first.name} is scribe, taking over from {cast.third.name}",
+    assert [(entry["summary"], said(entry)) for entry in entries] == [
+        ("incident commander named", [("person", cast.first.name)]),
+        ("communications lead named", [("person", cast.second.name)]),
+        ("scribe named", [("person", cast.third.name)]),
+        (
+            "incident commander named",
+            [
+                ("person", cast.manager.name),
+                ("taking_over_from", cast.first.name),
+                ("briefing", briefing),
+            ],
+        ),
+        ("scribe named", [("person", cast.first.name), ("taking_over_from", cast.third.name)]),
     ]
     assert [entry["actor"] for entry in entries] == [
         *[actor(cast.manager, "manager")] * 3,
@@ -214,9 +220,8 @@ def test_whoever_acknowledges_becomes_commander_only_when_there_is_none(
     assert acknowledged["roles"]["incident_commander"] == cast.first.summary()
     assert api.incident(api.admin, taken)["roles"]["incident_commander"] == cast.first.summary()
     (entry,) = entries_of(api, cast.manager.person, taken, "incident.acknowledged", 1)
-    assert entry["summary"] == (
-        f"acknowledged by {cast.first.name}; {cast.first.name} is incident commander"
-    )
+    assert entry["summary"] == "acknowledged, with an incident commander"
+    assert said(entry) == [("by", cast.first.name), ("incident_commander", cast.first.name)]
 
     # With a commander already named, acknowledging leaves them in command.
     commanded = report_triaged(api, cast.client)
@@ -415,12 +420,12 @@ def test_responders_join_and_leave_and_the_timeline_says_who_did_it(api: Api, ca
         )
 
     added = entries_of(api, manager, incident_id, "incident.responder_added", 2)
-    assert [(e["summary"], e["actor"]) for e in added] == [
-        (f"{cast.first.name} joined as responder", actor(cast.manager, "manager")),
-        (f"{cast.second.name} joined as responder", actor(cast.manager, "manager")),
+    assert [(e["summary"], said(e), e["actor"]) for e in added] == [
+        ("responder joined", [("person", cast.first.name)], actor(cast.manager, "manager")),
+        ("responder joined", [("person", cast.second.name)], actor(cast.manager, "manager")),
     ]
     (removed,) = entries_of(api, manager, incident_id, "incident.responder_removed", 1)
-    assert removed["summary"] == f"{cast.first.name} left the responders"
+    assert (removed["summary"], said(removed)) == ("responder left", [("person", cast.first.name)])
     assert removed["actor"] == actor(cast.first, "responder")
     # The firm's people are not the client's business.
     client_types = {entry["type"] for entry in api.timeline(cast.client, incident_id)}

@@ -149,7 +149,8 @@ def test_a_client_update_reaches_the_clients_contacts_and_its_timeline(
         return next((e for e in entries if e["type"] == "status_update.posted"), None)
 
     entry = eventually(client_line)
-    assert entry["summary"] == body
+    assert entry["summary"] == "status update"
+    assert entry["fields"] == [{"name": "update", "value": body}]
     assert entry["actor"]["kind"] == "staff" and entry["actor"]["id"] == ""
     [seen] = listed(api, cast.contacts[0], incident_id)
     assert seen["body"] == body and seen["author"]["name"] == "Response team"

@@ -22,6 +22,7 @@ from tests.conftest import BACKENDS, database_urls, on_backend
 from tests.gateway_client import Api, Person, Tenant, eventually
 from tests.lifecycle_client import bring_to, ok, report_triaged, run
 from tests.mail import Mailbox, start_paging_platform
+from tests.review_client import said
 
 P1_SECONDS = 4.0  # the expected interval between a P1's updates here
 P2_SECONDS = 6.0
@@ -141,7 +142,8 @@ def test_the_comms_lead_is_reminded_else_the_commander_and_it_is_on_the_timeline
     assert not reminders(box, lead, commanded)
     entry = eventually(lambda: overdue_entries(api, with_lead))[0]
     name = ok(api.http.get(f"/v1/people/{lead.person_id}", headers=api.admin.headers))["name"]
-    assert entry["summary"].endswith(f"reminded {name}")
+    assert entry["summary"].endswith("reminded 1 person")
+    assert said(entry) == [("reminded", name)]
     assert "P1" in entry["summary"] and "after triage" in entry["summary"]
     deliveries = ok(
         api.http.get(f"/v1/incidents/{with_lead}/notifications", headers=manager.headers)

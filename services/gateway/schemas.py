@@ -251,6 +251,11 @@ class IncidentPage(BaseModel):
     next_cursor: str | None
 
 
+class TimelineField(BaseModel):
+    name: str = Field(description="What the value is, e.g. `title`, `reason`, `note`, `by`.")
+    value: str = Field(description="As someone wrote it, or a person's name.")
+
+
 class TimelineEntry(BaseModel):
     event_id: str = Field(description="Also the entry's id.")
     type: str
@@ -259,7 +264,14 @@ class TimelineEntry(BaseModel):
         description="When it was written down (a note can tell of something earlier)."
     )
     producer: str
-    summary: str
+    summary: str = Field(
+        description="The platform's own words; what people wrote is in `fields`, never here "
+        "(entries written before there were fields hold it here)."
+    )
+    fields: list[TimelineField] = Field(
+        description="What people wrote (titles, reasons, notes, names), in order; a client "
+        "reads only the values meant for it."
+    )
     actor: Actor
     audience: Literal["internal", "client"]
     key_event: bool

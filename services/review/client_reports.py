@@ -15,8 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.errors import InvalidArgument
 from firebreak.keyset_pages import aware, aware_or_none
-from services.review import actions, metrics, milestones, pir_facts
-from services.review.documents import Document, Facts, Heading, Paragraph, Table, span, when
+from services.review import actions, metrics, milestones, pir_facts, service
+from services.review.documents import (
+    Document,
+    Facts,
+    Heading,
+    Paragraph,
+    Table,
+    entry_text,
+    span,
+    when,
+)
 from services.review.metrics import Filter
 
 CLOSURE_WORDS = {
@@ -93,7 +102,13 @@ async def client_report(
             Heading("What was done"),
             Table(
                 ("When", "What"),
-                [(when(row.occurred_at), row.client_summary) for row in entries],
+                [
+                    (
+                        when(row.occurred_at),
+                        entry_text(service.entry_message(row, audience=service.CLIENT)),
+                    )
+                    for row in entries
+                ],
                 (0.25, 0.75),
             ),
             Heading("Follow-up actions"),

@@ -4,44 +4,44 @@
 from __future__ import annotations
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
-from firebreak.events import from_timestamp
-
-Lines = tuple[str, str | None]  # (internal line, client line or None), as narration.py has it
+from services.review.deadline_narration import deadline_line
+from services.review.lines import Lines, fields
 
 
 def deadline_marked_not_applicable(event: EventEnvelope) -> Lines:
     marked = event.deadline_marked_not_applicable
-    deadline = marked.deadline
-    due = from_timestamp(deadline.due_at)
-    return (
-        f"{deadline.kind} deadline {deadline.rule} (due {due:%Y-%m-%d %H:%M} UTC) marked not "
-        f"applicable by {event.actor.name}: {marked.reason}",
-        None,
+    return Lines(
+        f"{deadline_line(marked.deadline)} marked not applicable",
+        fields=fields(
+            ("rule", marked.deadline.rule), ("by", event.actor.name), ("reason", marked.reason)
+        ),
     )
 
 
 def pir_drafted(event: EventEnvelope) -> Lines:
     drafted = event.pir_drafted
     again = "drafted again from the record" if drafted.redrafted else "drafted"
-    return f"post-incident review {again} by {event.actor.name} (version {drafted.version})", None
+    return Lines(
+        f"post-incident review {again} (version {drafted.version})",
+        fields=fields(("by", event.actor.name)),
+    )
 
 
 def pir_edited(event: EventEnvelope) -> Lines:
     edited = event.pir_edited
+    # The parts edited are the review's own names for them (pir.NARRATIVE).
     parts = ", ".join(field.replace("_", " ") for field in edited.fields)
     cleared = "; its signatures no longer apply" if edited.signatures_cleared else ""
-    return (
-        f"post-incident review edited by {event.actor.name} ({parts}; version "
-        f"{edited.version}){cleared}",
-        None,
+    return Lines(
+        f"post-incident review edited ({parts}; version {edited.version}){cleared}",
+        fields=fields(("by", event.actor.name)),
     )
 
 
 def pir_signed(event: EventEnvelope) -> Lines:
     signed = event.pir_signed
     done = "; it is signed off" if signed.signed_off else ""
-    return (
-        f"post-incident review version {signed.version} signed by {event.actor.name} as "
-        f"{signed.capacity}{done}",
-        None,
+    return Lines(
+        f"post-incident review version {signed.version} signed as {signed.capacity}{done}",
+        fields=fields(("by", event.actor.name)),
     )

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from firebreak.api.review.v1 import review_pb2
 from firebreak.keyset_pages import aware
+
+# Around each value people wrote, in a timeline entry as a document shows it; a value's own
+# curly quotes are shown straight, so only the platform opens and closes a value.
+OPEN, CLOSE = "“", "”"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,19 @@ class Document:
 
 def when(moment: datetime | None) -> str:
     return aware(moment).strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
+
+
+def quoted(value: str) -> str:
+    return OPEN + value.replace(OPEN, '"').replace(CLOSE, '"') + CLOSE
+
+
+def entry_text(entry: review_pb2.TimelineEntry) -> str:
+    """A timeline entry's line, then each value people wrote, named and quoted: the reader
+    tells the platform's words from what someone typed."""
+    values = "; ".join(
+        f"{field.name.replace('_', ' ')}: {quoted(field.value)}" for field in entry.fields
+    )
+    return f"{entry.summary} — {values}" if values else entry.summary
 
 
 def span(seconds: float | None) -> str:

@@ -1,6 +1,8 @@
 """How evidence and its custody read on the timeline (issue 10). Staff read every custody
 entry. A client reads only that an item it submitted itself arrived (its own act, with the
-digest it can check); the firm's collection and custody of evidence are internal."""
+digest it can check, and its filename beside the line); the firm's collection and custody of
+evidence are internal. Filenames, reasons, purposes, places and names are values beside a line,
+never in it."""
 
 from __future__ import annotations
 
@@ -20,92 +22,115 @@ from firebreak.events import (
     EVIDENCE_UNSEALED,
     EVIDENCE_VERIFIED,
 )
-
-Lines = tuple[str, str | None]  # (internal line, client line or None)
+from services.review.lines import Fields, Lines, fields
 
 CLIENT_KINDS = frozenset({"client_system", "client_contact"})
 
 
-def _because(reason: str) -> str:
-    return f": {reason}" if reason else ""
+def _item(filename: str, *more: tuple[str, str]) -> Fields:
+    return fields(("filename", filename), *more)
 
 
 def collected(event: EventEnvelope) -> Lines:
     item = event.evidence_collected
     facts = f"({item.size_bytes} bytes, sha256 {item.sha256})"
-    line = f"evidence {item.filename} collected by {item.collected_by} {facts}"
+    said = _item(item.filename, ("collected_by", item.collected_by))
     if event.actor.kind in CLIENT_KINDS:
-        return line, f"evidence {item.filename} submitted {facts}"
-    return line, None
+        return Lines(
+            f"evidence collected {facts}", f"evidence submitted {facts}", said, _item(item.filename)
+        )
+    return Lines(f"evidence collected {facts}", fields=said)
 
 
 def accessed(event: EventEnvelope) -> Lines:
-    return f"evidence {event.evidence_accessed.filename} downloaded by {event.actor.name}", None
+    filename = event.evidence_accessed.filename
+    return Lines("evidence downloaded", fields=_item(filename, ("by", event.actor.name)))
 
 
 def transferred(event: EventEnvelope) -> Lines:
     moved = event.evidence_transferred
-    return (
-        f"evidence {moved.filename} released by {moved.holder.name} to {moved.receiver.name} "
-        f"for {moved.purpose}, to {moved.location}",
-        None,
+    return Lines(
+        "evidence released",
+        fields=_item(
+            moved.filename,
+            ("released_by", moved.holder.name),
+            ("to", moved.receiver.name),
+            ("purpose", moved.purpose),
+            ("location", moved.location),
+        ),
     )
 
 
 def received(event: EventEnvelope) -> Lines:
     moved = event.evidence_received
     rehashed = "as collected" if moved.content_matches else "NOT as collected"
-    return (
-        f"evidence {moved.filename} received by {moved.receiver.name} from "
-        f"{moved.holder.name} at {moved.location}; content re-hashed: {rehashed}",
-        None,
+    return Lines(
+        f"evidence received; content re-hashed: {rehashed}",
+        fields=_item(
+            moved.filename,
+            ("received_by", moved.receiver.name),
+            ("from", moved.holder.name),
+            ("location", moved.location),
+        ),
     )
 
 
 def sealed(event: EventEnvelope) -> Lines:
     change = event.evidence_sealed
-    return f"evidence {change.filename} sealed by {event.actor.name}{_because(change.reason)}", None
+    return Lines(
+        "evidence sealed",
+        fields=_item(change.filename, ("by", event.actor.name), ("reason", change.reason)),
+    )
 
 
 def unsealed(event: EventEnvelope) -> Lines:
     change = event.evidence_unsealed
-    line = f"evidence {change.filename} unsealed by {event.actor.name}{_because(change.reason)}"
-    return line, None
+    return Lines(
+        "evidence unsealed",
+        fields=_item(change.filename, ("by", event.actor.name), ("reason", change.reason)),
+    )
 
 
 def verified(event: EventEnvelope) -> Lines:
     check = event.evidence_verified
-    return f"evidence {check.filename} verified by {event.actor.name}: {check.result}", None
+    return Lines(
+        f"evidence verified: {check.result}",
+        fields=_item(check.filename, ("by", event.actor.name)),
+    )
 
 
 def legal_hold_set(event: EventEnvelope) -> Lines:
     hold = event.evidence_legal_hold_set
-    return f"legal hold on evidence {hold.filename} set by {event.actor.name}: {hold.reason}", None
+    return Lines(
+        "legal hold on evidence set",
+        fields=_item(hold.filename, ("by", event.actor.name), ("reason", hold.reason)),
+    )
 
 
 def legal_hold_released(event: EventEnvelope) -> Lines:
     hold = event.evidence_legal_hold_released
-    return (
-        f"legal hold on evidence {hold.filename} released by {event.actor.name}: {hold.reason}",
-        None,
+    return Lines(
+        "legal hold on evidence released",
+        fields=_item(hold.filename, ("by", event.actor.name), ("reason", hold.reason)),
     )
 
 
 def disposed(event: EventEnvelope) -> Lines:
     gone = event.evidence_disposed
-    return (
-        f"evidence {gone.filename} disposed of ({gone.method}) by {event.actor.name}, "
-        f"authorised by {gone.authorised_by}",
-        None,
+    return Lines(
+        f"evidence disposed of ({gone.method})",
+        fields=_item(
+            gone.filename, ("by", event.actor.name), ("authorised_by", gone.authorised_by)
+        ),
     )
 
 
 def integrity_failed(event: EventEnvelope) -> Lines:
     failed = event.evidence_integrity_failed
-    return (
-        f"INTEGRITY FAILURE: evidence {failed.filename} is not as recorded (found by "
-        f"{failed.found_by}): {'; '.join(failed.differences)}",
-        None,
+    # A difference may quote the item's recorded facts, its filename among them.
+    return Lines(
+        f"INTEGRITY FAILURE: evidence is not as recorded (found by {failed.found_by})",
+        fields=_item(failed.filename, *(("difference", text) for text in failed.differences)),
     )
 
 

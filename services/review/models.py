@@ -42,6 +42,11 @@ timeline_entries = Table(
     # When it was written down; occurred_at is when it happened (a note can tell of earlier).
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("key_event", Boolean, nullable=False, server_default=false()),
+    # What people wrote, beside the summaries rather than in them: [{name, value}] in order,
+    # for staff, and the part of it a client reads (lines.py). Empty on entries written before
+    # revision 0006, whose summaries hold such values themselves.
+    Column("fields", JSON, nullable=False, server_default="[]"),
+    Column("client_fields", JSON, nullable=False, server_default="[]"),
     Index("ix_timeline_incident", "incident_id", "occurred_at"),
 )
 

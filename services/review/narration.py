@@ -1,9 +1,10 @@
-"""One line per event, for the timeline an SRE or a court reads, and the words a client reads.
+"""One line per event, for the timeline an SRE or a court reads, and the words a client reads;
+each in the platform's own words, with what people wrote beside it as named values (lines.py).
 
-The client's line leaves out what is internal: task notes, containment and resolution
-summaries, reasons, and who on the firm's side did what. Events a client has no business
-seeing (roles, responders, tasks, notifications, evidence the firm collected and its custody)
-have no client line at all.
+The client's line and values leave out what is internal: task notes, containment and
+resolution summaries, reasons, and who on the firm's side did what. Events a client has no
+business seeing (roles, responders, tasks, notifications, evidence the firm collected and its
+custody) have no client line at all.
 """
 
 from __future__ import annotations
@@ -58,62 +59,72 @@ from services.review import (
     follow_up_narration,
     update_narration,
 )
-
-Lines = tuple[str, str | None]  # (internal line, client line or None)
+from services.review.lines import Lines, each, fields, people
 
 
 def _reported(event: EventEnvelope) -> Lines:
     report = event.incident_reported
     line = (
-        f"{report.reference} reported by {report.reporter.name}: {report.title} "
-        f"({report.type}, impact {report.impact}, urgency {report.urgency})"
+        f"{report.reference} reported ({report.type}, impact {report.impact}, "
+        f"urgency {report.urgency})"
     )
-    return line, line
+    said = fields(("reporter", report.reporter.name), ("title", report.title))
+    return Lines(line, line, said, said)
 
 
 def _triaged(event: EventEnvelope) -> Lines:
     triaged = event.incident_triaged
     tasks = f"; {triaged.tasks_added} tasks from the playbook" if triaged.tasks_added else ""
-    return (
-        f"triaged as {triaged.priority}: {triaged.rationale}{tasks}",
+    return Lines(
+        f"triaged as {triaged.priority}{tasks}",
         f"triaged as {triaged.priority}",
+        fields(("rationale", triaged.rationale)),
     )
 
 
 def _acknowledged(event: EventEnvelope) -> Lines:
     commander = event.incident_acknowledged.state.incident_commander
-    taken = f"; {commander.name} is incident commander" if commander.id else ""
-    return f"acknowledged by {event.actor.name}{taken}", "acknowledged by the response team"
+    return Lines(
+        "acknowledged, with an incident commander" if commander.id else "acknowledged",
+        "acknowledged by the response team",
+        fields(
+            ("by", event.actor.name),
+            ("incident_commander", commander.name if commander.id else ""),
+        ),
+    )
 
 
 def _contained(event: EventEnvelope) -> Lines:
-    return f"contained: {event.incident_contained.summary}", "contained"
+    return Lines("contained", "contained", fields(("summary", event.incident_contained.summary)))
 
 
 def _resolved(event: EventEnvelope) -> Lines:
-    return f"resolved: {event.incident_resolved.summary}", "resolved"
+    return Lines("resolved", "resolved", fields(("summary", event.incident_resolved.summary)))
 
 
 def _reopened(event: EventEnvelope) -> Lines:
-    return f"reopened: {event.incident_reopened.reason}", "reopened for further work"
+    return Lines(
+        "reopened", "reopened for further work", fields(("reason", event.incident_reopened.reason))
+    )
 
 
 def _declined(event: EventEnvelope) -> Lines:
-    return (
-        f"declined as not an incident: {event.incident_declined.reason}",
+    return Lines(
+        "declined as not an incident",
         "declined: assessed as not an incident",
+        fields(("reason", event.incident_declined.reason)),
     )
 
 
 def _merged(event: EventEnvelope) -> Lines:
-    into = event.incident_merged.into
-    return f"merged as a duplicate into {into}", f"merged as a duplicate into {into}"
+    line = f"merged as a duplicate into {event.incident_merged.into}"
+    return Lines(line, line)
 
 
 def _closed(event: EventEnvelope) -> Lines:
     closed = event.incident_closed
-    code = closed.closure_code.replace("_", " ") or "closed"
-    return f"closed ({code}) by {event.actor.name}: {closed.summary}", f"closed ({code})"
+    line = f"closed ({closed.closure_code.replace('_', ' ') or 'closed'})"
+    return Lines(line, line, fields(("by", event.actor.name), ("summary", closed.summary)))
 
 
 def _reclassified(event: EventEnvelope) -> Lines:
@@ -134,29 +145,37 @@ def _reclassified(event: EventEnvelope) -> Lines:
         if change.old_priority != change.new_priority
         else "classification updated"
     )
-    return f"reclassified ({', '.join(parts)}): {change.reason}{tasks}", client
+    return Lines(
+        f"reclassified ({', '.join(parts)}){tasks}", client, fields(("reason", change.reason))
+    )
 
 
 def _role_assigned(event: EventEnvelope) -> Lines:
     assigned = event.incident_role_assigned
-    role = assigned.role.replace("_", " ")
-    handover = f", taking over from {assigned.previous.name}" if assigned.previous.id else ""
-    briefing = f"; briefing: {assigned.briefing}" if assigned.briefing else ""
-    return f"{assigned.person.name} is {role}{handover}{briefing}", None
+    return Lines(
+        f"{assigned.role.replace('_', ' ')} named",
+        fields=fields(
+            ("person", assigned.person.name),
+            ("taking_over_from", assigned.previous.name if assigned.previous.id else ""),
+            ("briefing", assigned.briefing),
+        ),
+    )
 
 
 def _responder_added(event: EventEnvelope) -> Lines:
-    return f"{event.incident_responder_added.person.name} joined as responder", None
+    person = event.incident_responder_added.person
+    return Lines("responder joined", fields=fields(("person", person.name)))
 
 
 def _responder_removed(event: EventEnvelope) -> Lines:
-    return f"{event.incident_responder_removed.person.name} left the responders", None
+    person = event.incident_responder_removed.person
+    return Lines("responder left", fields=fields(("person", person.name)))
 
 
 def _task_added(event: EventEnvelope) -> Lines:
     task = event.task_added.task
     required = "required " if task.required else ""
-    return f"{required}{task.phase} task added: {task.title}", None
+    return Lines(f"{required}{task.phase} task added", fields=fields(("title", task.title)))
 
 
 def _task_updated(event: EventEnvelope) -> Lines:
@@ -165,43 +184,48 @@ def _task_updated(event: EventEnvelope) -> Lines:
     moved = (
         f"{updated.old_status} → {task.status}" if updated.old_status != task.status else "updated"
     )
-    return f"task {task.title}: {moved}", None
+    return Lines(f"task {moved}", fields=fields(("title", task.title)))
 
 
 def _notification_sent(event: EventEnvelope) -> Lines:
+    # Notify writes the subject itself, from the priority and the incident's id.
     sent = event.notification_sent
-    return f"notified {sent.audience} via {sent.channel}: {sent.subject}", None
+    return Lines(f"notified {sent.audience} via {sent.channel}: {sent.subject}")
 
 
 def _escalation_step_reached(event: EventEnvelope) -> Lines:
     step = event.escalation_step_reached
-    who = ", ".join(person.name or person.id for person in step.targets) or "nobody on call"
+    who = people(len(step.targets)) if step.targets else "nobody on call"
+    paged = fields(*each("paged", step.targets), *each("not_paged", step.not_paged))
     if step.fallback:
-        return f"escalation ran out: paging the firm's fallback ({who})", None
+        return Lines(f"escalation ran out: paging the firm's fallback ({who})", fields=paged)
     repeat = f", repeat {step.round}" if step.round else ""
     resumed = "acknowledgement lapsed without progress; " if step.resumed else ""
-    missing = ", ".join(person.name or person.id for person in step.not_paged)
-    skipped = f"; not paged (deactivated or unknown): {missing}" if missing else ""
-    return f"{resumed}escalation step {step.step + 1}{repeat}: paging {who}{skipped}", None
+    missing = len(step.not_paged)
+    skipped = f"; {people(missing)} not paged (deactivated or unknown)" if missing else ""
+    return Lines(
+        f"{resumed}escalation step {step.step + 1}{repeat}: paging {who}{skipped}", fields=paged
+    )
 
 
 def _page_delivered(event: EventEnvelope) -> Lines:
     page = event.page_delivered
-    return f"paged {page.person.name or page.person.id} by {page.channel}", None
+    return Lines(f"paged by {page.channel}", fields=fields(*each("person", [page.person])))
 
 
 def _page_failed(event: EventEnvelope) -> Lines:
     page = event.page_failed
     final = "gave up" if page.final else "will retry"
-    return (
-        f"page to {page.person.name or page.person.id} by {page.channel} failed "
-        f"(attempt {page.attempts}, {final}): {page.error}",
-        None,
+    return Lines(
+        f"page by {page.channel} failed (attempt {page.attempts}, {final})",
+        # The channel's error may quote what a mail server or webhook answered.
+        fields=fields(*each("person", [page.person]), ("error", page.error)),
     )
 
 
 def _escalation_stopped(event: EventEnvelope) -> Lines:
-    return f"escalation stopped: {event.escalation_stopped.reason}", None
+    # The reason is notify's own: what stopped it (acknowledged, resolved, …).
+    return Lines(f"escalation stopped: {event.escalation_stopped.reason}")
 
 
 NARRATORS: dict[str, Callable[[EventEnvelope], Lines]] = {

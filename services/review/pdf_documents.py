@@ -2,9 +2,10 @@
 document is about, headings, wrapped paragraphs, tables whose headings repeat over page breaks,
 and "page N of M" in every footer.
 
-The PDF uses the standard Helvetica font, which needs no font file but covers only Latin-1:
-any other character prints as "?" (the Markdown keeps every character). Typographic dashes,
-quotes, arrows and ellipses are written in their plain forms first.
+The PDF uses the standard Helvetica font, which needs no font file, in the Windows-1252 encoding:
+Latin-1 and typographic dashes, quotes and ellipses. Any other character prints as "?" (the
+Markdown keeps every character); arrows and comparison signs are written in plain forms first.
+The curly quotes matter: a document quotes what people wrote in them (documents.entry_text).
 """
 
 from __future__ import annotations
@@ -14,22 +15,15 @@ from fpdf.fonts import FontFace
 
 from services.review.documents import Document, Facts, Heading, Paragraph, Table
 
-# Typographic characters Helvetica lacks, by code point, and their plain forms.
+# Characters Windows-1252 lacks, by code point, and their plain forms.
 PLAIN = str.maketrans(
     {
-        "\u2014": "-",  # em dash
-        "\u2013": "-",  # en dash
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2018": "'",
-        "\u2019": "'",
         "\u2192": "->",
-        "\u2026": "...",
-        "\u2022": "-",
         "\u2264": "<=",
         "\u2265": ">=",
     }
 )
+ENCODING = "cp1252"
 INK = (33, 37, 41)
 ACCENT = (20, 60, 110)
 RULE = (200, 205, 212)
@@ -38,12 +32,13 @@ HEADINGS = FontFace(emphasis="BOLD", color=(255, 255, 255), fill_color=ACCENT)
 
 def latin(text: str) -> str:
     """`text` as Helvetica can print it."""
-    return text.translate(PLAIN).encode("latin-1", "replace").decode("latin-1")
+    return text.translate(PLAIN).encode(ENCODING, "replace").decode(ENCODING)
 
 
 class _Pdf(FPDF):
     def __init__(self, document: Document) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
+        self.core_fonts_encoding = ENCODING
         self.document = document
         self.set_auto_page_break(auto=True, margin=18)
         self.set_margins(18, 18, 18)

@@ -108,21 +108,6 @@ def role_messages(record: Mapping[Any, Any]) -> list[review_pb2.RoleHolder]:
     return holders
 
 
-def entry_message(row: Row[Any]) -> review_pb2.TimelineEntry:
-    """A timeline entry as staff read it."""
-    return review_pb2.TimelineEntry(
-        event_id=row.event_id,
-        type=row.type,
-        occurred_at=to_timestamp(row.occurred_at),
-        recorded_at=to_timestamp(row.recorded_at),
-        producer=row.producer,
-        summary=row.summary,
-        actor=service.entry_actor(row, audience=""),
-        audience="client" if row.client_summary is not None else "internal",
-        key_event=row.key_event,
-    )
-
-
 def analysis_message(row: Row[Any] | None, *, incident_id: str) -> review_pb2.Analysis:
     if row is None:
         return review_pb2.Analysis(incident_id=incident_id, version=0)
@@ -218,12 +203,14 @@ async def gather_facts(
         milestones=milestone_messages(record),
         durations=duration_messages(record),
         roles=role_messages(record),
-        key_events=[entry_message(row) for row in entries if row.key_event],
+        key_events=[service.entry_message(row) for row in entries if row.key_event],
         analysis=analysis_message(latest, incident_id=incident_id),
         actions=[actions.action_message(row, now=now) for row in action_rows],
         evidence=[evidence_message(row) for row in await evidence_of(connection, incident_id)],
         deadlines=[deadline_message(row) for row in await deadlines_of(connection, incident_id)],
-        notifications=[entry_message(row) for row in entries if row.type in NOTIFICATION_TYPES],
+        notifications=[
+            service.entry_message(row) for row in entries if row.type in NOTIFICATION_TYPES
+        ],
     )
 
 

@@ -13,6 +13,7 @@ from services.review.documents import (
     Heading,
     Paragraph,
     Table,
+    entry_text,
     span,
     when,
 )
@@ -155,7 +156,7 @@ def review_document(
             Heading("Key events"),
             Table(
                 ("When", "What"),
-                [(when(from_timestamp(e.occurred_at)), e.summary) for e in review.key_events],
+                [(when(from_timestamp(e.occurred_at)), entry_text(e)) for e in review.key_events],
                 (0.22, 0.78),
                 empty="No entries were marked key events.",
             ),
@@ -169,7 +170,10 @@ def review_document(
             Heading("Notifications sent"),
             Table(
                 ("When", "Message"),
-                [(when(from_timestamp(e.occurred_at)), e.summary) for e in review.notifications],
+                [
+                    (when(from_timestamp(e.occurred_at)), entry_text(e))
+                    for e in review.notifications
+                ],
                 (0.22, 0.78),
             ),
             Heading("What went well"),

@@ -33,21 +33,6 @@ def written_client(ref: review_pb2.IncidentRef) -> str:
     return ref.client_id
 
 
-def entry_message(row: Row[Any], *, audience: str = "") -> review_pb2.TimelineEntry:
-    for_client = audience == service.CLIENT
-    return review_pb2.TimelineEntry(
-        event_id=row.event_id,
-        type=row.type,
-        occurred_at=to_timestamp(row.occurred_at),
-        recorded_at=to_timestamp(row.recorded_at),
-        producer=row.producer,
-        summary=row.client_summary if for_client else row.summary,
-        actor=service.entry_actor(row, audience=audience),
-        audience="client" if row.client_summary is not None else "internal",
-        key_event=row.key_event,
-    )
-
-
 def time_message(row: Row[Any]) -> review_pb2.TimeEntry:
     return review_pb2.TimeEntry(
         id=row.id,
@@ -116,7 +101,7 @@ class ReviewServicer(PirAndReportsServicer, review_pb2_grpc.ReviewServiceService
             )
         return review_pb2.Timeline(
             incident_id=request.incident_id,
-            entries=[entry_message(row, audience=request.audience) for row in rows],
+            entries=[service.entry_message(row, audience=request.audience) for row in rows],
         )
 
     async def AddNote(
@@ -134,7 +119,7 @@ class ReviewServicer(PirAndReportsServicer, review_pb2_grpc.ReviewServiceService
                 occurred_at=optional_time(request, "occurred_at"),
                 now=datetime.now(UTC),
             )
-        return entry_message(row)
+        return service.entry_message(row)
 
     async def MarkKeyEvent(
         self, request: review_pb2.MarkKeyEventRequest, context: grpc.aio.ServicerContext
@@ -147,7 +132,7 @@ class ReviewServicer(PirAndReportsServicer, review_pb2_grpc.ReviewServiceService
                 event_id=request.event_id,
                 key_event=request.key_event,
             )
-        return entry_message(row)
+        return service.entry_message(row)
 
     # --- time spent ----------------------------------------------------------------------
 

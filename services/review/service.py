@@ -1,4 +1,6 @@
-"""Review's domain logic: turning events into an incident's timeline, and reading it back.
+"""Review's domain logic: turning events into an incident's timeline, and reading it back. An
+entry's summaries are the platform's own words; what people wrote is stored beside them, as
+named values (lines.py).
 
 Events from the bus become entries as they arrive; review's own events (notes, the analysis,
 actions) are written to the timeline in the transaction that produces them, so whoever wrote
@@ -16,9 +18,17 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import Actor, EventEnvelope
+from firebreak.api.review.v1 import review_pb2
 from firebreak.errors import NotFound
-from firebreak.events import INCIDENT_MERGED, NOTE_ADDED, from_timestamp, new_event
+from firebreak.events import (
+    INCIDENT_MERGED,
+    NOTE_ADDED,
+    from_timestamp,
+    new_event,
+    to_timestamp,
+)
 from firebreak.outbox import Outbox
+from services.review.lines import stored
 from services.review.models import timeline_entries
 from services.review.narration import narrate
 
@@ -36,7 +46,7 @@ def happened_at(event: EventEnvelope) -> datetime:
 
 
 async def record_event(connection: AsyncConnection, *, event: EventEnvelope) -> None:
-    internal, for_client = narrate(event)
+    said = narrate(event)
     entry = {
         "event_id": event.id,
         "incident_id": event.incident_id,
@@ -46,8 +56,10 @@ async def record_event(connection: AsyncConnection, *, event: EventEnvelope) -> 
         "occurred_at": happened_at(event),
         # The producer wrote the fact down when the event says; review's copy is the record.
         "recorded_at": from_timestamp(event.occurred_at),
-        "summary": internal,
-        "client_summary": for_client,
+        "summary": said.internal,
+        "client_summary": said.client,
+        "fields": stored(said.fields),
+        "client_fields": stored(said.client_fields if said.client is not None else ()),
         "actor_id": event.actor.id,
         "actor_kind": event.actor.kind or "system",
         "actor_name": event.actor.name,
@@ -158,3 +170,21 @@ def entry_actor(row: Row[Any], *, audience: str) -> Actor:
     if audience == CLIENT and row.actor_kind not in CLIENT_KINDS:
         return Actor(kind="staff", name="Response team")
     return Actor(id=row.actor_id, kind=row.actor_kind, name=row.actor_name)
+
+
+def entry_message(row: Row[Any], *, audience: str = "") -> review_pb2.TimelineEntry:
+    """An entry as its audience reads it: a client gets its own line and values only."""
+    for_client = audience == CLIENT
+    values = row.client_fields if for_client else row.fields
+    return review_pb2.TimelineEntry(
+        event_id=row.event_id,
+        type=row.type,
+        occurred_at=to_timestamp(row.occurred_at),
+        recorded_at=to_timestamp(row.recorded_at),
+        producer=row.producer,
+        summary=row.client_summary if for_client else row.summary,
+        fields=[review_pb2.TimelineField(name=f["name"], value=f["value"]) for f in values],
+        actor=entry_actor(row, audience=audience),
+        audience="client" if row.client_summary is not None else "internal",
+        key_event=row.key_event,
+    )

@@ -147,6 +147,7 @@ def entry_body(entry: review_pb2.TimelineEntry) -> schemas.TimelineEntry:
         recorded_at=from_timestamp(entry.recorded_at),
         producer=entry.producer,
         summary=entry.summary,
+        fields=[schemas.TimelineField(name=f.name, value=f.value) for f in entry.fields],
         actor=schemas.Actor(id=entry.actor.id, kind=entry.actor.kind, name=entry.actor.name),
         audience=entry.audience,  # type: ignore[arg-type]  # review's two values
         key_event=entry.key_event,

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import nats.errors
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
 from sqlalchemy import Table
@@ -117,6 +117,7 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     else:
         server.add_secure_port(address, credentials)
     await server.start()
+    health_server = await serve_health(settings, health_servicer, address)
     names = [process.grpc_service, *(name for _, _, name in process.more_servicers)]
     if dead_letters is not None:
         names.append(DEAD_LETTER_SERVICE)
@@ -193,6 +194,8 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     stop_consuming.set()
     await asyncio.gather(*consuming, housekeeping, watching, connecting, return_exceptions=True)
     await server.stop(settings.shutdown_grace_seconds)
+    if health_server is not None:
+        await health_server.stop(None)  # it answered NOT_SERVING since the shutdown began
     stop_relaying.set()
     if relay is not None:
         await asyncio.gather(relay, return_exceptions=True)
@@ -204,6 +207,25 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     log.info("%s stopped", process.name)
     if failed:
         raise SystemExit(1)  # a worker died: that is a bug; let the supervisor restart us
+
+
+async def serve_health(
+    settings: Settings, health_servicer: health.aio.HealthServicer, address: str
+) -> grpc.aio.Server | None:
+    """With FIREBREAK_GRPC_HEALTH_PORT, a plaintext server of grpc.health.v1 alone, on the host
+    of the main server's `address`: kubelet's grpc probes cannot do TLS, and this lets the main
+    port stay mTLS-only. It shares the main server's health servicer, so it tells the same
+    status; serving nothing else, it gives a caller without a certificate no way in."""
+    if settings.grpc_health_port is None:
+        return None
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    host, _, _ = address.rpartition(":")
+    health_address = f"{host}:{settings.grpc_health_port}"
+    server.add_insecure_port(health_address)
+    await server.start()
+    log.info("grpc.health.v1 alone, in plaintext, on %s", health_address)
+    return server
 
 
 async def connect_bus(

@@ -42,6 +42,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "max_body_bytes": (1024, None),
     "gateway_limit_concurrency": (2, None),  # uvicorn counts the request's own connection
     "grpc_max_concurrent_rpcs": (1, None),
+    "grpc_health_port": (1, 65535),
     # A page crosses gRPC, whose channels take messages of up to 4 MiB.
     "list_page_max_bytes": (1024, 3 * 1024 * 1024),
     "evidence_max_bytes": (1024, None),  # streamed: memory stays flat whatever the size
@@ -137,6 +138,10 @@ class Settings:
     grpc_tls_ca: Path | None = None
     grpc_tls_cert: Path | None = None
     grpc_tls_key: Path | None = None
+    # A second, plaintext port serving grpc.health.v1 alone (firebreak/runtime.py), on the host
+    # of the gRPC listen address: kubelet's grpc probes cannot do TLS, so with mTLS on they
+    # ask here. Unset: no such port (the probes, or the launcher, ask the main port).
+    grpc_health_port: int | None = None
     # The scope tokens the gateway signs for its calls (firebreak/scope_token.py): its Ed25519
     # key, base64 of the 32-byte seed, which only the gateway holds; and the public key, base64
     # of its 32 raw bytes, which every service needs to start.
@@ -513,7 +518,7 @@ def _parse(
             raise SettingsError(f"{variable} must be true or false, not {text!r}")
         return text.lower() in ("true", "1", "yes")
     try:
-        number = int(text) if kind is int else float(text)
+        number = int(text) if kind in (int, int | None) else float(text)
     except ValueError:
         raise SettingsError(f"{variable} must be a number, not {text!r}") from None
     low, high = bounds or (None, None)

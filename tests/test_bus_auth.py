@@ -495,3 +495,38 @@ def test_the_nats_chart_values_grant_each_user_what_the_code_needs() -> None:
         for user in bus_auth.USERS
     }
     assert values["config"]["nats"]["tls"]["merge"] == {"handshake_first": True}
+
+
+def test_the_nats_chart_values_adapt_to_another_release_as_their_comments_say() -> None:
+    """The file's own command for the release `blue`, run as written: the users, permissions
+    and Secret the Firebreak chart gives that release."""
+    [command] = [
+        line.removeprefix("#").strip()
+        for line in NATS_VALUES.read_text().splitlines()
+        if line.startswith("#   sed ")
+    ]
+    command = command.partition(" > ")[0]  # to standard output
+    adapted = yaml.safe_load(
+        subprocess.run(command, shell=True, cwd=REPO, check=True, capture_output=True).stdout
+    )
+    rendered = render(with_values(), release="blue")
+    [env] = {
+        (env["FIREBREAK_STREAM_NAME"]["value"], env["FIREBREAK_SUBJECT_PREFIX"]["value"])
+        for env in map(env_of, of_kind(rendered, "Deployment").values())
+    }
+    names = BusNames(*env, "")
+    assert names.stream == "blue-firebreak"
+    placeholders = {user: f"<< ${user.upper()}_NATS_PASSWORD >>" for user in bus_auth.USERS}
+    assert adapted["config"]["merge"]["authorization"] == bus_auth.authorization(
+        placeholders, names
+    )
+    [secret] = [manifest for manifest in rendered if manifest["kind"] == "Secret"]
+    secret_names = {
+        variable["valueFrom"]["secretKeyRef"]["name"]
+        for variable in adapted["container"]["env"].values()
+    }
+    assert secret_names == {secret["metadata"]["name"]}
+    # Only the names changed: the TLS and cluster settings are the same.
+    original = yaml.safe_load(NATS_VALUES.read_text())
+    assert adapted["config"]["nats"] == original["config"]["nats"]
+    assert adapted["config"]["cluster"] == original["config"]["cluster"]

@@ -21,6 +21,7 @@ def test_settings_refuse_a_weak_admin_key(monkeypatch: pytest.MonkeyPatch) -> No
         ("FIREBREAK_GATEWAY_PORT", "eighty", "must be a number"),
         ("FIREBREAK_GATEWAY_PORT", "70000", "must be at most 65535"),
         ("FIREBREAK_STREAM_REPLICAS", "0", "must be at least 1"),
+        ("FIREBREAK_GRPC_HEALTH_PORT", "0", "must be at least 1"),
         ("FIREBREAK_OUTBOX_POLL_SECONDS", "0", "must be at least 0.001"),
         ("FIREBREAK_EVIDENCE_MAX_BYTES", "100", "must be at least 1024"),
         ("FIREBREAK_EVIDENCE_MASTER_KEY", "c2hvcnQ=", "must be base64 of 32 random bytes"),
@@ -40,7 +41,9 @@ def test_settings_parse_each_variable_to_its_type(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("FIREBREAK_GATEWAY_PORT", "9090")
     monkeypatch.setenv("FIREBREAK_SHUTDOWN_GRACE_SECONDS", "2.5")
     monkeypatch.setenv("FIREBREAK_NATS_URL", "nats://nats:4222")
+    monkeypatch.setenv("FIREBREAK_GRPC_HEALTH_PORT", "50052")  # optional: int | None
     settings = Settings.from_environment()
+    assert isinstance(settings.grpc_health_port, int) and settings.grpc_health_port == 50052
     assert settings.var_dir == Path("/srv/firebreak")
     assert settings.gateway_port == 9090
     assert settings.shutdown_grace_seconds == 2.5

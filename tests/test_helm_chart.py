@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 import firebreak.dead_letters.store  # registers the dead-letter metrics
 import firebreak.metrics  # noqa: F401  (registers the rest)
 from firebreak.cli import parse_args
-from firebreak.settings import GRPC_SERVICES, SERVICES
+from firebreak.settings import GRPC_SERVICES, SERVICES, Settings
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "deploy" / "helm" / "firebreak"
@@ -221,7 +221,7 @@ def test_network_policies_admit_only_the_callers_that_need_it(
     manifests: list[Manifest],
 ) -> None:
     policies = of_kind(manifests, "NetworkPolicy")
-    assert set(policies) == set(SERVICES)
+    assert set(policies) == {*SERVICES, "migrate"}
     scrape = {"ports": [{"port": "metrics", "protocol": "TCP"}]}
     # the gateway takes traffic from anywhere, on its HTTP port; every pod is scraped
     assert policies["gateway"]["spec"]["ingress"] == [
@@ -265,7 +265,7 @@ def test_network_policies_let_pods_out_only_where_they_need_to(
     for name, policy in policies.items():
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         # no collector rule without a collector
-        expected: list[Manifest] = [dns, database, nats]
+        expected: list[Manifest] = [dns, database] if name == "migrate" else [dns, database, nats]
         if name == "gateway":
             expected.extend(gateway_to_services)  # only the gateway calls the services
         if name == "notify":
@@ -285,6 +285,31 @@ def test_network_policies_let_pods_out_only_where_they_need_to(
         assert {"ports": [{"port": 4317, "protocol": "TCP"}], "to": [collector]} in policy["spec"][
             "egress"
         ]
+
+
+def test_the_migration_job_reaches_only_dns_and_the_databases(manifests: list[Manifest]) -> None:
+    [job] = of_kind(manifests, "Job").values()
+    policy = of_kind(manifests, "NetworkPolicy")["migrate"]
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["ingress"] == []  # it serves nothing
+    assert policy["spec"]["egress"] == [
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {"ports": [{"port": 5432, "protocol": "TCP"}]},
+    ]
+    # A hook before the Job (which runs before the release's other objects exist on install).
+    hook, job_hook = policy["metadata"]["annotations"], job["metadata"]["annotations"]
+    assert hook["helm.sh/hook"] == job_hook["helm.sh/hook"]
+    assert int(hook["helm.sh/hook-weight"]) < int(job_hook["helm.sh/hook-weight"])
+    assert "hook-succeeded" in hook["helm.sh/hook-delete-policy"]
+    # Its run is traced when there is a collector: it may reach that too, and nothing else.
+    traced = render(with_values(telemetry={"otlpEndpoint": "http://collector.otel:4317"}))
+    egress = of_kind(traced, "NetworkPolicy")["migrate"]["spec"]["egress"]
+    assert [rule["ports"][0]["port"] for rule in egress] == [53, 5432, 4317]
+    without_job = render(with_values(migrations={"enabled": False}))
+    assert "migrate" not in of_kind(without_job, "NetworkPolicy")
+    assert set(of_kind(without_job, "NetworkPolicy")) == set(SERVICES)
 
 
 def test_production_example_narrows_every_destination_but_deliveries() -> None:
@@ -676,3 +701,63 @@ def test_every_command_the_chart_runs_is_an_entry_point_of_the_package(
         parse_args(spec["args"])  # exits (fails the test) on a command the CLI does not know
     dockerfile = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["firebreak"]' in dockerfile
+
+
+GRPC_TLS = {"grpc": {"tls": {"enabled": True, "existingSecret": "fb-grpc-tls"}}}
+
+
+def test_grpc_mtls_mounts_the_secret_everywhere_and_probes_a_health_only_port() -> None:
+    rendered = render(with_values(**GRPC_TLS))
+    for manifest in rendered:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    for name, deployment in of_kind(rendered, "Deployment").items():
+        pod, spec, env = (
+            deployment["spec"]["template"]["spec"],
+            container(deployment),
+            env_of(deployment),
+        )
+        [volume] = [volume for volume in pod["volumes"] if volume["name"] == "grpc-tls"]
+        assert volume["secret"]["secretName"] == "fb-grpc-tls"
+        [mount] = [mount for mount in spec["volumeMounts"] if mount["name"] == "grpc-tls"]
+        assert mount["readOnly"] is True
+        files = {
+            variable: env[variable]["value"]
+            for variable in (
+                "FIREBREAK_GRPC_TLS_CA",
+                "FIREBREAK_GRPC_TLS_CERT",
+                "FIREBREAK_GRPC_TLS_KEY",
+            )
+        }
+        # cert-manager's key names, in the mounted Secret
+        assert files == {
+            "FIREBREAK_GRPC_TLS_CA": f"{mount['mountPath']}/ca.crt",
+            "FIREBREAK_GRPC_TLS_CERT": f"{mount['mountPath']}/tls.crt",
+            "FIREBREAK_GRPC_TLS_KEY": f"{mount['mountPath']}/tls.key",
+        }
+        plain = {variable: item["value"] for variable, item in env.items() if "value" in item}
+        settings = Settings.from_environment({k: v for k, v in plain.items() if "GRPC" in k})
+        assert settings.grpc_tls_key == Path(files["FIREBREAK_GRPC_TLS_KEY"])
+        if name == "gateway":  # a client only: its probes are HTTP, as without TLS
+            assert settings.grpc_health_port is None
+            assert spec["readinessProbe"]["httpGet"]["port"] == "http"
+            continue
+        ports = {port["name"]: port["containerPort"] for port in spec["ports"]}
+        assert ports["grpc-health"] == settings.grpc_health_port == 50052
+        assert env["FIREBREAK_GRPC_LISTEN_ADDR"]["value"] == "[::]:50051"  # mTLS only there
+        assert spec["startupProbe"]["grpc"] == {"port": 50052}
+        assert spec["readinessProbe"]["grpc"] == {"port": 50052}
+        assert spec["livenessProbe"]["grpc"] == {"port": 50052, "service": "liveness"}
+    # No pod may reach the health port: the probes come from the node (networkpolicy.yaml).
+    for policy in of_kind(rendered, "NetworkPolicy").values():
+        opened = {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+        assert opened <= {"http", "grpc", "metrics"}
+    for service in [*of_kind(rendered, "Service").values(), *headless_services(rendered).values()]:
+        assert 50052 not in {port["port"] for port in service["spec"]["ports"]}
+    # Off (the default), nothing of it.
+    for deployment in of_kind(render(), "Deployment").values():
+        assert not {"FIREBREAK_GRPC_TLS_CA", "FIREBREAK_GRPC_HEALTH_PORT"} & set(env_of(deployment))
+
+
+def test_grpc_mtls_without_its_secret_refuses_to_render() -> None:
+    with pytest.raises(helm.HelmError, match=r"grpc\.tls\.enabled needs grpc\.tls\.existingSecret"):
+        render(with_values(grpc={"tls": {"enabled": True}}))

@@ -1,12 +1,15 @@
 """Behind the gateway: a service answers only calls carrying a scope token the gateway signed,
-and only within that token's clients; with FIREBREAK_GRPC_TLS_* set, only over mTLS.
+and only within that token's clients; with FIREBREAK_GRPC_TLS_* set, only over mTLS, while
+the probes ask a plaintext port that serves grpc.health.v1 alone (FIREBREAK_GRPC_HEALTH_PORT).
 
 The scope tests call the session platform's real services straight on their gRPC ports, as a
 pod in the cluster could. The mTLS tests run firebreak's own server (create_server, with the
-scope check) and the gateway's own channel, with a CA and certificates made at run time."""
+scope check) and the gateway's own channel, with a CA and certificates made at run time; the
+health port test starts one more intake replica of the session platform with them."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,13 +21,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from firebreak.api.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from firebreak.api.intake.v1 import intake_pb2, intake_pb2_grpc
 from firebreak.grpc_channels import open_channel
-from firebreak.grpc_server import create_server
+from firebreak.grpc_server import LIVENESS_SERVICE, create_server
 from firebreak.grpc_tls import channel_credentials, server_credentials
-from firebreak.launcher import Platform, free_port
+from firebreak.launcher import Platform, free_port, free_ports
 from firebreak.scope_token import (
     LIFETIME_SECONDS,
     METADATA_KEY,
@@ -35,6 +39,7 @@ from firebreak.scope_token import (
     private_key,
 )
 from firebreak.settings import Settings
+from tests.conftest import on_backend
 from tests.gateway_client import Api, Tenant
 from tests.lifecycle_client import report_triaged
 from tests.test_bus_auth import _issue
@@ -225,11 +230,17 @@ def tls_settings(directory: Path, own: str) -> Settings:
     )
 
 
+def issue_certificates(directory: Path) -> None:
+    """ca.crt, and a certificate and key it signed for intake (a server on 127.0.0.1) and for
+    the gateway (its client)."""
+    ca = _issue(directory, "ca")
+    _issue(directory, "intake", signer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH)
+    _issue(directory, "gateway", signer=ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+
+
 @pytest.fixture
 async def tls_service(tmp_path: Path) -> AsyncIterator[TlsService]:
-    ca = _issue(tmp_path, "ca")
-    _issue(tmp_path, "intake", signer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH)
-    _issue(tmp_path, "gateway", signer=ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    issue_certificates(tmp_path)
     signing_key = Ed25519PrivateKey.generate()
     server, _ = create_server(scope_key=signing_key.public_key())
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(Echo(), server)
@@ -286,3 +297,82 @@ async def test_a_client_without_a_certificate_is_refused(
     finally:
         await channel.close()
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+INTAKE_SERVICE = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
+
+
+def health_of(channel: grpc.Channel, service: str) -> int:
+    request = health_pb2.HealthCheckRequest(service=service)
+    reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=5)
+    status: int = reply.status
+    return status
+
+
+def wait_until_intake_serves(
+    channel: grpc.Channel, process: subprocess.Popen[str], log: Path
+) -> None:
+    """Until the replica's health port tells its service SERVING (set once the main server
+    started: before, the port may not answer, or not know the service yet)."""
+    deadline = time.monotonic() + 60  # against a hang, not a measure: starting takes seconds
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if health_of(channel, INTAKE_SERVICE) == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the replica's health port never told SERVING; see {log}")
+
+
+@on_backend("sqlite", "platform")
+def test_with_mtls_the_probes_ask_a_plaintext_port_that_serves_health_alone(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """The chart's design with grpc.tls on: the kubelet's grpc probes (no TLS) ask the health
+    port, which tells the service's own status; the main port takes mTLS only."""
+    issue_certificates(tmp_path)
+    main_port, health_port = free_ports(2)
+    label = "intake-mtls"
+    process = platform.start_service(
+        "intake",
+        label=label,
+        env={
+            "FIREBREAK_INTAKE_ADDR": f"127.0.0.1:{main_port}",
+            "FIREBREAK_GRPC_HEALTH_PORT": str(health_port),
+            "FIREBREAK_GRPC_TLS_CA": str(tmp_path / "ca.crt"),
+            "FIREBREAK_GRPC_TLS_CERT": str(tmp_path / "intake.crt"),
+            "FIREBREAK_GRPC_TLS_KEY": str(tmp_path / "intake.key"),
+        },
+    )
+    token = (METADATA_KEY, f"Bearer {platform.scope_token()}")
+    listing = intake_pb2.ListIncidentsRequest(all_clients=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{health_port}") as probe:
+            wait_until_intake_serves(probe, process, platform.var_dir / "logs" / f"{label}.log")
+            # What the startup and readiness probes ask (""), and the liveness probe.
+            for service in ("", LIVENESS_SERVICE):
+                assert health_of(probe, service) == health_pb2.HealthCheckResponse.SERVING
+            # Health alone: even a call with a valid token finds no service here.
+            assert refused(
+                lambda: intake_pb2_grpc.IntakeServiceStub(probe).ListIncidents(
+                    listing, metadata=(token,), timeout=5
+                )
+            ) == (grpc.StatusCode.UNIMPLEMENTED)
+        with grpc.insecure_channel(f"127.0.0.1:{main_port}") as plaintext:
+            assert refused(lambda: health_of(plaintext, "")) == grpc.StatusCode.UNAVAILABLE
+            assert refused(
+                lambda: intake_pb2_grpc.IntakeServiceStub(plaintext).ListIncidents(
+                    listing, metadata=(token,), timeout=5
+                )
+            ) == (grpc.StatusCode.UNAVAILABLE)
+        credentials = channel_credentials(tls_settings(tmp_path, "gateway"))
+        assert credentials is not None
+        with grpc.secure_channel(f"127.0.0.1:{main_port}", credentials) as gateway:
+            # The gateway's certificate and token: answered.
+            intake_pb2_grpc.IntakeServiceStub(gateway).ListIncidents(
+                listing, metadata=(token,), timeout=10
+            )
+    finally:
+        exit_code = platform.stop_process(label)
+    assert exit_code == 0

@@ -41,6 +41,7 @@ _PUBLISHER_BY_NAMESPACE = {
     "analysis": "review",
     "action": "review",
     "pir": "review",
+    "alert": "intake",
 }
 _PUBLISHER_EXCEPTIONS = {events.INCIDENT_REPORTED: "intake", events.INCIDENT_FLAGGED: "notify"}
 PUBLISHER = {

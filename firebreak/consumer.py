@@ -118,11 +118,16 @@ class IncidentOwners:
     incident_id: Column[str]
     client_id: Column[str]
 
+    async def owner(self, connection: AsyncConnection, incident_id: str) -> str | None:
+        """The incident's client; None while the incident is not known here."""
+        query = select(self.client_id).where(self.incident_id == incident_id).limit(1)
+        owner: str | None = (await connection.execute(query)).scalar()
+        return owner
+
     async def mismatch(self, connection: AsyncConnection, envelope: EventEnvelope) -> str:
         """Why the event must not be applied to its incident; "" when it may (the incident is
         the client's, or not known here yet)."""
-        query = select(self.client_id).where(self.incident_id == envelope.incident_id).limit(1)
-        owner = (await connection.execute(query)).scalar()
+        owner = await self.owner(connection, envelope.incident_id)
         if owner is None or owner == envelope.client_id:
             return ""
         return (

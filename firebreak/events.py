@@ -69,6 +69,10 @@ DEADLINE_MARKED_NOT_APPLICABLE = "deadline.marked_not_applicable"
 PIR_DRAFTED = "pir.drafted"
 PIR_EDITED = "pir.edited"
 PIR_SIGNED = "pir.signed"
+# A client's monitoring (issue 14): intake's alerts, which triage applies to their incidents.
+ALERT_ACKNOWLEDGED = "alert.acknowledged"
+ALERT_RESOLVED = "alert.resolved"
+ALERT_RETRIGGERED = "alert.retriggered"
 
 # Which payload field of the envelope each event type carries.
 PAYLOAD_FIELDS = {
@@ -123,11 +127,17 @@ PAYLOAD_FIELDS = {
     PIR_DRAFTED: "pir_drafted",
     PIR_EDITED: "pir_edited",
     PIR_SIGNED: "pir_signed",
+    ALERT_ACKNOWLEDGED: "alert_acknowledged",
+    ALERT_RESOLVED: "alert_resolved",
+    ALERT_RETRIGGERED: "alert_retriggered",
 }
 
 # Events about people, not incidents (their incident_id is empty).
 PERSON_EVENTS = frozenset({PERSON_REGISTERED, PERSON_CHANGED})
-INCIDENT_EVENTS = frozenset(PAYLOAD_FIELDS) - PERSON_EVENTS
+# An alert's changes are triage's to apply: what they do to the incident (acknowledged,
+# resolved, reopened, with the integration as actor) is what its timeline records.
+ALERT_EVENTS = frozenset({ALERT_ACKNOWLEDGED, ALERT_RESOLVED, ALERT_RETRIGGERED})
+INCIDENT_EVENTS = frozenset(PAYLOAD_FIELDS) - PERSON_EVENTS - ALERT_EVENTS
 
 # The events that carry the incident's whole ResponseState (in their `state` field).
 STATE_CHANGES = frozenset(

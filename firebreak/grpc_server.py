@@ -25,7 +25,7 @@ from firebreak.errors import (
 )
 from firebreak.grpc_channels import SERVER_KEEPALIVE_OPTIONS
 from firebreak.grpc_metrics import MetricsInterceptor
-from firebreak.grpc_scope import ScopeCheckInterceptor
+from firebreak.grpc_scope import KnownIncidents, ScopeCheckInterceptor
 from firebreak.telemetry import record_error
 
 log = logging.getLogger(__name__)
@@ -153,20 +153,25 @@ def create_server(
     maximum_concurrent_rpcs: int | None = None,
     *,
     scope_key: Ed25519PublicKey | None = None,
+    incidents: KnownIncidents | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with metrics, tracing and domain-error mapping that serves grpc.health.v1, and
     lets the gateway's channels send their keepalive pings. Calls beyond
     `maximum_concurrent_rpcs` are refused with RESOURCE_EXHAUSTED rather than queued. With
-    `scope_key` (every service's), calls need a scope token it verifies (firebreak/grpc_scope);
-    without, the server stands in for a service in a test of the gateway's channels."""
+    `scope_key` (every service's), calls need a scope token it verifies (firebreak/grpc_scope),
+    and the incidents a call names are checked against it in `incidents`, the service's own
+    record of their clients; without, the server stands in for a service in a test of the
+    gateway's channels."""
     interceptors: list[grpc.aio.ServerInterceptor] = [
         MetricsInterceptor(),
         aio_server_interceptor(),
+        DomainErrorInterceptor(),
     ]
     if scope_key is not None:
-        interceptors.append(ScopeCheckInterceptor(scope_key))
+        # Inside the error mapping: the scope check reads the database.
+        interceptors.append(ScopeCheckInterceptor(scope_key, incidents=incidents))
     server = grpc.aio.server(
-        interceptors=[*interceptors, DomainErrorInterceptor()],
+        interceptors=interceptors,
         options=SERVER_KEEPALIVE_OPTIONS,
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )

@@ -31,6 +31,7 @@ from firebreak.consumer import (
 )
 from firebreak.database import answers, is_postgres
 from firebreak.dead_letters.server import DEAD_LETTER_SERVICE, serve_dead_letters
+from firebreak.grpc_scope import KnownIncidents
 from firebreak.grpc_server import create_server, mark_serving, set_health
 from firebreak.grpc_tls import server_credentials
 from firebreak.metrics import serve_metrics
@@ -95,7 +96,12 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
     stop_serving_metrics = serve_metrics(settings)  # early: a scrape sees a start that hangs
     await ensure_migrated(process.engine, process.name)
 
-    server, health_servicer = create_server(settings.grpc_max_concurrent_rpcs, scope_key=scope_key)
+    owners = process.owners  # where the scope check finds an incident's client
+    server, health_servicer = create_server(
+        settings.grpc_max_concurrent_rpcs,
+        scope_key=scope_key,
+        incidents=None if owners is None else KnownIncidents(process.engine, owners),
+    )
     process.add_servicer(process.servicer, server)
     for servicer, add_servicer, _ in process.more_servicers:
         add_servicer(servicer, server)

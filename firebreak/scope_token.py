@@ -1,9 +1,13 @@
 """The scope token: who is calling a gRPC service through the gateway, and for which clients.
 
-The gateway signs a short-lived JWT (Ed25519) for the principal a request is made for; services
-hold only the public key, so a pod that reaches a gRPC port, or a compromised service, cannot
-make one. A service refuses a request whose `all_clients`, `client_id` or `client_ids` reach
-beyond the token's clients (`check_request`).
+The gateway signs a short-lived JWT (Ed25519) for the principal a request is made for: a
+client's holds its own client, a walled staff member's the clients inside their wall (and the
+firm's own), unwalled staff's every client ("*"). Services hold only the public key, so a pod
+that reaches a gRPC port, or a compromised service, cannot make one. A service refuses a request
+whose `all_clients`, `client_id` or `client_ids` reach beyond the token's clients
+(`check_request`), and, for a token that does not cover every client, an answer that names a
+client beyond it (`check_response`; firebreak/grpc_scope.py says what else it checks). A
+service verifies each token once and keeps its scope until it expires (`VerifiedTokens`).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 ISSUER = "firebreak-gateway"
@@ -26,8 +32,11 @@ LIFETIME_SECONDS = 60
 # A principal's token is reused for this long (signing one costs about 40 µs, verifying about
 # 150 µs), so a token a service accepts always has at least 30 s left.
 REUSE_SECONDS = 30
-CACHE_LIMIT = 4096  # principals whose tokens are kept; beyond it the cache starts over
+# Tokens kept, by the gateway (one per principal) and by a service (those it verified); beyond
+# it the cache starts over.
+CACHE_LIMIT = 4096
 METADATA_KEY = "authorization"
+CLIENT_FIELDS = frozenset({"all_clients", "client_id", "client_ids"})
 
 
 class InvalidScopeToken(Exception):
@@ -108,8 +117,12 @@ class ScopeTokens:
 def verify(key: Ed25519PublicKey, token: str) -> Scope:
     """The scope a token carries; InvalidScopeToken if it is not one the gateway signed, or it
     has expired."""
+    return _scope(_claims(key, token))
+
+
+def _claims(key: Ed25519PublicKey, token: str) -> dict[str, Any]:
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=[ALGORITHM],
@@ -118,6 +131,10 @@ def verify(key: Ed25519PublicKey, token: str) -> Scope:
         )
     except jwt.InvalidTokenError as error:
         raise InvalidScopeToken(f"invalid scope token: {error}") from None
+    return claims
+
+
+def _scope(claims: dict[str, Any]) -> Scope:
     clients = claims.get("clients")
     role = claims.get("role")
     if not isinstance(role, str):
@@ -127,6 +144,35 @@ def verify(key: Ed25519PublicKey, token: str) -> Scope:
     if not isinstance(clients, list) or not all(isinstance(item, str) for item in clients):
         raise InvalidScopeToken("invalid scope token: clients must be a list or '*'")
     return Scope(subject=claims["sub"], role=role, clients=frozenset(clients))
+
+
+class VerifiedTokens:
+    """The scopes of tokens verified before, each kept until its token expires: verifying costs
+    about 150 µs, and the gateway sends a principal the same token for REUSE_SECONDS. The cache
+    is keyed by the whole token, signature included, so only the very token verified is found;
+    beyond CACHE_LIMIT tokens it starts over."""
+
+    def __init__(self, key: Ed25519PublicKey, clock: Callable[[], float] = time.time) -> None:
+        self._key = key
+        self._clock = clock
+        self._verified: dict[str, tuple[float, Scope]] = {}
+
+    def scope(self, token: str) -> Scope:
+        """The token's scope; InvalidScopeToken if it is not one the gateway signed, or it has
+        expired (by this cache's clock as well as by the signature check's)."""
+        now = self._clock()
+        verified = self._verified.get(token)
+        if verified is None:
+            claims = _claims(self._key, token)
+            verified = (float(claims["exp"]), _scope(claims))
+            if len(self._verified) >= CACHE_LIMIT:
+                self._verified.clear()
+            self._verified[token] = verified
+        expires_at, scope = verified
+        if now >= expires_at:
+            del self._verified[token]
+            raise InvalidScopeToken("invalid scope token: Signature has expired")
+        return scope
 
 
 def bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
@@ -142,13 +188,57 @@ def bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
 def check_request(scope: Scope, request: Message) -> None:
     """OutOfScope if the request, or a message inside it, asks for `all_clients` or names a
     client (`client_id`, `client_ids`) beyond the scope."""
-    for field, value in request.ListFields():
+    if scope.clients is not None and (beyond := _beyond(scope, request)):
+        raise OutOfScope(beyond)
+
+
+def check_response(scope: Scope, response: Message) -> None:
+    """OutOfScope if an answer, or a message inside it, names a client beyond the scope: a
+    read by id (which names no client) of another client's item, or a list with one."""
+    if scope.clients is not None and (beyond := _beyond(scope, response)):
+        raise OutOfScope(beyond)
+
+
+def _beyond(scope: Scope, message: Message) -> str:
+    """What in `message` reaches beyond the scope; "" if nothing does."""
+    for field, value in message.ListFields():
         if field.name == "all_clients" and value and scope.clients is not None:
-            raise OutOfScope("all_clients is beyond the caller's scope")
+            return "all_clients is beyond the caller's scope"
         elif field.name == "client_id" and not scope.covers(value):
-            raise OutOfScope(f"client {value} is beyond the caller's scope")
+            return f"client {value} is beyond the caller's scope"
         elif field.name == "client_ids" and not all(map(scope.covers, value)):
-            raise OutOfScope("client_ids reach beyond the caller's scope")
-        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            return "client_ids reach beyond the caller's scope"
+        elif field.message_type is not None and holds_any(field.message_type, CLIENT_FIELDS):
             for inner in value if field.is_repeated else [value]:
-                check_request(scope, inner)
+                if beyond := _beyond(scope, inner):
+                    return beyond
+    return ""
+
+
+_HOLDS: dict[tuple[str, frozenset[str]], bool] = {}
+
+
+def holds_any(descriptor: Descriptor, names: frozenset[str]) -> bool:
+    """Whether a message of this type can hold a field of one of `names`, itself or in a
+    message inside it (map entries aside): the checks skip whatever cannot. Known per type once
+    asked, so a check walks only the parts of a message that may name a client."""
+    key = (descriptor.full_name, names)
+    known = _HOLDS.get(key)
+    if known is None:
+        known = _HOLDS[key] = _reachable(descriptor, names)
+    return known
+
+
+def _reachable(descriptor: Descriptor, names: frozenset[str]) -> bool:
+    seen, pending = set(), [descriptor]
+    while pending:
+        current = pending.pop()
+        if current.full_name in seen or current.GetOptions().map_entry:
+            continue
+        seen.add(current.full_name)
+        for field in current.fields:
+            if field.name in names:
+                return True
+            if field.message_type is not None:
+                pending.append(field.message_type)
+    return False

@@ -26,7 +26,8 @@ class PopulatedClient:
 def populated_client(api: Api, label: str) -> PopulatedClient:
     """A new client with an incident its manager works: a task, an action, a note, a
     deadline, a client status update and the notification it queued, evidence with a pending
-    transfer; a contact with a contact method and a key, and an escalation policy."""
+    transfer; a contact with a contact method and a key, an escalation policy, and an
+    integration whose alert opened an incident of its own."""
     mark = uuid.uuid4().hex[:10]
     name = f"{label} {mark} LLP"
     client = ok(api.http.post("/v1/clients", json={"name": name}, headers=api.admin.headers))
@@ -84,6 +85,20 @@ def populated_client(api: Api, label: str) -> PopulatedClient:
             headers=api.admin.headers,
         )
     )
+    integration = ok(
+        api.http.post(
+            "/v1/integrations",
+            json={"client_id": client["id"], "kind": "events_v2", "name": f"{label} {mark} mon"},
+            headers=api.admin.headers,
+        )
+    )
+    alert = {"summary": f"{label} alert {mark}", "source": f"host-{mark}", "severity": "info"}
+    enqueued = api.http.post(
+        "/v2/enqueue",
+        json={"routing_key": integration["key"], "event_action": "trigger", "payload": alert}
+        | {"dedup_key": f"alert-{mark}"},
+    )
+    assert enqueued.status_code == 202, enqueued.text
     ids = {
         "client_id": client["id"],
         "incident_id": incident,
@@ -97,8 +112,10 @@ def populated_client(api: Api, label: str) -> PopulatedClient:
         "method_id": method["id"],
         "key_id": key["id"],
         "policy_id": policy["id"],
+        "integration_id": integration["id"],
     }
     texts = {name, title, mark, contact.email, contact.key_id, update["id"], notification["id"]}
+    texts.add(integration["key"])
     return PopulatedClient(
         system=system,
         system_key_id=key["id"],

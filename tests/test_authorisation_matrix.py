@@ -258,6 +258,23 @@ EXPECTED: dict[Route, dict[str, int]] = {
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 404),
     ("DELETE", "/v1/admin/dead-letters/{service}/{dead_letter_id}"):
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 404),
+    # A client's integrations: managers and admins (of client A, inside the wall); not incident
+    # routes, so anyone else gets a 403.
+    # ------------------------------------- anon revk A-sy A-co cl-B resp part wall mngr admn
+    ("POST", "/v1/integrations"):           cells(401, 401, 403, 403, 403, 403, 403, 403, 201, 201),
+    ("GET", "/v1/integrations"):            cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
+    ("GET", "/v1/integrations/{integration_id}"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
+    ("POST", "/v1/integrations/{integration_id}/rotate"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
+    ("POST", "/v1/integrations/{integration_id}/disable"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 200, 200),
+    # Alert senders: the integration key is the credential (PagerDuty's routing key in the body,
+    # Alertmanager's bearer token), whatever API key the caller also holds; an API key is none.
+    ("POST", "/v2/enqueue"):                cells(202, 202, 202, 202, 202, 202, 202, 202, 202, 202),
+    ("POST", "/v1/alerts/alertmanager"):    cells(401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
+    ("GET", "/v1/incidents/{incident_id}/alerts"):
+                                            cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
     # The audit log of administrative acts, and the check of its hash chain: admins only.
     ("GET", "/v1/audit"):                   cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 200),
     ("GET", "/v1/audit/verify"):            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 200),
@@ -418,6 +435,49 @@ def report_all(api: Api, tenant: Tenant, count: int) -> list[str]:
     for incident_id in ids:
         eventually(partial(triaged, incident_id))
     return ids
+
+
+def integration_calls(
+    api: Api, callers: dict[str, Caller], client_a: str
+) -> dict[tuple[Route, str], Call]:
+    """Each principal's calls on client A's integrations (one to rotate and disable per
+    principal), and as an alert sender with a key of A's (an events_v2 integration's, and its
+    API key as Alertmanager's bearer token)."""
+    path = "/v1/integrations"
+    body = {"client_id": client_a, "kind": "events_v2", "name": "Matrix monitoring"}
+
+    def new() -> dict[str, Any]:
+        created = api.http.post(path, json=body, headers=api.admin.headers)
+        assert created.status_code == 201, created.text
+        made: dict[str, Any] = created.json()
+        return made
+
+    sender = new()
+    calls: dict[tuple[Route, str], Call] = {}
+    for principal, caller in callers.items():
+        own = f"{path}/{new()['id']}"
+        calls[("POST", path), principal] = Call("POST", path, caller, body)
+        calls[("GET", path), principal] = Call("GET", path, caller)
+        calls[("GET", path + "/{integration_id}"), principal] = Call("GET", own, caller)
+        for verb in ("rotate", "disable"):
+            route = ("POST", path + "/{integration_id}/" + verb)
+            calls[route, principal] = Call("POST", f"{own}/{verb}", caller)
+        event = {
+            "routing_key": sender["key"],
+            "event_action": "trigger",
+            "dedup_key": f"matrix-{principal}",
+            "payload": {"summary": "Matrix alert", "source": "matrix", "severity": "info"},
+        }
+        calls[("POST", "/v2/enqueue"), principal] = Call("POST", "/v2/enqueue", caller, event)
+        firing = {
+            "version": "4",
+            "status": "firing",
+            "alerts": [{"status": "firing", "labels": {}, "fingerprint": f"matrix-{principal}"}],
+        }
+        calls[("POST", "/v1/alerts/alertmanager"), principal] = Call(
+            "POST", "/v1/alerts/alertmanager", caller, firing
+        )
+    return calls
 
 
 def escalation_policy_calls(api: Api, callers: dict[str, Caller]) -> dict[tuple[Route, str], Call]:
@@ -773,7 +833,15 @@ def world(api: Api) -> World:
         )
         by_route["GET", "/v1/audit"] = Call("GET", "/v1/audit", caller)
         by_route["GET", "/v1/audit/verify"] = Call("GET", "/v1/audit/verify", caller)
-        reads = ("", "/timeline", "/transitions", "/tasks", "/notifications", "/deadlines")
+        reads = (
+            "",
+            "/timeline",
+            "/transitions",
+            "/tasks",
+            "/notifications",
+            "/deadlines",
+            "/alerts",
+        )
         follow_up = ("/time", "/analysis", "/analysis/history", "/actions")
         for read in (*reads, "/updates", *follow_up):
             path = "/v1/incidents/{incident_id}" + read
@@ -802,6 +870,7 @@ def world(api: Api) -> World:
         for route, call in by_route.items():
             calls[route, principal] = call
     calls.update(escalation_policy_calls(api, callers))
+    calls.update(integration_calls(api, callers, client_a))
     calls.update(schedule_calls(api, callers, helper.person_id))
     person_ids = {kind: person.person_id for kind, person in people.items()}
     calls.update(contact_method_calls(api, callers, person_ids))

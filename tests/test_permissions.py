@@ -311,6 +311,9 @@ def test_a_refused_contact_method_says_whose_are_allowed() -> None:
 EXPECTED_ON_CLIENT_RULES: dict[Action, dict[PrincipalKind, tuple[str, str]]] = {
     Action.DEADLINE_RULES_MANAGE: {kind: ("403", "403") for kind in PrincipalKind}
     | {K.MANAGER: ("ok", "404"), K.ADMIN: ("ok", "404")},
+    # A client's integrations (its monitoring's alert senders), likewise.
+    Action.INTEGRATION_MANAGE: {kind: ("403", "403") for kind in PrincipalKind}
+    | {K.MANAGER: ("ok", "404"), K.ADMIN: ("ok", "404")},
 }
 
 

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak.api.events.v1 import events_pb2
 from firebreak.api.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from firebreak.database import reading
-from firebreak.errors import InvalidArgument
+from firebreak.errors import InvalidArgument, NotFound
 from firebreak.events import to_timestamp
 from firebreak.outbox import Outbox
-from firebreak.tenancy import client_scope
+from firebreak.tenancy import by_id_scope, client_scope, found_within
 from services.evidence import (
     collection,
     custody_commands,
@@ -111,8 +111,10 @@ class EvidenceServicer(evidence_pb2_grpc.EvidenceServiceServicer):
     ) -> evidence_pb2.EvidenceRecord:
         async with reading(self._engine) as connection:
             row = await service.item_row(
-                connection, client_id=client_scope(request), evidence_id=request.evidence_id
+                connection, client_id=by_id_scope(request), evidence_id=request.evidence_id
             )
+        if not found_within(request, row.client_id):
+            raise NotFound(f"evidence {request.evidence_id} not found")
         return await self._record(row, custody=request.with_custody)
 
     async def ListEvidence(

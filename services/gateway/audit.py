@@ -47,6 +47,7 @@ TargetKind = Literal[
     "escalation_policy",
     "deadline_rules",
     "dead_letter",
+    "integration",
 ]
 
 

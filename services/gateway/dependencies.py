@@ -19,7 +19,7 @@ from firebreak.keyset_pages import ID, ID_PATTERN
 from firebreak.scope_token import Scope, current_scope
 from services.gateway import keys
 from services.gateway.backends import Backends
-from services.gateway.permissions import Action, Principal, scope
+from services.gateway.permissions import Action, Grant, Principal, scope
 from services.gateway.problems import Problem
 from services.gateway.rate_limits import RateLimiter
 
@@ -66,11 +66,21 @@ async def authenticate(
 
 
 def act_for(principal: Principal) -> None:
-    """Makes the rest of the request's calls to the services carry `principal`'s scope token: a
-    client's holds its own client only; staff's every client, their wall being applied by
-    `authorize` to what comes back, as for the reads they make with `all_clients`."""
-    clients = None if principal.is_staff else frozenset({principal.client_id})
+    """Makes the rest of the request's calls to the services carry `principal`'s scope token,
+    holding the clients they may see: a client's its own client only, walled staff's the
+    clients inside their wall and the firm's own, unwalled staff's every client. So a service
+    refuses what the gateway's own checks (`authorize`) would: a walled staff member's reads ask
+    for their wall's clients (incident_access.read_scope), never `all_clients`."""
+    clients = principal.visible_clients()
     current_scope.set(Scope(subject=principal.id, role=principal.kind.value, clients=clients))
+
+
+def act_across_walls(principal: Principal, action: Action) -> None:
+    """For an action whose grant reaches every client whatever the principal's wall (an
+    admin's dead letters, or anyone's contact methods): the rest of the request's calls carry a
+    token of every client."""
+    if scope(principal, action) is Grant.ALL:
+        current_scope.set(Scope(subject=principal.id, role=principal.kind.value, clients=None))
 
 
 async def _record_use(backends: Backends, key_id: str, now: datetime) -> None:

@@ -1,6 +1,7 @@
-"""Who may act on one evidence item: reads it from evidence with the caller's widest scope,
-then checks the permission table on its client and, for participant-only actions, on its
-incident. An item the caller may not see is a 404 that names only the item."""
+"""Who may act on one evidence item: reads it from evidence with the caller's widest scope
+(incident_access.read_scope), then checks the permission table on its client and, for
+participant-only actions, on its incident. An item the caller may not see is a 404 that names
+only the item."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from firebreak.api.evidence.v1 import evidence_pb2
 from firebreak.keyset_pages import ID
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import Caller
-from services.gateway.incident_access import incident_for, only_as_participant
+from services.gateway.incident_access import incident_for, only_as_participant, read_scope
 from services.gateway.permissions import Action, Principal, authorize
 from services.gateway.problems import Problem
 
@@ -48,11 +49,10 @@ async def record_for(
 ) -> evidence_pb2.EvidenceRecord:
     """The item if `caller` may do `action` on it; the same 404 as a missing one if the caller
     may not see it."""
-    scope = {"all_clients": True} if caller.is_staff else {"client_id": caller.client_id}
     try:
         record: evidence_pb2.EvidenceRecord = await services.evidence.GetEvidence(
             evidence_pb2.GetEvidenceRequest(
-                evidence_id=evidence_id, with_custody=with_custody, **scope
+                evidence_id=evidence_id, with_custody=with_custody, **read_scope(caller)
             ),
             timeout=RPC_TIMEOUT_SECONDS,
         )

@@ -45,12 +45,16 @@ class IncidentInHand:
 
 
 def read_scope(caller: Principal) -> dict[str, Any]:
-    """The scope fields of a read request: a client kind reads its own client (its scope token
-    holds no other); staff read across clients and `authorize` applies their wall to the
-    incident that comes back."""
-    if caller.is_staff:
+    """The scope fields of a read by id, exactly what the caller's scope token covers
+    (dependencies.act_for): a client kind reads its own client; walled staff the clients they
+    may see (`client_ids`: what is beyond them is as absent as a missing item), unwalled staff
+    every client. `authorize` then checks the item that comes back."""
+    if not caller.is_staff:
+        return {"client_id": caller.client_id}
+    visible = caller.visible_clients()
+    if visible is None:
         return {"all_clients": True}
-    return {"client_id": caller.client_id}
+    return {"client_ids": sorted(visible)}
 
 
 async def staff_only(caller: Caller, incident_id: IncidentId) -> None:

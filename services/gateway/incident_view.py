@@ -101,4 +101,6 @@ def incident_body(
         if staff
         else None,
         trace_id=report.trace_id,
+        alert_count=report.alert_count,
+        dedup_key=report.dedup_key or None,
     )

@@ -95,6 +95,7 @@ class Action(StrEnum):
     REPORT_READ = "report_read"
     DEAD_LETTER_MANAGE = "dead_letter_manage"
     AUDIT_READ = "audit_read"
+    INTEGRATION_MANAGE = "integration_manage"
 
 
 ACTION_SCOPE: dict[Action, str] = {
@@ -142,6 +143,8 @@ ACTION_SCOPE: dict[Action, str] = {
     Action.DEAD_LETTER_MANAGE: "list every service's dead letters (events its consumer gave up "
     "on), replay or discard one",
     Action.AUDIT_READ: "read the audit log of administrative acts and verify its hash chain",
+    Action.INTEGRATION_MANAGE: "create, list, read, rotate the key of and disable a client's "
+    "integrations (its monitoring's alert senders)",
 }
 
 # Actions on an incident: a principal who may not see the incident at all is told it does not
@@ -233,6 +236,7 @@ PERMISSIONS: dict[Action, dict[PrincipalKind, Grant]] = {
     Action.REPORT_READ: {SYSTEM: OWN, CONTACT: OWN, RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
     Action.DEAD_LETTER_MANAGE: {ADMIN: ALL},
     Action.AUDIT_READ: {ADMIN: ALL},
+    Action.INTEGRATION_MANAGE: {MANAGER: WALL, ADMIN: WALL},
 }
 
 # What a SELF grant is limited to, and who may do more, as a refusal says it.
@@ -315,7 +319,7 @@ def authorize(
     if action in (Action.PERSON_READ, Action.CONTACT_READ) and grant is Grant.WALL:
         # A client's contact outside the wall is as absent as a person who never existed.
         raise Problem(404, f"person {owner_id} not found" if owner_id else "Not found.")
-    if action is Action.DEADLINE_RULES_MANAGE:
+    if action in (Action.DEADLINE_RULES_MANAGE, Action.INTEGRATION_MANAGE):
         # A client outside the wall is as absent as one that does not exist.
         raise Problem(404, f"client {client_id} not found")
     if action in INCIDENT_ACTIONS:

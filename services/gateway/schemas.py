@@ -244,6 +244,8 @@ class Incident(BaseModel):
     roles: Roles | None = Field(description="Staff only; null for a client's key.")
     responders: list[PersonSummary] | None = Field(description="Staff only.")
     trace_id: str
+    alert_count: int = Field(description="Alert events counted on it (0: no alert opened it).")
+    dedup_key: str | None = Field(description="The alert dedup key it was opened for.")
 
 
 class IncidentPage(BaseModel):

@@ -1,10 +1,13 @@
-"""Intake's storage: the incident registry, per-client reference counters, outbox and inbox."""
+"""Intake's storage: the incident registry, per-client reference counters, the integrations
+of clients' monitoring and their alerts, outbox and inbox."""
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -71,6 +74,58 @@ reference_counters = Table(
     Column("client_id", String(36), primary_key=True),
     Column("year", Integer, primary_key=True),
     Column("last_value", Integer, nullable=False),
+)
+
+# A client's monitoring that sends alerts (issue 14): what it creates is that client's. Its key
+# is kept as a hash, as the gateway keeps API keys.
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("client_id", String(36), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("service", String(200), nullable=False),
+    Column("incident_type", String(40), nullable=False),
+    Column("severity_mapping", JSON, nullable=False),  # severity -> {impact, urgency}
+    Column("resolve_with_alerts", Boolean, nullable=False),
+    Column("flapping_window_seconds", Integer, nullable=False),
+    Column("rate_per_second", Float, nullable=False),
+    Column("burst", Integer, nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(8), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("key_rotated_at", DateTime(timezone=True)),
+    Column("disabled_at", DateTime(timezone=True)),
+    Index("ix_integrations_client_created", "client_id", "created_at"),
+)
+
+# An alert: one dedup key of one integration, on one incident. `open_key` is the dedup key
+# while this is the alert later triggers of the key join (or reopen), NULL once a newer alert
+# of the key has its own incident: unique, so concurrent triggers make one alert and one
+# incident.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("integration_id", String(36), nullable=False),
+    Column("client_id", String(36), nullable=False),
+    Column("incident_id", String(36), nullable=False),
+    Column("dedup_key", String(255), nullable=False),
+    Column("open_key", String(255)),
+    Column("status", String(20), nullable=False),
+    Column("count", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("summary", String(1024), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("source", String(255), nullable=False),
+    Column("details", Text, nullable=False),  # the latest event as sent, capped
+    UniqueConstraint("integration_id", "open_key", name="uq_alerts_open_key"),
+    Index("ix_alerts_incident", "incident_id"),
 )
 
 outbox = define_outbox_table(metadata)

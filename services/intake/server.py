@@ -11,18 +11,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.api.intake.v1 import intake_pb2, intake_pb2_grpc
 from firebreak.database import reading
+from firebreak.errors import NotFound
 from firebreak.events import to_timestamp
 from firebreak.outbox import Outbox
 from firebreak.telemetry import current_span_id, current_trace_id
-from firebreak.tenancy import client_scope
+from firebreak.tenancy import by_id_scope, client_scope, found_within
 from services.intake import service
+from services.intake.alert_server import AlertMethods
 
 
-class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
+class IntakeServicer(AlertMethods, intake_pb2_grpc.IntakeServiceServicer):
     def __init__(self, engine: AsyncEngine, outbox: Outbox, *, page_max_bytes: int) -> None:
         self._engine = engine
         self._outbox = outbox
         self._page_max_bytes = page_max_bytes
+        self._alert_buckets = {}
 
     async def ReportIncident(
         self, request: intake_pb2.ReportIncidentRequest, context: grpc.aio.ServicerContext
@@ -60,9 +63,11 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         async with reading(self._engine) as connection:
             row = await service.get_incident(
                 connection,
-                client_id=client_scope(request),
+                client_id=by_id_scope(request),
                 incident_id=request.incident_id,
             )
+        if not found_within(request, row.client_id):
+            raise NotFound(f"incident {request.incident_id} not found")
         return incident_message(row)
 
     async def ListIncidents(
@@ -100,6 +105,9 @@ def incident_message(row: Row[Any]) -> intake_pb2.Incident:
         created_at=to_timestamp(row.created_at),
         trace_id=row.trace_id,
         span_id=row.span_id or "",
+        # A registry read has them (service.REGISTRY); a report just recorded has no alert yet.
+        alert_count=row._mapping.get("alert_count") or 0,
+        dedup_key=row._mapping.get("opened_for") or "",
     )
     if row.response is not None:
         message.response.ParseFromString(row.response)

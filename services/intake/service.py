@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, Row, bindparam, func, select, update
+from sqlalchemy import BigInteger, Executable, Row, bindparam, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1 import events_pb2
@@ -26,7 +26,7 @@ from firebreak.errors import Conflict, InvalidArgument, NotFound
 from firebreak.events import INCIDENT_REPORTED, from_timestamp, new_event
 from firebreak.keyset_pages import ID, fill_page
 from firebreak.outbox import Outbox
-from services.intake.models import incidents, reference_counters
+from services.intake.models import alerts, incidents, reference_counters
 
 INCIDENT_TYPES = frozenset(
     {
@@ -209,11 +209,29 @@ async def _next_reference(connection: AsyncConnection, *, client_id: str, year: 
     return f"INC-{year}-{number:06d}"
 
 
+# An incident as the registry answers it: with the alert events counted on it and the dedup key
+# it was opened for (its first alert's), for an incident an alert opened.
+_ALERT_COUNT = (
+    # PostgreSQL sums a bigint as numeric: cast back to an integer.
+    select(cast(func.coalesce(func.sum(alerts.c.count), 0), BigInteger))
+    .where(alerts.c.incident_id == incidents.c.id)
+    .scalar_subquery()
+)
+_OPENED_FOR = (
+    select(alerts.c.dedup_key)
+    .where(alerts.c.incident_id == incidents.c.id)
+    .order_by(alerts.c.first_seen, alerts.c.id)
+    .limit(1)
+    .scalar_subquery()
+)
+REGISTRY = select(incidents, _ALERT_COUNT.label("alert_count"), _OPENED_FOR.label("opened_for"))
+
+
 async def get_incident(
     connection: AsyncConnection, *, client_id: str | None, incident_id: str
 ) -> Row[Any]:
     """An incident; another client's incident is as absent as one that never existed."""
-    query = select(incidents).where(incidents.c.id == incident_id)
+    query = REGISTRY.where(incidents.c.id == incident_id)
     if client_id is not None:
         query = query.where(incidents.c.client_id == client_id)
     row = (await connection.execute(query)).first()
@@ -233,7 +251,7 @@ async def list_incidents(
     """Newest first, filtered, one page at a time (capped at `max_bytes` as `size_of` measures
     a row); returns the rows and the next page token."""
     page_size = min(request.page_size or 50, MAX_PAGE_SIZE)
-    query = select(incidents).order_by(incidents.c.seq.desc()).limit(page_size + 1)
+    query = REGISTRY.order_by(incidents.c.seq.desc()).limit(page_size + 1)
     scope = []  # the clients whose incidents the caller may see; none: every client
     if client_id is not None:
         scope.append(incidents.c.client_id == client_id)

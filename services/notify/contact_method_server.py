@@ -1,19 +1,24 @@
 """Notify's gRPC API for people's contact methods (issue 9, §3). The gateway has checked that
-the person exists and that the caller may; notify validates the targets and keeps them."""
+the person exists and that the caller may; notify validates the targets and keeps them, and
+answers only for a person of a client the call's scope token covers (as far as its copy of
+people knows them: a person it has not heard of yet has nothing here to protect)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.api.notify.v1 import notify_pb2, notify_pb2_grpc
 from firebreak.database import reading
-from firebreak.errors import InvalidArgument
+from firebreak.errors import InvalidArgument, NotFound
 from firebreak.events import to_timestamp
+from firebreak.grpc_scope import serving_scope
 from services.notify import contact_methods
 from services.notify.contact_methods import Method
+from services.notify.models import people
 
 
 def method_message(person_id: str, method: Method) -> notify_pb2.ContactMethod:
@@ -36,6 +41,14 @@ def _person_id(value: str) -> str:
     return value
 
 
+async def _within_scope(connection: AsyncConnection, person_id: str) -> None:
+    """NotFound for a person of a client beyond the call's scope token, as for no person."""
+    query = select(people.c.client_id).where(people.c.id == person_id)
+    client_id = (await connection.execute(query)).scalar()
+    if client_id is not None and not serving_scope.get().covers(client_id):
+        raise NotFound(f"person {person_id} not found")
+
+
 class ContactMethodServicer(notify_pb2_grpc.ContactMethodServiceServicer):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -45,6 +58,7 @@ class ContactMethodServicer(notify_pb2_grpc.ContactMethodServiceServicer):
     ) -> notify_pb2.ContactMethod:
         person_id = _person_id(request.person_id)
         async with self._engine.begin() as connection:
+            await _within_scope(connection, person_id)
             method = await contact_methods.add_method(
                 connection,
                 person_id=person_id,
@@ -60,6 +74,7 @@ class ContactMethodServicer(notify_pb2_grpc.ContactMethodServiceServicer):
     ) -> notify_pb2.ContactMethods:
         person_id = _person_id(request.person_id)
         async with reading(self._engine) as connection:
+            await _within_scope(connection, person_id)
             methods = await contact_methods.list_methods(connection, person_id)
         return notify_pb2.ContactMethods(
             methods=[method_message(person_id, method) for method in methods]
@@ -70,6 +85,7 @@ class ContactMethodServicer(notify_pb2_grpc.ContactMethodServiceServicer):
     ) -> notify_pb2.ContactMethodRef:
         person_id = _person_id(request.person_id)
         async with self._engine.begin() as connection:
+            await _within_scope(connection, person_id)
             await contact_methods.delete_method(
                 connection, person_id=person_id, method_id=request.id
             )

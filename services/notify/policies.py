@@ -291,17 +291,21 @@ async def list_policies(
     connection: AsyncConnection,
     *,
     client_id: str | None,
+    client_ids: Sequence[str] = (),
     page_size: int,
     page_token: str,
     max_bytes: int,
     size_of: Callable[[Row[Any]], int],
 ) -> tuple[list[Row[Any]], str]:
-    """Newest first (client_id: that client's only), a page at a time (capped at `max_bytes`
-    as `size_of` measures a row); returns the rows and the next page's token ("" on the last
-    page)."""
+    """Newest first (client_id: that client's only; else client_ids: those clients' and the
+    firm's defaults), a page at a time (capped at `max_bytes` as `size_of` measures a row);
+    returns the rows and the next page's token ("" on the last page)."""
     query = select(escalation_policies)
+    column = escalation_policies.c.client_id
     if client_id:
-        query = query.where(escalation_policies.c.client_id == client_id)
+        query = query.where(column == client_id)
+    elif client_ids:
+        query = query.where(or_(column.is_(None), column.in_(sorted(set(client_ids)))))
     return await read_page(
         connection,
         query,

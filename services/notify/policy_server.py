@@ -15,12 +15,13 @@ from typing import Any
 
 import grpc
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.api.notify.v1 import notify_pb2, notify_pb2_grpc
 from firebreak.database import reading
-from firebreak.errors import InvalidArgument
+from firebreak.errors import InvalidArgument, NotFound
 from firebreak.events import to_timestamp
+from firebreak.grpc_scope import serving_scope
 from services.notify import policies
 
 
@@ -70,6 +71,7 @@ class PolicyServicer(notify_pb2_grpc.EscalationPolicyServiceServicer):
             rows, token = await policies.list_policies(
                 connection,
                 client_id=request.client_id or None,
+                client_ids=request.client_ids,
                 page_size=request.page_size,
                 page_token=request.page_token,
                 max_bytes=self._page_max_bytes,
@@ -84,6 +86,7 @@ class PolicyServicer(notify_pb2_grpc.EscalationPolicyServiceServicer):
     ) -> notify_pb2.Policy:
         await self._ensure_defaults()
         async with self._engine.begin() as connection:
+            await _within_scope(connection, request.id)
             row = await policies.replace_policy(
                 connection,
                 request.id,
@@ -97,8 +100,17 @@ class PolicyServicer(notify_pb2_grpc.EscalationPolicyServiceServicer):
     ) -> notify_pb2.PolicyRef:
         await self._ensure_defaults()
         async with self._engine.begin() as connection:
+            await _within_scope(connection, request.id)
             await policies.delete_policy(connection, request.id)
         return notify_pb2.PolicyRef(id=request.id)
+
+
+async def _within_scope(connection: AsyncConnection, policy_id: str) -> None:
+    """NotFound, as for no policy, for a client's policy beyond the call's scope token: a write
+    names the policy by its id alone. (Reads are checked on their answer: grpc_scope.)"""
+    current = await policies.get_policy(connection, policy_id)
+    if current.client_id is not None and not serving_scope.get().covers(current.client_id):
+        raise NotFound(f"escalation policy {policy_id} not found")
 
 
 def fields_of(request: notify_pb2.PolicyInput) -> policies.PolicyFields:

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from firebreak.api.events.v1 import events_pb2
 from firebreak.api.triage.v1 import triage_pb2, triage_pb2_grpc
 from firebreak.database import reading
+from firebreak.errors import NotFound
 from firebreak.events import to_timestamp
 from firebreak.outbox import Outbox
-from firebreak.tenancy import client_scope
+from firebreak.tenancy import by_id_scope, client_scope, found_within
 from services.triage import lifecycle, service, tasks
 from services.triage.commands import run_command, situation_of
 from services.triage.service import Rules
@@ -49,8 +50,10 @@ class TriageServicer(triage_pb2_grpc.TriageServiceServicer):
     ) -> triage_pb2.IncidentResponse:
         async with reading(self._engine) as connection:
             row = await service.get_response(
-                connection, client_id=client_scope(request), incident_id=request.incident_id
+                connection, client_id=by_id_scope(request), incident_id=request.incident_id
             )
+        if not found_within(request, row.client_id):
+            raise NotFound(f"incident {request.incident_id} has no response yet")
         return self._response(row)
 
     async def RunCommand(

@@ -224,18 +224,25 @@ async def _checked(services: Backends, token: str, *, secret: str | None) -> Lin
         key_id="",  # acting by a link, not by a key
         clients=None if person.clients is None else frozenset(person.clients),
     )
+    walled_off = Answer(
+        ack_pages.refused(
+            f"{person.name} may no longer work on this client's incidents (their ethical "
+            "wall), so this link no longer works."
+        )
+    )
+    if not principal.can_see_client(claim.client_id):
+        raise walled_off  # before asking triage: the person's token does not reach the client
     act_for(principal)
     try:
         response = await services.triage.GetResponse(
-            triage_pb2.IncidentRef(incident_id=claim.incident_id, all_clients=True),
+            # The incident of the link's client, or none.
+            triage_pb2.IncidentRef(incident_id=claim.incident_id, client_id=claim.client_id),
             timeout=RPC_TIMEOUT_SECONDS,
         )
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.NOT_FOUND:
             raise Answer(ack_pages.not_valid()) from None
         raise
-    if response.client_id != claim.client_id:
-        raise Answer(ack_pages.not_valid())
     try:
         authorize(
             principal,
@@ -245,12 +252,7 @@ async def _checked(services: Backends, token: str, *, secret: str | None) -> Lin
             incident_id=claim.incident_id,
         )
     except Problem:
-        raise Answer(
-            ack_pages.refused(
-                f"{person.name} may no longer work on this client's incidents (their ethical "
-                "wall), so this link no longer works."
-            )
-        ) from None
+        raise walled_off from None
     return Link(
         claim, principal, IncidentInHand(claim.incident_id, response.client_id, response.state)
     )

@@ -103,14 +103,16 @@ async def list_policies(
     """Policies, newest first (`client_id`: that client's own only); pass next_cursor back for
     the next page. Walled staff see the firm's defaults and the policies of the clients inside
     their wall."""
-    page = await _notify(
-        services.policies.ListPolicies(
-            notify_pb2.ListPoliciesRequest(
-                client_id=client_id or "", page_size=limit, page_token=cursor or ""
-            ),
-            timeout=RPC_TIMEOUT_SECONDS,
-        )
+    request = notify_pb2.ListPoliciesRequest(
+        client_id=client_id or "", page_size=limit, page_token=cursor or ""
     )
+    visible = caller.visible_clients()
+    if visible is not None:
+        # Only what the caller's scope token covers: their wall's clients and the defaults.
+        if client_id is not None and client_id not in visible:
+            return schemas.EscalationPolicyPage(items=[], next_cursor=None)
+        request.client_ids.extend(sorted(visible))
+    page = await _notify(services.policies.ListPolicies(request, timeout=RPC_TIMEOUT_SECONDS))
     return schemas.EscalationPolicyPage(
         items=[
             policy_body(policy)
@@ -216,12 +218,19 @@ async def _audit(
 
 
 async def _read(services: Backends, policy_id: str, caller: Principal) -> notify_pb2.Policy:
-    policy: notify_pb2.Policy = await services.policies.GetPolicy(
-        notify_pb2.PolicyRef(id=policy_id), timeout=RPC_TIMEOUT_SECONDS
-    )
+    # A client's policy is as absent to staff walled off from it as its incidents are: notify
+    # does not answer it to their scope token, and this says so as for a missing one.
+    missing = NotFound(f"escalation policy {policy_id} not found")
+    try:
+        policy: notify_pb2.Policy = await services.policies.GetPolicy(
+            notify_pb2.PolicyRef(id=policy_id), timeout=RPC_TIMEOUT_SECONDS
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            raise missing from None
+        raise
     if policy.client_id and not caller.can_see_client(policy.client_id):
-        # A client's policy is as absent to staff walled off from it as its incidents are.
-        raise NotFound(f"escalation policy {policy_id} not found")
+        raise missing
     return policy
 
 

@@ -161,10 +161,11 @@ async def get_timeline(
     """Everything that happened to the incident, in order of when it happened;
     `key_events=true`: only the entries marked key events."""
     walled = caller.is_staff and caller.clients is not None
+    scope = read_scope(caller)
     if walled:
         # The wall is about the incident's client, which only intake knows: one more call, for
-        # walled staff only.
-        await read_incident(services, caller, incident_id)
+        # walled staff only, and then the timeline of that client's incident.
+        scope = {"client_id": (await read_incident(services, caller, incident_id)).client_id}
     try:
         timeline = await services.review.GetTimeline(
             review_pb2.GetTimelineRequest(
@@ -172,7 +173,7 @@ async def get_timeline(
                 # A client reads the entries meant for it, in words meant for it.
                 audience="" if caller.is_staff else "client",
                 key_events_only=key_events,
-                **read_scope(caller),
+                **scope,
             ),
             timeout=RPC_TIMEOUT_SECONDS,
         )

@@ -43,6 +43,7 @@ ENV PATH=/opt/firebreak/bin:$PATH \
     FIREBREAK_VAR_DIR=/tmp/firebreak
 WORKDIR /tmp
 USER 10001:10001
-EXPOSE 8080 50051
+# The gateway's HTTP, a service's gRPC, intake's SMTP for reports by email (when turned on).
+EXPOSE 8080 50051 2525
 ENTRYPOINT ["firebreak"]
 CMD ["serve", "gateway"]

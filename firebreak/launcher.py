@@ -150,6 +150,9 @@ class Platform:
     # A local catch-all SMTP server that prints what it receives (make run, when no SMTP server
     # is configured): a newcomer sees the mail a P1 produces.
     mail_port: int | None = None
+    # Intake's SMTP listener for reports by email (FIREBREAK_INBOUND_SMTP_PORT), on loopback;
+    # None: off. make run and the tests' platforms turn it on.
+    inbound_mail_port: int | None = None
     # Every NATS user's password (firebreak/bus_auth.py), kept in the var dir: the nats-server
     # the platform starts lets each process do its own part only.
     nats_passwords: dict[str, str] = field(default_factory=dict, init=False)
@@ -214,6 +217,8 @@ class Platform:
             env["FIREBREAK_SMTP_HOST"] = "127.0.0.1"
             env["FIREBREAK_SMTP_PORT"] = str(self.mail_port)
             env["FIREBREAK_SMTP_STARTTLS"] = "false"  # loopback only
+        if self.inbound_mail_port is not None:
+            env["FIREBREAK_INBOUND_SMTP_PORT"] = str(self.inbound_mail_port)
         env.update(self.extra_env)
         return env
 
@@ -337,10 +342,21 @@ class Platform:
                         f"{label} exited with {process.returncode}; see "
                         f"{self.var_dir / 'logs' / (label + '.log')}"
                     )
-            if all(map(_serving, self.grpc_ports.values())) and self._gateway_ready():
+            if (
+                all(map(_serving, self.grpc_ports.values()))
+                and self._gateway_ready()
+                and self._mail_listening()
+            ):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"the platform was not ready after {timeout}s")
+
+    def _mail_listening(self) -> bool:
+        """Whether intake takes mail, if it is to (it starts listening just after it serves)."""
+        if self.inbound_mail_port is None:
+            return True
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.inbound_mail_port)) == 0
 
     def _gateway_ready(self) -> bool:
         try:

@@ -20,6 +20,8 @@ from firebreak.local_secrets import kept_secret, write_private
 from firebreak.settings import DEFAULT_GRPC_PORTS, Settings
 
 ADMIN_KEY_FILE = "admin-key"
+# Intake's SMTP listener for reports by email, when FIREBREAK_INBOUND_SMTP_PORT sets none.
+LOCAL_INBOUND_SMTP_PORT = 14026
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -45,6 +47,7 @@ def run() -> None:
         },
         admin_key=admin_key,
         mail_port=_mail_catcher_port(settings),
+        inbound_mail_port=settings.inbound_smtp_port or LOCAL_INBOUND_SMTP_PORT,
         evidence_master_key=master_key,
         evidence_signing_key=signing_key,
         log_line=lambda label, line: print(f"{label:>8} | {line}", flush=True),
@@ -61,6 +64,7 @@ Firebreak is running.
   demo key     {demo_key}
   data         {platform.var_dir}   (SQLite files, NATS store, traces/*.jsonl, logs/)
   mail         {_mail_line(platform)}
+  mail in      {_inbound_mail_line(settings, platform)}
 
 Try:
   curl -s -X POST {platform.gateway_url}/v1/incidents \\
@@ -120,6 +124,11 @@ def _mail_line(platform: Platform) -> str:
     if platform.mail_port is None:
         return "through FIREBREAK_SMTP_HOST (or not at all: see README, Configuration)"
     return f"caught on 127.0.0.1:{platform.mail_port} and printed below, prefixed 'mail'"
+
+
+def _inbound_mail_line(settings: Settings, platform: Platform) -> str:
+    address = f"<an email integration's key>@{settings.inbound_mail_domain}"
+    return f"reports by email on smtp://127.0.0.1:{platform.inbound_mail_port}, to {address}"
 
 
 def _mail_catcher_port(settings: Settings) -> int | None:

@@ -60,6 +60,10 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "metrics_sample_seconds": (0.05, 3600),
     "smtp_port": (1, 65535),
     "local_smtp_port": (1, 65535),
+    "inbound_smtp_port": (0, 65535),
+    "inbound_mail_max_bytes": (1024, 50 * 1024 * 1024),
+    "heartbeat_tick_seconds": (0.01, 60),
+    "heartbeat_min_interval_seconds": (0.01, 24 * 3600),
     "ack_lapse_minutes": (0, 24 * 60),
     "paging_tick_seconds": (0.01, 60),
     "ack_link_minutes": (1, 7 * 24 * 60),
@@ -196,6 +200,18 @@ class Settings:
     smtp_from: str = "firebreak@localhost"
     # make run's catch-all SMTP server, when no FIREBREAK_SMTP_HOST is set.
     local_smtp_port: int = 14025
+    # Reports by email (issue 14 §5): intake's SMTP listener, beside its gRPC server, on this
+    # port and host; 0: none. Mail is taken for <email integration key>@<inbound_mail_domain>
+    # only (point the domain's MX, or a forwarding rule, here); a message over the size is
+    # refused (552).
+    inbound_smtp_port: int = 0
+    inbound_smtp_host: str = "127.0.0.1"
+    inbound_mail_domain: str = "localhost"
+    inbound_mail_max_bytes: int = 10 * 1024 * 1024
+    # Heartbeats: how often intake looks for heartbeats overdue, and the shortest interval an
+    # integration may expect (tests use fractions of a second).
+    heartbeat_tick_seconds: float = 1.0
+    heartbeat_min_interval_seconds: float = 60.0
     # A P1 or P2 acknowledged but not contained or resolved within this many minutes starts
     # paging again; 0: an acknowledgement stops paging for good.
     ack_lapse_minutes: float = 30.0
@@ -292,6 +308,13 @@ class Settings:
         ):
             raise SettingsError(
                 f"FIREBREAK_PUBLIC_URL must be an http(s) URL without query, not {public_url!r}"
+            )
+        mail_domain = values.get("inbound_mail_domain")
+        if isinstance(mail_domain, str) and not re.fullmatch(
+            r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", mail_domain
+        ):
+            raise SettingsError(
+                f"FIREBREAK_INBOUND_MAIL_DOMAIN must be a domain name, not {mail_domain!r}"
             )
         return cls(**values)  # type: ignore[arg-type]  # each value was parsed to its type
 

@@ -170,7 +170,7 @@ def start_platform(
     database_urls: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Platform:
-    nats_port, gateway_port, *grpc_ports = free_ports(2 + len(GRPC_SERVICES))
+    nats_port, gateway_port, inbound_mail_port, *grpc_ports = free_ports(3 + len(GRPC_SERVICES))
     platform = Platform(
         var_dir=var_dir,
         nats_port=nats_port,
@@ -178,8 +178,15 @@ def start_platform(
         grpc_ports=dict(zip(GRPC_SERVICES, grpc_ports, strict=True)),
         admin_key="fbk_test_" + secrets.token_urlsafe(24),
         database_urls=database_urls or {},
-        # Export spans quickly so trace tests need not wait for the default 5 s batch.
-        extra_env={"OTEL_BSP_SCHEDULE_DELAY": "100", **(extra_env or {})},
+        inbound_mail_port=inbound_mail_port,  # reports by email (tests/test_email_reports.py)
+        extra_env={
+            # Export spans quickly so trace tests need not wait for the default 5 s batch.
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            # Heartbeats of a second or so, missed within a tick of their due time.
+            "FIREBREAK_HEARTBEAT_MIN_INTERVAL_SECONDS": "0.1",
+            "FIREBREAK_HEARTBEAT_TICK_SECONDS": "0.2",
+            **(extra_env or {}),
+        },
     )
     try:
         platform.start()

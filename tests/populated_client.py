@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.alert_client import incident_of
 from tests.evidence_client import submit_once_known
 from tests.gateway_client import Api, Person, Tenant, eventually
+from tests.inbound_mail_client import new_email_integration, report_mail, send
 from tests.lifecycle_client import ok, report_triaged, run
 
 
@@ -26,8 +28,8 @@ class PopulatedClient:
 def populated_client(api: Api, label: str) -> PopulatedClient:
     """A new client with an incident its manager works: a task, an action, a note, a
     deadline, a client status update and the notification it queued, evidence with a pending
-    transfer; a contact with a contact method and a key, an escalation policy, and an
-    integration whose alert opened an incident of its own."""
+    transfer; a contact with a contact method and a key, an escalation policy, an integration
+    whose alert opened an incident of its own, and a report by email with an attachment."""
     mark = uuid.uuid4().hex[:10]
     name = f"{label} {mark} LLP"
     client = ok(api.http.post("/v1/clients", json={"name": name}, headers=api.admin.headers))
@@ -99,6 +101,7 @@ def populated_client(api: Api, label: str) -> PopulatedClient:
         | {"dedup_key": f"alert-{mark}"},
     )
     assert enqueued.status_code == 202, enqueued.text
+    attachment = _mailed_attachment(api, system, f"{label} {mark}")
     ids = {
         "client_id": client["id"],
         "incident_id": incident,
@@ -113,9 +116,10 @@ def populated_client(api: Api, label: str) -> PopulatedClient:
         "key_id": key["id"],
         "policy_id": policy["id"],
         "integration_id": integration["id"],
+        "attachment_id": attachment["id"],
     }
     texts = {name, title, mark, contact.email, contact.key_id, update["id"], notification["id"]}
-    texts.add(integration["key"])
+    texts |= {integration["key"], attachment["filename"]}
     return PopulatedClient(
         system=system,
         system_key_id=key["id"],
@@ -125,3 +129,19 @@ def populated_client(api: Api, label: str) -> PopulatedClient:
         ids=ids,
         secrets=frozenset(ids.values()) | texts,
     )
+
+
+def _mailed_attachment(api: Api, system: Tenant, label: str) -> dict[str, Any]:
+    """The attachment of a report the client mailed to an email integration of its own."""
+    _, address = new_email_integration(api, system.id)
+    filename = f"{label.replace(' ', '-')}.log"
+    mail = report_mail(
+        address, subject=f"{label} by email", attachments=((filename, "text/plain", b"log"),)
+    )
+    assert send(api.platform, mail)[0] == 250
+    incident = incident_of(api, system, str(mail["Message-ID"]).strip("<>"))
+    assert incident is not None
+    path = f"/v1/incidents/{incident['id']}/attachments"
+    (attachment,) = ok(api.http.get(path, headers=system.headers))["items"]
+    found: dict[str, Any] = attachment
+    return found

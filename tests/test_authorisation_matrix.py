@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.alert_client import incident_of
 from tests.conftest import on_backend
 from tests.evidence_client import submit_once_known
 from tests.gateway_client import Api, Person, Tenant, eventually, incident_body
+from tests.inbound_mail_client import new_email_integration, report_mail, send
 from tests.lifecycle_client import bring_to, finish_containment, ok, run, tasks
 
 # The columns, in the order every row below lists them.
@@ -275,6 +277,14 @@ EXPECTED: dict[Route, dict[str, int]] = {
     ("POST", "/v1/alerts/alertmanager"):    cells(401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
     ("GET", "/v1/incidents/{incident_id}/alerts"):
                                             cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
+    # A heartbeat's ping: the key in the path is the credential, whatever API key comes along.
+    ("POST", "/v1/heartbeats/{key}"):       cells(200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v1/heartbeats/{key}"):        cells(200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    # The attachments of a report by email (of client A): whoever may read the incident.
+    ("GET", "/v1/incidents/{incident_id}/attachments"):
+                                            cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/attachments/{attachment_id}"):
+                                            cells(401, 401, 200, 200, 404, 200, 200, 404, 200, 200),
     # The audit log of administrative acts, and the check of its hash chain: admins only.
     ("GET", "/v1/audit"):                   cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 200),
     ("GET", "/v1/audit/verify"):            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 200),
@@ -453,8 +463,18 @@ def integration_calls(
         return made
 
     sender = new()
+    heartbeat = api.http.post(
+        path,
+        json=body | {"kind": "heartbeat", "interval_seconds": 3600},
+        headers=api.admin.headers,
+    )
+    assert heartbeat.status_code == 201, heartbeat.text
     calls: dict[tuple[Route, str], Call] = {}
     for principal, caller in callers.items():
+        for method in ("POST", "GET"):
+            calls[(method, "/v1/heartbeats/{key}"), principal] = Call(
+                method, f"/v1/heartbeats/{heartbeat.json()['key']}", caller
+            )
         own = f"{path}/{new()['id']}"
         calls[("POST", path), principal] = Call("POST", path, caller, body)
         calls[("GET", path), principal] = Call("GET", path, caller)
@@ -476,6 +496,28 @@ def integration_calls(
         }
         calls[("POST", "/v1/alerts/alertmanager"), principal] = Call(
             "POST", "/v1/alerts/alertmanager", caller, firing
+        )
+    return calls
+
+
+def attachment_calls(
+    api: Api, callers: dict[str, Caller], tenant_a: Tenant
+) -> dict[tuple[Route, str], Call]:
+    """Each principal's reads of the attachment of a report by email of client A (sent while
+    client A has few incidents, so that its newest page holds the one the mail opened)."""
+    _, address = new_email_integration(api, tenant_a.id)
+    mail = report_mail(address, attachments=(("matrix.txt", "text/plain", b"matrix"),))
+    assert send(api.platform, mail)[0] == 250
+    incident = incident_of(api, tenant_a, str(mail["Message-ID"]).strip("<>"))
+    assert incident is not None
+    path = f"/v1/incidents/{incident['id']}/attachments"
+    (attachment,) = ok(api.http.get(path, headers=tenant_a.headers))["items"]
+    calls: dict[tuple[Route, str], Call] = {}
+    for principal, caller in callers.items():
+        route = "/v1/incidents/{incident_id}/attachments"
+        calls[("GET", route), principal] = Call("GET", path, caller)
+        calls[("GET", route + "/{attachment_id}"), principal] = Call(
+            "GET", f"{path}/{attachment['id']}", caller
         )
     return calls
 
@@ -701,6 +743,7 @@ def world(api: Api) -> World:
     bystander = api.new_person("responder")  # someone else, for people and key routes
     tenant_a = Tenant(client_a, system_a.headers)
     participant_id = people["participant"].person_id
+    calls = attachment_calls(api, callers, tenant_a)
 
     # The shared read-only incident, with the participant among its responders.
     shared = report_all(api, tenant_a, 1)[0]
@@ -719,7 +762,6 @@ def world(api: Api) -> World:
     fresh = {(route, principal): next(fresh_ids) for route in commands for principal in PRINCIPALS}
     merge_targets = {principal: next(fresh_ids) for principal in PRINCIPALS}
 
-    calls: dict[tuple[Route, str], Call] = {}
     for (route, principal), incident_id in fresh.items():
         method, path = route[:2]
         command = path.removeprefix(INCIDENT_PREFIX)

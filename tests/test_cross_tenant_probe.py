@@ -26,6 +26,7 @@ NOT_CLIENT_DATA = {
     "token": "an acknowledge link is its own credential (tests/test_ack_links.py)",
     "service": "dead letters are admins' only",
     "dead_letter_id": "dead letters are admins' only",
+    "key": "an integration key is its own credential, as a heartbeat's ping shows",
 }
 # Path parameters that are not ids: a fixed valid value.
 FIXED_VALUES = {"role": "scribe"}

@@ -761,3 +761,42 @@ def test_grpc_mtls_mounts_the_secret_everywhere_and_probes_a_health_only_port() 
 def test_grpc_mtls_without_its_secret_refuses_to_render() -> None:
     with pytest.raises(helm.HelmError, match=r"grpc\.tls\.enabled needs grpc\.tls\.existingSecret"):
         render(with_values(grpc={"tls": {"enabled": True}}))
+
+
+INBOUND_MAIL = {"inboundMail": {"enabled": True, "domain": "incidents.firm.example"}}
+
+
+def test_inbound_mail_gives_intake_an_smtp_port_and_a_service_of_its_own() -> None:
+    rendered = render(with_values(**INBOUND_MAIL))
+    for manifest in rendered:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    intake = of_kind(rendered, "Deployment")["intake"]
+    ports = {port["name"]: port["containerPort"] for port in container(intake)["ports"]}
+    plain = {name: item["value"] for name, item in env_of(intake).items() if "value" in item}
+    settings = Settings.from_environment({k: v for k, v in plain.items() if "INBOUND" in k})
+    assert ports["smtp"] == settings.inbound_smtp_port == 2525  # the pods may not bind 25
+    assert settings.inbound_smtp_host == "0.0.0.0"
+    assert settings.inbound_mail_domain == "incidents.firm.example"
+    assert settings.inbound_mail_max_bytes == 10 * 1024 * 1024
+    smtp = of_kind(rendered, "Service")["intake-smtp"]
+    assert smtp["spec"]["type"] == "LoadBalancer"
+    assert smtp["spec"]["selector"] == selector_labels("intake")
+    assert smtp["spec"]["ports"] == [
+        {"name": "smtp", "port": 25, "targetPort": "smtp", "protocol": "TCP"}
+    ]
+    (rule,) = [
+        rule
+        for rule in of_kind(rendered, "NetworkPolicy")["intake"]["spec"]["ingress"]
+        if rule["ports"] == [{"port": "smtp", "protocol": "TCP"}]
+    ]
+    assert "from" not in rule  # mail comes from anywhere unless inboundMail.from narrows it
+    # No other service takes mail.
+    for name, deployment in of_kind(rendered, "Deployment").items():
+        if name != "intake":
+            assert "FIREBREAK_INBOUND_SMTP_PORT" not in env_of(deployment)
+    # Off (the default), nothing of it.
+    default = render()
+    assert "FIREBREAK_INBOUND_SMTP_PORT" not in env_of(of_kind(default, "Deployment")["intake"])
+    assert "intake-smtp" not in of_kind(default, "Service")
+    with pytest.raises(helm.HelmError, match=r"inboundMail\.enabled needs inboundMail\.domain"):
+        render(with_values(inboundMail={"enabled": True}))

@@ -20,7 +20,9 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def test_make_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    gateway_port, nats_port, mail_port, *grpc_ports = free_ports(3 + len(GRPC_SERVICES))
+    gateway_port, nats_port, mail_port, inbound_port, *grpc_ports = free_ports(
+        4 + len(GRPC_SERVICES)
+    )
     var_dir = tmp_path / "var"
     env = dict(
         os.environ,
@@ -28,6 +30,7 @@ def test_make_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path)
         FIREBREAK_GATEWAY_PORT=str(gateway_port),
         FIREBREAK_LOCAL_NATS_PORT=str(nats_port),
         FIREBREAK_LOCAL_SMTP_PORT=str(mail_port),
+        FIREBREAK_INBOUND_SMTP_PORT=str(inbound_port),
     )
     env.pop("FIREBREAK_SMTP_HOST", None)
     env.pop("FIREBREAK_NATS_URL", None)
@@ -64,6 +67,8 @@ def test_make_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path)
         assert stat.S_IMODE(Path(key_file.group(1)).stat().st_mode) == 0o600
         admin_key = Path(key_file.group(1)).read_text().strip()
         assert admin_key.startswith("fbk_")
+        # Intake takes reports by email, and the banner says where.
+        assert f"smtp://127.0.0.1:{inbound_port}, to <an email integration's key>@" in text
         for label in ("intake", "triage", "notify", "evidence", "review", "gateway", "nats"):
             assert f"{label:>8} | " in text, label  # each process's log, prefixed
 

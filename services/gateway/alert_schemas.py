@@ -17,9 +17,19 @@ from services.gateway.schemas import (
     Urgency,
 )
 
-IntegrationKind = Literal["events_v2", "alertmanager"]
+IntegrationKind = Literal["events_v2", "alertmanager", "email", "heartbeat"]
 Severity = Literal["critical", "error", "warning", "info"]
 OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), SingleLine]
+AllowedSender = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        max_length=320,
+        pattern=r"^([^@\s\x00-\x1f\x7f]{1,64})?@[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$",
+    ),
+]
+HeartbeatSeconds = Annotated[float, Field(gt=0, le=30 * 24 * 3600)]
 
 
 class Levels(Strict):
@@ -55,6 +65,22 @@ class NewIntegration(Strict):
     )
     rate_per_second: Annotated[float, Field(gt=0, le=100_000)] = 50.0
     burst: Annotated[int, Field(ge=1, le=1_000_000)] = 500
+    allowed_senders: Annotated[list[AllowedSender], Field(max_length=100)] = Field(
+        [],
+        description="An email integration's (required, one at least): the addresses "
+        '("ops@example.com") and whole domains ("@example.com") whose mail it takes, by the '
+        "message's From: header.",
+    )
+    interval_seconds: HeartbeatSeconds | None = Field(
+        None,
+        description="A heartbeat integration's (required): a ping is expected this often "
+        "(at least FIREBREAK_HEARTBEAT_MIN_INTERVAL_SECONDS, 60 by default).",
+    )
+    grace_seconds: Annotated[float, Field(ge=0, le=30 * 24 * 3600)] | None = Field(
+        None,
+        description="A heartbeat integration's: how late a ping may be before it counts as "
+        "missed (default 300).",
+    )
 
 
 class MappedLevels(BaseModel):
@@ -79,12 +105,27 @@ class Integration(BaseModel):
     created_at: datetime
     key_rotated_at: datetime | None
     disabled_at: datetime | None
+    allowed_senders: list[str] = Field(description="An email integration's; else empty.")
+    interval_seconds: float | None
+    grace_seconds: float | None
+    heartbeat_status: Literal["waiting", "up", "down"] | None = Field(
+        description="A heartbeat integration's: waiting (no ping yet: nothing is missed "
+        "before the first), up, or down (missed; its incident was opened)."
+    )
+    last_ping_at: datetime | None
+    overdue_at: datetime | None = Field(
+        description="A heartbeat integration that is up: when it is missed without a ping."
+    )
 
 
 class IssuedIntegration(Integration):
     key: str = Field(
         description="The integration key (a PagerDuty routing key, an Alertmanager bearer "
-        "token): shown this once, never again."
+        "token, the path of a heartbeat's pings): shown this once, never again."
+    )
+    email_address: str | None = Field(
+        description="An email integration's address, <key>@<FIREBREAK_INBOUND_MAIL_DOMAIN>: as "
+        "secret as its key, shown this once."
     )
 
 
@@ -127,3 +168,28 @@ class EventRefused(BaseModel):
     status: str
     message: str
     errors: list[str] = []
+
+
+class HeartbeatRecorded(BaseModel):
+    status: Literal["success"]
+    message: str
+    overdue_at: datetime = Field(description="When the next ping is missed.")
+    resolved: bool = Field(description="Whether this ping ended an outage, resolving its alert.")
+
+
+class ReportAttachment(BaseModel):
+    id: str
+    filename: str
+    content_type: str = Field(
+        description="As the sender declared it; the content is served as "
+        "application/octet-stream whatever it says."
+    )
+    size_bytes: int
+    sha256: str
+    sender: str
+    message_id: str
+    received_at: datetime
+
+
+class ReportAttachmentList(BaseModel):
+    items: list[ReportAttachment]

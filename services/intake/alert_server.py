@@ -2,19 +2,18 @@
 
 An integration is found by its own id: a read's answer names its client, which the scope check
 holds to the caller's token (firebreak/grpc_scope.py); a write checks it here before changing
-anything. SubmitAlerts names no client: its caller (the gateway, for a sender that presented a
-key) learns nothing of one, and the key's hash decides whose alerts they are.
+anything. SubmitAlerts and RecordHeartbeat name no client: their caller (the gateway, for a
+sender that presented a key) learns nothing of one, and the key's hash decides whose alerts
+they are.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from sqlalchemy import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.api.intake.v1 import intake_pb2
@@ -23,12 +22,8 @@ from firebreak.errors import NotFound
 from firebreak.events import to_timestamp
 from firebreak.grpc_scope import serving_scope
 from firebreak.outbox import Outbox
-from firebreak.telemetry import current_span_id, current_trace_id
 from firebreak.token_buckets import TokenBucket
-from services.intake import alerts, integrations
-
-# A request that lost the race for a new dedup key runs again; it then finds the winner's alert.
-SUBMIT_ATTEMPTS = 5
+from services.intake import alerts, heartbeats, integrations
 
 
 class AlertMethods:
@@ -37,18 +32,28 @@ class AlertMethods:
     _engine: AsyncEngine
     _outbox: Outbox
     _page_max_bytes: int
-    # Per integration, in this replica's memory: with N replicas an integration may get up to
-    # N times its rate, as the gateway's per-key limits do.
+    # Per integration, in this replica's memory (shared with the SMTP listener): with N
+    # replicas an integration may get up to N times its rate, as the gateway's per-key limits do.
     _alert_buckets: dict[str, TokenBucket]
+    _mail_domain: str
+    _min_interval_seconds: float
 
     async def CreateIntegration(
         self, request: intake_pb2.CreateIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> intake_pb2.IssuedIntegration:
         async with self._engine.begin() as connection:
-            row, key = await integrations.create_integration(connection, request)
-        return intake_pb2.IssuedIntegration(
+            row, key = await integrations.create_integration(
+                connection, request, min_interval_seconds=self._min_interval_seconds
+            )
+        return self._issued(row, key)
+
+    def _issued(self, row: Row[Any], key: str) -> intake_pb2.IssuedIntegration:
+        issued = intake_pb2.IssuedIntegration(
             integration=integrations.integration_message(row), key=key
         )
+        if row.kind == "email":
+            issued.email_address = integrations.email_address(key, self._mail_domain)
+        return issued
 
     async def ListIntegrations(
         self, request: intake_pb2.ListIntegrationsRequest, context: grpc.aio.ServicerContext
@@ -75,9 +80,7 @@ class AlertMethods:
         async with self._engine.begin() as connection:
             await _within_scope(connection, request.id)
             row, key = await integrations.rotate_key(connection, request.id)
-        return intake_pb2.IssuedIntegration(
-            integration=integrations.integration_message(row), key=key
-        )
+        return self._issued(row, key)
 
     async def DisableIntegration(
         self, request: intake_pb2.IntegrationRef, context: grpc.aio.ServicerContext
@@ -99,32 +102,30 @@ class AlertMethods:
             row = found.first()
         if row is None:
             return intake_pb2.SubmitAlertsResponse(refused="unknown_key")
-        wait = self._bucket(row).refusal(time.monotonic(), len(events))
+        wait = bucket_for(self._alert_buckets, row).refusal(time.monotonic(), len(events))
         if wait:
             # Refused before anything is written: nothing of the request was taken.
             return intake_pb2.SubmitAlertsResponse(refused="rate_limited", retry_after_seconds=wait)
-        sender = alerts.Sender(row)
-        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-            try:
-                async with self._outbox.transaction() as connection:
-                    now = datetime.now(UTC)
-                    outcomes = [
-                        await alerts.apply(
-                            connection,
-                            outbox=self._outbox,
-                            sender=sender,
-                            event=event,
-                            now=now,
-                            trace_id=current_trace_id(),
-                            span_id=current_span_id(),
-                        )
-                        for event in events
-                    ]
-                return intake_pb2.SubmitAlertsResponse(outcomes=outcomes)
-            except (IntegrityError, alerts.ConcurrentTrigger):
-                if attempt == SUBMIT_ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
+        outcomes = await alerts.apply_all(self._outbox, alerts.Sender(row), events)
+        return intake_pb2.SubmitAlertsResponse(outcomes=outcomes)
+
+    async def RecordHeartbeat(
+        self, request: intake_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> intake_pb2.HeartbeatResponse:
+        async with reading(self._engine) as connection:
+            found = await connection.execute(
+                integrations.FIND_BY_KEY, {"key_hash": request.key_hash, "kind": "heartbeat"}
+            )
+            row = found.first()
+        if row is None:
+            return intake_pb2.HeartbeatResponse(refused="unknown_key")
+        wait = bucket_for(self._alert_buckets, row).refusal(time.monotonic())
+        if wait:
+            return intake_pb2.HeartbeatResponse(refused="rate_limited", retry_after_seconds=wait)
+        ping = await heartbeats.record_ping(self._outbox, alerts.Sender(row))
+        return intake_pb2.HeartbeatResponse(
+            overdue_at=to_timestamp(ping.overdue_at), resolved=ping.resolved
+        )
 
     async def ListAlerts(
         self, request: intake_pb2.ListAlertsRequest, context: grpc.aio.ServicerContext
@@ -136,13 +137,15 @@ class AlertMethods:
             )
             return intake_pb2.ListAlertsResponse(alerts=[alert_message(row) for row in rows])
 
-    def _bucket(self, integration: Row[Any]) -> TokenBucket:
-        bucket = self._alert_buckets.get(integration.id)
-        if bucket is None:
-            bucket = self._alert_buckets[integration.id] = TokenBucket(
-                integration.rate_per_second, integration.burst
-            )
-        return bucket
+
+def bucket_for(buckets: dict[str, TokenBucket], integration: Row[Any]) -> TokenBucket:
+    """The integration's token bucket in `buckets`, made on its first request."""
+    bucket = buckets.get(integration.id)
+    if bucket is None:
+        bucket = buckets[integration.id] = TokenBucket(
+            integration.rate_per_second, integration.burst
+        )
+    return bucket
 
 
 async def _within_scope(connection: AsyncConnection, integration_id: str) -> None:

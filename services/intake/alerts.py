@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1 import events_pb2
@@ -41,6 +43,7 @@ from firebreak.events import (
 )
 from firebreak.keyset_pages import aware
 from firebreak.outbox import Outbox
+from firebreak.telemetry import current_span_id, current_trace_id
 from services.intake import service
 from services.intake.models import alerts, incidents, integrations
 
@@ -52,6 +55,9 @@ MAX_SOURCE = 255
 # The latest event kept with an alert; a larger one is kept as a note of its size.
 MAX_DETAILS_BYTES = 16 * 1024
 MAX_EVENTS = 1000  # per request (an Alertmanager group)
+MAX_DESCRIPTION = 20_000  # as a report's
+# A request that lost the race for a new dedup key runs again; it then finds the winner's alert.
+SUBMIT_ATTEMPTS = 5
 # An incident in one of these takes later triggers of its key; resolved may be reopened.
 OPEN_STATUSES = frozenset({"reported", "triaged", "acknowledged", "contained"})
 
@@ -87,9 +93,13 @@ def validate(events: list[AlertEvent]) -> None:
                 raise InvalidArgument(
                     f"events.{index}.severity", f"must be one of {sorted(SEVERITIES)}"
                 )
-        texts = (event.summary, event.source, event.details_json)
+        texts = (event.summary, event.source, event.details_json, event.description)
         if len(event.source) > MAX_SOURCE or any("\x00" in text for text in texts):
             raise InvalidArgument(f"events.{index}", "holds NUL or a source over 255 characters")
+        if len(event.description) > MAX_DESCRIPTION:
+            raise InvalidArgument(
+                f"events.{index}.description", f"must be at most {MAX_DESCRIPTION} characters"
+            )
 
 
 async def apply(
@@ -108,8 +118,11 @@ async def apply(
         )
     ).first()
     if event.action == "trigger":
-        result = await _trigger(connection, outbox, sender, event, current, now, trace_id, span_id)
-    elif current is None or current.status == "resolved":
+        result, incident_id = await _trigger(
+            connection, outbox, sender, event, current, now, trace_id, span_id
+        )
+        return AlertOutcome(dedup_key=event.dedup_key, result=result, incident_id=incident_id)
+    if current is None or current.status == "resolved":
         # As PagerDuty does: acknowledge or resolve of no open alert is dropped.
         result = "ignored"
     elif event.action == "resolve":
@@ -119,7 +132,43 @@ async def apply(
         result = await _acknowledge(connection, outbox, sender, current, now)
     else:
         result = "ignored"  # an acknowledge of an incident that is over
-    return AlertOutcome(dedup_key=event.dedup_key, result=result)
+    incident_id = current.incident_id if current is not None else ""
+    return AlertOutcome(dedup_key=event.dedup_key, result=result, incident_id=incident_id)
+
+
+async def apply_all(
+    outbox: Outbox,
+    sender: Sender,
+    events: list[AlertEvent],
+    *,
+    then: Callable[[AsyncConnection, list[AlertOutcome], datetime], Awaitable[None]] | None = None,
+) -> list[AlertOutcome]:
+    """Applies the events in order, in one transaction, with `then` after them in it (an
+    email's attachments, kept with the incident the mail opened or counted on). A transaction
+    that lost the race for a new dedup key runs again, and then finds the winner's alert."""
+    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+        try:
+            async with outbox.transaction() as connection:
+                now = datetime.now(UTC)
+                outcomes = [
+                    await apply(
+                        connection,
+                        outbox=outbox,
+                        sender=sender,
+                        event=event,
+                        now=now,
+                        trace_id=current_trace_id(),
+                        span_id=current_span_id(),
+                    )
+                    for event in events
+                ]
+                if then is not None:
+                    await then(connection, outcomes, now)
+            return outcomes
+        except (IntegrityError, ConcurrentTrigger):
+            if attempt == SUBMIT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _open(current: Row[Any]) -> bool:
@@ -135,15 +184,16 @@ async def _trigger(
     now: datetime,
     trace_id: str,
     span_id: str,
-) -> str:
+) -> tuple[str, str]:
+    """What the trigger did, and the incident it opened or counted on."""
     if current is not None:
         if _open(current):
             await _count(connection, current, event, now)
-            return "added"
+            return "added", current.incident_id
         if current.incident_status == "resolved" and _flapping(sender, current, now):
             await _count(connection, current, event, now)
             await _publish(outbox, connection, ALERT_RETRIGGERED, sender, current, now, True)
-            return "reopened"
+            return "reopened", current.incident_id
         # The incident ended (or was resolved long enough ago): the key gets a new alert.
         superseded = await connection.execute(
             update(alerts)
@@ -174,7 +224,7 @@ async def _trigger(
             **_latest(event),
         )
     )
-    return "opened"
+    return "opened", incident.id
 
 
 def _flapping(sender: Sender, current: Row[Any], now: datetime) -> bool:
@@ -278,20 +328,23 @@ def _report(sender: Sender, event: AlertEvent) -> ReportIncidentRequest:
     levels = integration.severity_mapping[event.severity]
     title = " ".join(event.summary.split())
     where = f"; source {event.source}" if event.source else ""
+    # The reporter is the integration (the address is no one's: nothing mails a reporter),
+    # unless the event names its author (an email's).
+    reporter = Reporter(name=integration.name, email=f"integration-{integration.id}@alerts.invalid")
+    if event.HasField("reporter"):
+        reporter = event.reporter
     request = ReportIncidentRequest(
         client_id=integration.client_id,
         title=title if len(title) <= 200 else title[:199] + "…",
-        description=(
+        description=event.description
+        or (
             f"{event.summary}\n\nAlert {event.dedup_key} from {integration.name} "
             f"({integration.kind}); severity {event.severity}{where}."
         ),
         type=integration.incident_type,
         impact=levels["impact"],
         urgency=levels["urgency"],
-        # The reporter is the integration; the address is no one's (nothing mails a reporter).
-        reporter=Reporter(
-            name=integration.name, email=f"integration-{integration.id}@alerts.invalid"
-        ),
+        reporter=reporter,
         affected_assets=[integration.service] if integration.service else [],
         labels=["alert", integration.kind],
         actor=sender.actor(),

@@ -6,6 +6,7 @@ or rotation only; intake keeps its SHA-256 (firebreak/integration_keys.py).
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,7 @@ from firebreak.keyset_pages import read_page
 from services.intake.models import integrations
 from services.intake.service import IMPACTS, INCIDENT_TYPES, URGENCIES
 
-KINDS = frozenset({"events_v2", "alertmanager"})
+KINDS = frozenset({"events_v2", "alertmanager", "email", "heartbeat"})
 SEVERITIES = ("critical", "error", "warning", "info")
 # What a severity means when the integration does not say: through the firm's priority matrix,
 # critical is a P1, error a P2, warning a P3 and info a P4.
@@ -43,6 +44,11 @@ DEFAULT_RATE_PER_SECOND = 50.0
 DEFAULT_BURST = 500
 MAX_RATE_PER_SECOND = 100_000.0
 MAX_BURST = 1_000_000
+MAX_ALLOWED_SENDERS = 100
+# An address ("ops@example.com") or a whole domain ("@example.com"); compared lower-cased.
+ALLOWED_SENDER = re.compile(r"([^@\s\x00-\x1f\x7f]{1,64})?@[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+MAX_HEARTBEAT_SECONDS = 30 * 24 * 3600.0
+DEFAULT_GRACE_SECONDS = 300.0  # a cron job's start and run time vary
 
 
 def _text(field: str, value: str, *, required: bool = True) -> str:
@@ -53,9 +59,11 @@ def _text(field: str, value: str, *, required: bool = True) -> str:
     return text
 
 
-def validated_settings(settings: IntegrationSettings) -> dict[str, Any]:
-    """The columns a request's settings make; InvalidArgument naming the first field wrong.
-    Unset numbers take their defaults."""
+def validated_settings(
+    kind: str, settings: IntegrationSettings, *, min_interval_seconds: float
+) -> dict[str, Any]:
+    """The columns a request's settings make for an integration of `kind`; InvalidArgument
+    naming the first field wrong. Unset numbers take their defaults."""
     mapping = {severity: dict(levels) for severity, levels in DEFAULT_MAPPING.items()}
     given: set[str] = set()
     for entry in settings.severity_mapping:
@@ -98,19 +106,68 @@ def validated_settings(settings: IntegrationSettings) -> dict[str, Any]:
         "flapping_window_seconds": window,
         "rate_per_second": rate,
         "burst": burst,
+        "allowed_senders": _allowed_senders(kind, settings),
+        **_heartbeat_timing(kind, settings, min_interval_seconds),
     }
 
 
+def _allowed_senders(kind: str, settings: IntegrationSettings) -> list[str]:
+    """An email integration's senders, lower-cased, each once: one at least, or no one could
+    report to it."""
+    senders = list(dict.fromkeys(sender.strip().lower() for sender in settings.allowed_senders))
+    if kind != "email":
+        if senders:
+            raise InvalidArgument("allowed_senders", "applies to email integrations only")
+        return []
+    if not 1 <= len(senders) <= MAX_ALLOWED_SENDERS:
+        raise InvalidArgument(
+            "allowed_senders", f"must name 1 to {MAX_ALLOWED_SENDERS} addresses or @domains"
+        )
+    for sender in senders:
+        if not ALLOWED_SENDER.fullmatch(sender):
+            raise InvalidArgument(
+                "allowed_senders", f"{sender!r} is neither an address nor an @domain"
+            )
+    return senders
+
+
+def _heartbeat_timing(
+    kind: str, settings: IntegrationSettings, min_interval_seconds: float
+) -> dict[str, float | None]:
+    if kind != "heartbeat":
+        if settings.interval_seconds or settings.HasField("grace_seconds"):
+            raise InvalidArgument(
+                "interval_seconds", "interval and grace apply to heartbeat integrations only"
+            )
+        return {"interval_seconds": None, "grace_seconds": None}
+    interval = settings.interval_seconds
+    if not min_interval_seconds <= interval <= MAX_HEARTBEAT_SECONDS:
+        raise InvalidArgument(
+            "interval_seconds",
+            f"must be {min_interval_seconds:g} to {MAX_HEARTBEAT_SECONDS:g} seconds",
+        )
+    grace = settings.grace_seconds if settings.HasField("grace_seconds") else None
+    if grace is None:
+        grace = DEFAULT_GRACE_SECONDS
+    if not 0 <= grace <= MAX_HEARTBEAT_SECONDS:
+        raise InvalidArgument("grace_seconds", f"must be 0 to {MAX_HEARTBEAT_SECONDS:g} seconds")
+    return {"interval_seconds": interval, "grace_seconds": grace}
+
+
 async def create_integration(
-    connection: AsyncConnection, request: CreateIntegrationRequest
+    connection: AsyncConnection, request: CreateIntegrationRequest, *, min_interval_seconds: float
 ) -> tuple[Row[Any], str]:
-    """The new integration and its key."""
+    """The new integration and its key. A heartbeat's is waiting: nothing is missed before its
+    first ping (a sender is set up after its integration)."""
     if not request.client_id:
         raise InvalidArgument("client_id", "is required")
     if request.kind not in KINDS:
         raise InvalidArgument("kind", f"must be one of {', '.join(sorted(KINDS))}")
     key = generate_key()
-    values = validated_settings(request.settings) | {
+    settings = validated_settings(
+        request.kind, request.settings, min_interval_seconds=min_interval_seconds
+    )
+    values = settings | {
         "id": str(uuid.uuid4()),
         "client_id": request.client_id,
         "kind": request.kind,
@@ -211,12 +268,25 @@ def integration_message(row: Row[Any]) -> Integration:
             flapping_window_seconds=row.flapping_window_seconds,
             rate_per_second=row.rate_per_second,
             burst=row.burst,
+            allowed_senders=row.allowed_senders,
+            interval_seconds=row.interval_seconds or 0.0,
         ),
         key_prefix=row.key_prefix,
         created_by=row.created_by,
         created_at=to_timestamp(row.created_at),
     )
-    for field in ("disabled_at", "key_rotated_at"):
+    if row.kind == "heartbeat":
+        message.settings.grace_seconds = row.grace_seconds
+        message.heartbeat_status = (
+            "down" if row.down_since else "up" if row.last_ping_at else "waiting"
+        )
+    for field in ("disabled_at", "key_rotated_at", "last_ping_at", "overdue_at"):
         if (moment := getattr(row, field)) is not None:
             getattr(message, field).CopyFrom(to_timestamp(moment))
     return message
+
+
+def email_address(key: str, domain: str) -> str:
+    """An email integration's address: its key is the local part, so the address is as secret
+    as the key, rotates with it and finds the integration by the key's hash."""
+    return f"{key}@{domain}"

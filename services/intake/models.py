@@ -1,5 +1,6 @@
 """Intake's storage: the incident registry, per-client reference counters, the integrations
-of clients' monitoring and their alerts, outbox and inbox."""
+of clients' monitoring and their alerts, the attachments of reports by email, outbox and
+inbox."""
 
 from sqlalchemy import (
     JSON,
@@ -98,7 +99,18 @@ integrations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("key_rotated_at", DateTime(timezone=True)),
     Column("disabled_at", DateTime(timezone=True)),
+    # An email integration's: the addresses and "@domains" whose mail it takes.
+    Column("allowed_senders", JSON, nullable=False, server_default="[]"),
+    # A heartbeat integration's: the interval and grace; its last ping; when it is missed
+    # (NULL: before its first ping, and while it is down, so the watch opens its incident once);
+    # and since when it has been down.
+    Column("interval_seconds", Float),
+    Column("grace_seconds", Float),
+    Column("last_ping_at", DateTime(timezone=True)),
+    Column("overdue_at", DateTime(timezone=True)),
+    Column("down_since", DateTime(timezone=True)),
     Index("ix_integrations_client_created", "client_id", "created_at"),
+    Index("ix_integrations_overdue", "overdue_at"),
 )
 
 # An alert: one dedup key of one integration, on one incident. `open_key` is the dedup key
@@ -126,6 +138,27 @@ alerts = Table(
     Column("details", Text, nullable=False),  # the latest event as sent, capped
     UniqueConstraint("integration_id", "open_key", name="uq_alerts_open_key"),
     Index("ix_alerts_incident", "incident_id"),
+)
+
+# A file attached to a report that came by email, kept with the incident the mail opened or
+# counted on (evidence is another service's: see docs/architecture.md, "Reports by email").
+# The same file sent again on one incident is kept once.
+report_attachments = Table(
+    "report_attachments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("incident_id", String(36), nullable=False),
+    Column("client_id", String(36), nullable=False),
+    Column("integration_id", String(36), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(127), nullable=False),
+    Column("size_bytes", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    UniqueConstraint("incident_id", "sha256", name="uq_report_attachments_content"),
 )
 
 outbox = define_outbox_table(metadata)

@@ -16,16 +16,29 @@ from firebreak.events import to_timestamp
 from firebreak.outbox import Outbox
 from firebreak.telemetry import current_span_id, current_trace_id
 from firebreak.tenancy import by_id_scope, client_scope, found_within
+from firebreak.token_buckets import TokenBucket
 from services.intake import service
 from services.intake.alert_server import AlertMethods
+from services.intake.attachment_server import AttachmentMethods
 
 
-class IntakeServicer(AlertMethods, intake_pb2_grpc.IntakeServiceServicer):
-    def __init__(self, engine: AsyncEngine, outbox: Outbox, *, page_max_bytes: int) -> None:
+class IntakeServicer(AlertMethods, AttachmentMethods, intake_pb2_grpc.IntakeServiceServicer):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: Outbox,
+        *,
+        page_max_bytes: int,
+        alert_buckets: dict[str, TokenBucket],
+        mail_domain: str,
+        min_interval_seconds: float,
+    ) -> None:
         self._engine = engine
         self._outbox = outbox
         self._page_max_bytes = page_max_bytes
-        self._alert_buckets = {}
+        self._alert_buckets = alert_buckets
+        self._mail_domain = mail_domain
+        self._min_interval_seconds = min_interval_seconds
 
     async def ReportIncident(
         self, request: intake_pb2.ReportIncidentRequest, context: grpc.aio.ServicerContext

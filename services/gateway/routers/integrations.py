@@ -1,5 +1,6 @@
-"""Integrations (issue 14 §1): a client's monitoring that sends alerts with a key of its own, as
-a PagerDuty Events v2 sender or an Alertmanager webhook. Intake keeps them; managers and admins
+"""Integrations (issue 14 §1, §5): a client's monitoring that sends alerts with a key of its own,
+as a PagerDuty Events v2 sender, an Alertmanager webhook, mail to an address or a heartbeat's
+pings. Intake keeps them; managers and admins
 create, list, rotate and disable those of the clients inside their wall (another client's is as
 absent as one that does not exist), and each act is in the audit log. The key is in the answer
 to its creation or rotation only.
@@ -7,6 +8,7 @@ to its creation or rotation only.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import grpc
@@ -60,18 +62,25 @@ def integration_body(integration: intake_pb2.Integration) -> dict[str, Any]:
         "key_prefix": integration.key_prefix,
         "created_by": integration.created_by,
         "created_at": from_timestamp(integration.created_at),
-        "key_rotated_at": from_timestamp(integration.key_rotated_at)
-        if integration.HasField("key_rotated_at")
-        else None,
-        "disabled_at": from_timestamp(integration.disabled_at)
-        if integration.HasField("disabled_at")
-        else None,
+        "key_rotated_at": _moment(integration, "key_rotated_at"),
+        "disabled_at": _moment(integration, "disabled_at"),
+        "allowed_senders": list(settings.allowed_senders),
+        "interval_seconds": settings.interval_seconds or None,
+        "grace_seconds": settings.grace_seconds if settings.HasField("grace_seconds") else None,
+        "heartbeat_status": integration.heartbeat_status or None,
+        "last_ping_at": _moment(integration, "last_ping_at"),
+        "overdue_at": _moment(integration, "overdue_at"),
     }
+
+
+def _moment(integration: intake_pb2.Integration, field: str) -> datetime | None:
+    return from_timestamp(getattr(integration, field)) if integration.HasField(field) else None
 
 
 def issued_body(issued: intake_pb2.IssuedIntegration) -> alert_schemas.IssuedIntegration:
     return alert_schemas.IssuedIntegration.model_validate(
-        integration_body(issued.integration) | {"key": issued.key}
+        integration_body(issued.integration)
+        | {"key": issued.key, "email_address": issued.email_address or None}
     )
 
 
@@ -119,7 +128,9 @@ async def create_integration(
     """Adds an integration for a client: what its alerts open are that client's incidents. The
     answer holds the key, this once. A severity the mapping leaves out keeps its default
     (critical: extensive/critical, error: significant/high, warning: moderate/medium, info:
-    minor/low; through the priority matrix a P1, P2, P3 and P4)."""
+    minor/low; through the priority matrix a P1, P2, P3 and P4). An `email` integration's
+    answer holds its address too, `<key>@<mail domain>`, as secret as the key; a `heartbeat`
+    integration is pinged at `/v1/heartbeats/{key}`."""
     authorize(caller, Action.INTEGRATION_MANAGE, client_id=body.client_id)
     async with reading(services.engine) as connection:
         if not await client_store.client_exists(connection, body.client_id):
@@ -129,20 +140,25 @@ async def create_integration(
         for severity, levels in body.severity_mapping
         if levels is not None
     ]
+    settings = intake_pb2.IntegrationSettings(
+        name=body.name,
+        service=body.service,
+        incident_type=body.incident_type,
+        severity_mapping=mapping,
+        resolve_with_alerts=body.resolve_with_alerts,
+        flapping_window_seconds=body.flapping_window_seconds,
+        rate_per_second=body.rate_per_second,
+        burst=body.burst,
+        allowed_senders=body.allowed_senders,
+        interval_seconds=body.interval_seconds or 0.0,
+    )
+    if body.grace_seconds is not None:
+        settings.grace_seconds = body.grace_seconds
     issued = await services.intake.CreateIntegration(
         intake_pb2.CreateIntegrationRequest(
             client_id=body.client_id,
             kind=body.kind,
-            settings=intake_pb2.IntegrationSettings(
-                name=body.name,
-                service=body.service,
-                incident_type=body.incident_type,
-                severity_mapping=mapping,
-                resolve_with_alerts=body.resolve_with_alerts,
-                flapping_window_seconds=body.flapping_window_seconds,
-                rate_per_second=body.rate_per_second,
-                burst=body.burst,
-            ),
+            settings=settings,
             actor=Actor(id=caller.id, kind=caller.kind.value, name=caller.name),
         ),
         timeout=RPC_TIMEOUT_SECONDS,

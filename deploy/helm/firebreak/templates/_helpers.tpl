@@ -129,6 +129,12 @@ evidence: [gateway]
 review: [gateway]
 {{- end -}}
 
+{{/* The port intake's SMTP listener takes reports by email on, in its pods: unprivileged, as
+the pods run as a user who may not bind port 25; the Service maps inboundMail.service.port to it. */}}
+{{- define "firebreak.inboundSmtpPort" -}}
+2525
+{{- end -}}
+
 {{/* One NetworkPolicy egress rule from a networkPolicy.egress entry: empty ports, any port;
 empty to, any address. */}}
 {{- define "firebreak.egressRule" -}}

@@ -174,8 +174,11 @@ async def run_service(settings: Settings, process: ServiceProcess) -> None:
         [requested, connecting, *workers], return_when=asyncio.FIRST_COMPLETED
     )
     nats_client, relay = None, None
-    if done == {connecting} and connecting.exception() is None:
+    if connecting in done and connecting.exception() is None:
         nats_client = connecting.result()
+        # Connected: not a failure, even when a shutdown was asked for at the same moment.
+        done -= {connecting}
+    if nats_client is not None and not done:
         relay = asyncio.create_task(
             process.outbox.run_relay(nats_client, stop_relaying, stream), name="outbox relay"
         )

@@ -13,8 +13,12 @@ Phases, in order, each starting from a quiet platform (every event processed):
    first step whose incidents are not all notified within `--step-grace` s of its end;
 
 then correctness over every accepted incident (the stream for all, the HTTP API for a sample),
-and pages lost or doubled; last (reported as 8), evidence: one `--evidence-mib` item uploaded and
-downloaded through the gateway, with the RSS growth of gateway and evidence (bench/evidence.py).
+and pages lost or doubled; (reported as 8) evidence: one `--evidence-mib` item uploaded and
+downloaded through the gateway, with the RSS growth of gateway and evidence (bench/evidence.py);
+last (9), the alert storm: `--storm-events` alert events over `--storm-keys` dedup keys, as single
+Events v2 requests and as Alertmanager batches, each counted back (bench/storm.py says how). It
+comes after the correctness check, which would count its incidents as in the stream but not
+accepted, and `--storm-only` runs it alone.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import evidence, paging
+from bench import evidence, paging, storm
 from bench.figures import fmt, ms, percentile
 from bench.observe import (
     FLOW,
@@ -84,6 +88,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--paging-rate", type=float, default=20.0, help="P1s/s of the paging phase")
     parser.add_argument("--paging-seconds", type=float, default=15.0)
     parser.add_argument("--evidence-mib", type=int, default=1024, help="the evidence item's size")
+    parser.add_argument("--storm-events", type=int, default=100_000, help="per storm run; 0 skips")
+    parser.add_argument("--storm-keys", type=int, default=1000, help="dedup keys of a storm run")
+    parser.add_argument(
+        "--storm-concurrency", type=int, default=64, help="single-event requests in flight"
+    )
+    parser.add_argument("--storm-batch", type=int, default=100, help="alerts per Alertmanager POST")
+    parser.add_argument(
+        "--storm-batch-concurrency", type=int, default=8, help="Alertmanager POSTs in flight"
+    )
+    parser.add_argument("--storm-only", action="store_true", help="the storm phase alone")
     parser.add_argument("--clients", type=int, default=4, help="client organisations (tenants)")
     parser.add_argument("--sample", type=int, default=200, help="incidents checked over HTTP")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
@@ -103,6 +117,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rates = "25,50" if args.rates == ALL_RATES else args.rates
         args.sample = min(args.sample, 50)
         args.drain_timeout = min(args.drain_timeout, 60.0)
+        args.storm_events = min(args.storm_events, 2000)
+        args.storm_keys = min(args.storm_keys, 20)
     return args
 
 
@@ -535,6 +551,33 @@ class Bench:
             "steps": steps,
         }
 
+    async def storm_phase(self) -> dict[str, Any]:
+        """The two storm runs, one after the other, each from a quiet platform."""
+        assert self.platform is not None and self.watcher is not None
+        args = self.args
+        seen_by_storm = storm.Platform(
+            gateway_url=self.platform.gateway_url,
+            admin_key=self.platform.admin_key,
+            pids=self.pids,
+            backends=self.backends,
+            cpu_snapshot=self.cpu_snapshot,
+            watcher=self.watcher,
+            drain_timeout=args.drain_timeout,
+        )
+        sizes = {"events": args.storm_events, "keys": args.storm_keys}
+        runs = []
+        for kind, concurrency in (
+            ("events_v2", args.storm_concurrency),
+            ("alertmanager", args.storm_batch_concurrency),
+        ):
+            self.check_alive()
+            config = sizes | {"concurrency": concurrency}
+            if kind == "alertmanager":
+                config["batch"] = args.storm_batch
+            runs.append(await storm.run(seen_by_storm, kind, config))
+        self.check_alive()
+        return sizes | {"runs": runs, "ok": all(run["ok"] for run in runs)}
+
     async def http_check(self, sample: list[str]) -> list[str]:
         """The incidents of the sample whose registry entry or timeline is incomplete."""
         assert self.platform is not None
@@ -641,21 +684,30 @@ class Bench:
             idle_rss = self.sampler.sample()
             report["idle_cpu_percent"] = round(sum(idle_cpu.values()) / idle_seconds * 100, 1)
 
-            progress(f"paging: {args.paging_rate:g} P1s/s for {args.paging_seconds:g}s")
-            paging_run = await self.paging_phase()
-            progress(f"accept throughput: concurrency {args.concurrency}, {args.accept_seconds:g}s")
-            report["accept"] = await self.accept_phase()
-            progress(f"pipeline latency: {args.latency_rate:g}/s for {args.latency_seconds:g}s")
-            report["latency"] = await self.latency_phase()
-            progress(f"pipeline throughput: steps {args.rates} of {args.step_seconds:g}s")
-            report["throughput"] = await self.throughput_phase()
-            progress("correctness")
-            report["correctness"] = await self.correctness()
-            report["paging"] = self.paging_report(paging_run)
-            progress(f"evidence: an item of {args.evidence_mib} MiB up and down")
-            report["evidence"] = await evidence.run(
-                platform.gateway_url, platform.admin_key, self.pids, args.evidence_mib
-            )
+            passed = True
+            if not args.storm_only:
+                progress(f"paging: {args.paging_rate:g} P1s/s for {args.paging_seconds:g}s")
+                paging_run = await self.paging_phase()
+                progress(
+                    f"accept throughput: concurrency {args.concurrency}, {args.accept_seconds:g}s"
+                )
+                report["accept"] = await self.accept_phase()
+                progress(f"pipeline latency: {args.latency_rate:g}/s for {args.latency_seconds:g}s")
+                report["latency"] = await self.latency_phase()
+                progress(f"pipeline throughput: steps {args.rates} of {args.step_seconds:g}s")
+                report["throughput"] = await self.throughput_phase()
+                progress("correctness")
+                report["correctness"] = await self.correctness()
+                report["paging"] = self.paging_report(paging_run)
+                progress(f"evidence: an item of {args.evidence_mib} MiB up and down")
+                report["evidence"] = await evidence.run(
+                    platform.gateway_url, platform.admin_key, self.pids, args.evidence_mib
+                )
+                passed = all(report[name]["ok"] for name in ("correctness", "paging", "evidence"))
+            if args.storm_events:
+                progress(f"alert storm: {args.storm_events} events over {args.storm_keys} keys")
+                report["storm"] = await self.storm_phase()
+                passed = passed and report["storm"]["ok"]
             report["memory"] = {
                 "idle_rss_mib": round(sum(idle_rss.values()) / MIB, 1),
                 "load_peak_rss_mib": round(self.sampler.peak_total / MIB, 1),
@@ -665,7 +717,7 @@ class Bench:
                 },
             }
             report["harness_cpu_seconds"] = round(sum(os.times()[:2]) - self.harness_cpu0, 2)
-            ok = report["correctness"]["ok"] and report["paging"]["ok"] and report["evidence"]["ok"]
+            ok = passed
         finally:
             if self.sampler is not None:
                 self.sampler.stop()
@@ -849,6 +901,8 @@ def table(report: dict[str, Any]) -> str:
         lines += paging.table_lines(report["paging"])
     if report.get("evidence"):
         lines += evidence.table_lines(report["evidence"])
+    if report.get("storm"):
+        lines += storm.table_lines(report["storm"])
     add("")
     add(f"platform stopped cleanly: {report.get('stopped_cleanly')} {report.get('exit_codes')}")
     if "var_dir" in report:

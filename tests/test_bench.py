@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench import storm
+from bench.observe import EventWatcher
 from bench.paging import EMAIL_RESPONDER, page_figures
+from firebreak.events import INCIDENT_REPORTED
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -61,6 +64,16 @@ def test_quick_bench_reports_every_incident_carried_once(tmp_path: Path) -> None
     assert evidence["stored_digest_matches"] and evidence["downloaded_digest_matches"], evidence
     assert evidence["ok"]
     assert "8. evidence: OK" in result.stdout
+    # The alert storm, --quick's size: one incident per dedup key, each event counted once.
+    storm = report["storm"]
+    assert [run["kind"] for run in storm["runs"]] == ["events_v2", "alertmanager"], storm
+    for run in storm["runs"]:
+        counted = run["correctness"]
+        assert counted["incidents"] == counted["keys"] == 20, counted
+        assert counted["events_counted"] == counted["events_accepted"] == 2000, counted
+        assert (counted["lost"], counted["doubled"]) == (0, 0), counted
+    assert storm["ok"]
+    assert "9. alert storm: OK" in result.stdout
 
 
 def test_pages_late_missing_twice_or_wrong_are_counted() -> None:
@@ -121,3 +134,41 @@ def test_pages_late_missing_twice_or_wrong_are_counted() -> None:
     assert (figures["malformed"], figures["not_accepted"]) == (1, 1)
     assert (figures["unverified_signatures"], figures["email_refused"]) == (1, 1)
     assert not figures["ok"]
+
+
+def test_storm_losses_doubles_and_extra_incidents_are_counted() -> None:
+    """The storm's counting alone, on incidents and alerts as the API lists them."""
+    target = storm.Target("events_v2", "client key", "integration key", prefix="k")
+    accepted_per_key = [3, 2, 4, 1]  # k-00000 … k-00003
+    incidents: list[dict[str, Any]] = [
+        {"id": "a", "dedup_key": "k-00000", "alert_count": 3},
+        {"id": "b", "dedup_key": "k-00001", "alert_count": 1},  # one event lost
+        {"id": "c", "dedup_key": "k-00002", "alert_count": 4},
+        {"id": "d", "dedup_key": "k-00002", "alert_count": 1},  # a second incident, one more
+        {"id": "e", "dedup_key": "other", "alert_count": 1},  # a key the storm never sent
+    ]  # k-00003: no incident
+    alerts = {incident["id"]: [{"count": incident["alert_count"]}] for incident in incidents} | {
+        "c": [{"count": 2}, {"count": 2}]
+    }
+    watcher = EventWatcher("nats://127.0.0.1:0")  # not started: its events are set here
+    for incident in incidents:
+        watcher.incidents[incident["id"]].ids[INCIDENT_REPORTED].add(f"event-{incident['id']}")
+    watcher.incidents["a"].ids[INCIDENT_REPORTED].add("a second one")
+
+    figures = storm.check(target, accepted_per_key, incidents, alerts, watcher)
+
+    assert figures == {
+        "keys": 4,
+        "incidents": 5,
+        "keys_without_incident": 1,
+        "keys_with_several_incidents": 1,
+        "incidents_of_unknown_keys": 1,
+        "events_accepted": 10,
+        "events_counted": 10,
+        "lost": 2,  # k-00001's one, k-00003's one
+        "doubled": 2,  # k-00002's one, the unknown key's one
+        "alert_counts_differ_from_incident": 0,
+        "incidents_not_of_one_alert": 1,
+        "reported_not_once": 1,
+        "ok": False,
+    }

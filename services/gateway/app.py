@@ -95,6 +95,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_problem_handlers(app)
     for module in (
+        # First: a request is matched against the routes in order (by the router, and again by
+        # the tracing middleware, for the span's name), and an alert storm is its busiest path.
+        alerts,
         incidents,
         lifecycle,
         tasks,
@@ -120,7 +123,6 @@ def create_app(settings: Settings) -> FastAPI:
         deadline_rules,
         dead_letters,
         integrations,
-        alerts,
         heartbeats,
         report_attachments,
         api_keys,
@@ -144,12 +146,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestMetrics)
     # One server span per request; the ASGI send/receive spans under it tell nothing more. An
     # acknowledge link's URL is a credential, so its requests make no span that would record it
-    # (the acknowledgement itself still joins the incident's trace). The span links the
-    # client's trace rather than joining it, and its URL has no query (client_trace, whose
-    # middleware main.py adds).
+    # (the acknowledgement itself still joins the incident's trace). A single alert event makes
+    # none either: a storm's events go to intake in batches, each batch's call a trace of its
+    # own (alert_batches.py), and a span per event was a third of the gateway's CPU per event.
+    # The span links the client's trace rather than joining it, and its URL has no query
+    # (client_trace, whose middleware main.py adds).
     FastAPIInstrumentor.instrument_app(
         app,
-        excluded_urls="healthz,readyz,status,v1/ack/",
+        excluded_urls="healthz,readyz,status,v1/ack/,v2/enqueue",
         exclude_spans=["receive", "send"],
         server_request_hook=client_trace.request_span_hook,
     )

@@ -36,6 +36,7 @@ from firebreak.outbox import Outbox
 from firebreak.scope_token import ScopeTokens, private_key
 from firebreak.settings import Settings, SettingsError
 from services.gateway import models
+from services.gateway.alert_batches import AlertBatches
 
 HEALTH_TIMEOUT_SECONDS = 1.0
 RPC_TIMEOUT_SECONDS = 5.0  # every call the gateway makes to a service
@@ -65,6 +66,7 @@ class Backends:
     updates: StatusUpdateServiceStub = field(init=False)
     evidence: EvidenceServiceStub = field(init=False)
     outbox: Outbox = field(init=False)
+    alert_batches: AlertBatches = field(init=False)  # single alert events, sent on together
     nats: NATS | None = None
     nats_link: bus.LinkState = field(default_factory=bus.LinkState)
     _nats_connecting: asyncio.Task[None] | None = None
@@ -84,6 +86,7 @@ class Backends:
         self.updates = StatusUpdateServiceStub(self.notify_channel)
         self.evidence = EvidenceServiceStub(self.evidence_channel)
         self.outbox = Outbox(self.engine, models.outbox)
+        self.alert_batches = AlertBatches(self.intake)
 
     @classmethod
     def open(cls, settings: Settings, engine: AsyncEngine) -> Backends:

@@ -8,6 +8,11 @@ window) reopens it instead (alert.retriggered, which triage applies). Acknowledg
 change the alert and tell triage (alert.acknowledged, alert.resolved), which applies them to the
 incident where the integration and the lifecycle allow.
 
+A request's events are applied in order, in one transaction. A storm is mostly triggers of keys
+whose incident is open: those are counted in memory and written together at the end, one
+statement for all of them, after one query has read (and locked) every key's alert at the start;
+any other event is applied alone, once its key's counts so far are written.
+
 Two triggers of one new dedup key at once: each inserts its alert with the key as `open_key`,
 which is unique per integration, so one of them fails and `ConcurrentTrigger`/IntegrityError
 makes the caller run the request again, when it finds the winner's alert and adds to it.
@@ -55,6 +60,7 @@ MAX_SOURCE = 255
 # The latest event kept with an alert; a larger one is kept as a note of its size.
 MAX_DETAILS_BYTES = 16 * 1024
 MAX_EVENTS = 1000  # per request (an Alertmanager group)
+KEYS_PER_QUERY = 500  # bound parameters of one query: SQLite's limit is far above
 MAX_DESCRIPTION = 20_000  # as a report's
 # A request that lost the race for a new dedup key runs again; it then finds the winner's alert.
 SUBMIT_ATTEMPTS = 5
@@ -150,18 +156,7 @@ async def apply_all(
         try:
             async with outbox.transaction() as connection:
                 now = datetime.now(UTC)
-                outcomes = [
-                    await apply(
-                        connection,
-                        outbox=outbox,
-                        sender=sender,
-                        event=event,
-                        now=now,
-                        trace_id=current_trace_id(),
-                        span_id=current_span_id(),
-                    )
-                    for event in events
-                ]
+                outcomes = await _apply_in_order(connection, outbox, sender, events, now)
                 if then is not None:
                     await then(connection, outcomes, now)
             return outcomes
@@ -169,6 +164,92 @@ async def apply_all(
             if attempt == SUBMIT_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
+
+
+@dataclass
+class _Counted:
+    """The triggers of one key counted on its open incident, not yet written."""
+
+    alert: Row[Any]
+    added: int
+    latest: AlertEvent
+
+
+async def _apply_in_order(
+    connection: AsyncConnection,
+    outbox: Outbox,
+    sender: Sender,
+    events: list[AlertEvent],
+    now: datetime,
+) -> list[AlertOutcome]:
+    current = await _current_alerts(connection, sender, {event.dedup_key for event in events})
+    counted: dict[str, _Counted] = {}
+    # Keys an event took another path for: what was read of them is out of date, so their later
+    # events go that way too.
+    alone: set[str] = set()
+    outcomes = []
+    for event in events:
+        key = event.dedup_key
+        alert = current.get(key)
+        if key not in alone and event.action == "trigger" and alert is not None and _open(alert):
+            if key in counted:
+                counted[key].added += 1
+                counted[key].latest = event
+            else:
+                counted[key] = _Counted(alert, 1, event)
+            outcomes.append(
+                AlertOutcome(dedup_key=key, result="added", incident_id=alert.incident_id)
+            )
+            continue
+        if key in counted:
+            await _write_counts(connection, [counted.pop(key)], now)
+        alone.add(key)
+        outcome = await apply(
+            connection,
+            outbox=outbox,
+            sender=sender,
+            event=event,
+            now=now,
+            trace_id=current_trace_id(),
+            span_id=current_span_id(),
+        )
+        outcomes.append(outcome)
+    await _write_counts(connection, list(counted.values()), now)
+    return outcomes
+
+
+async def _current_alerts(
+    connection: AsyncConnection, sender: Sender, keys: set[str]
+) -> dict[str, Row[Any]]:
+    """The alert each key's triggers join, by key (none for a key without one), locked in key
+    order: as every transaction locks them, so that two cannot deadlock over them."""
+    found: dict[str, Row[Any]] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), KEYS_PER_QUERY):
+        rows = await connection.execute(
+            CURRENT_ALERTS,
+            {"integration_id": sender.row.id, "keys": ordered[start : start + KEYS_PER_QUERY]},
+        )
+        found.update((row.open_key, row) for row in rows)
+    return found
+
+
+async def _write_counts(
+    connection: AsyncConnection, counted: list[_Counted], now: datetime
+) -> None:
+    """Each key's counted triggers on its alert: one statement for all keys."""
+    if counted:
+        await connection.execute(
+            COUNT_TRIGGER,
+            [_count_parameters(item.alert, item.added, item.latest, now) for item in counted],
+        )
+
+
+def _count_parameters(
+    alert: Row[Any], added: int, latest: AlertEvent, now: datetime
+) -> dict[str, Any]:
+    columns = {f"new_{column}": value for column, value in _latest(latest).items()}
+    return {"alert_id": alert.id, "added": added, "now": now, **columns}
 
 
 def _open(current: Row[Any]) -> bool:
@@ -242,8 +323,7 @@ def _flapping(sender: Sender, current: Row[Any], now: datetime) -> bool:
 async def _count(
     connection: AsyncConnection, current: Row[Any], event: AlertEvent, now: datetime
 ) -> None:
-    latest = {f"new_{column}": value for column, value in _latest(event).items()}
-    await connection.execute(COUNT_TRIGGER, {"alert_id": current.id, "now": now, **latest})
+    await connection.execute(COUNT_TRIGGER, _count_parameters(current, 1, event, now))
 
 
 async def _acknowledge(
@@ -355,7 +435,7 @@ def _report(sender: Sender, event: AlertEvent) -> ReportIncidentRequest:
     return request
 
 
-CURRENT_ALERT = (
+_ALERT_AND_INCIDENT = (
     select(
         alerts,
         incidents.c.status.label("incident_status"),
@@ -363,19 +443,21 @@ CURRENT_ALERT = (
         alerts.c.resolved_at.label("alert_resolved_at"),
     )
     .join(incidents, incidents.c.id == alerts.c.incident_id)
-    .where(
-        alerts.c.integration_id == bindparam("integration_id"),
-        alerts.c.open_key == bindparam("open_key"),
-    )
+    .where(alerts.c.integration_id == bindparam("integration_id"))
     # Concurrent events of one key wait for each other here (PostgreSQL; SQLite's transaction
     # holds the write lock from its start).
     .with_for_update(of=alerts)
 )
+CURRENT_ALERT = _ALERT_AND_INCIDENT.where(alerts.c.open_key == bindparam("open_key"))
+# Every key of a request at once, locked in key order: PostgreSQL locks rows as it returns them.
+CURRENT_ALERTS = _ALERT_AND_INCIDENT.where(
+    alerts.c.open_key.in_(bindparam("keys", expanding=True))
+).order_by(alerts.c.open_key)
 COUNT_TRIGGER = (
     update(alerts)
     .where(alerts.c.id == bindparam("alert_id"))
     .values(
-        count=alerts.c.count + 1,
+        count=alerts.c.count + bindparam("added"),
         last_seen=bindparam("now"),
         status="triggered",
         resolved_at=None,

@@ -45,6 +45,7 @@ import httpx
 
 from bench import evidence, paging, storm
 from bench.figures import fmt, ms, percentile
+from bench.load import run_load_process
 from bench.observe import (
     FLOW,
     BackendCpu,
@@ -293,19 +294,7 @@ class Bench:
             "connections": 512,
             **config,
         }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.load",
-            json.dumps(config),
-            cwd=REPOSITORY,
-            stdout=asyncio.subprocess.PIPE,
-            limit=1 << 30,
-        )
-        stdout, _ = await process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"the load process exited with {process.returncode}")
-        result = LoadResult(**json.loads(stdout))
+        result = LoadResult(**await run_load_process("bench.load", config))
         self.accepted += result.accepted_ids
         return result
 

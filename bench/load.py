@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -231,6 +232,28 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
         "retries": load.pool.retries,
         "requests": load.records,
     }
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+async def run_load_process(module: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Runs a load process (`python -m module config`, as this one) apart from the harness, so
+    its CPU is its own; what it printed, as JSON."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        json.dumps(config),
+        cwd=REPOSITORY,
+        stdout=asyncio.subprocess.PIPE,
+        limit=1 << 30,
+    )
+    stdout, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"the load process {module} exited with {process.returncode}")
+    result: dict[str, Any] = json.loads(stdout)
+    return result
 
 
 def main() -> None:

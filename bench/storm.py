@@ -23,22 +23,19 @@ how long the pipeline took to settle after the last answer.
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.figures import fmt
+from bench.load import run_load_process
 from bench.observe import BackendCpu, EventWatcher, MemorySampler, cpu_delta
 from bench.storm_load import dedup_key
 from firebreak.events import INCIDENT_REPORTED
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 KINDS = ("events_v2", "alertmanager")
 # The most intake lets an integration have (services/intake/integrations.py).
@@ -106,23 +103,6 @@ async def set_up(gateway_url: str, admin_key: str, kind: str) -> Target:
             )
         )
     return Target(kind, key["key"], integration["key"], prefix=f"storm-{kind}")
-
-
-async def _load(config: dict[str, Any]) -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.storm_load",
-        json.dumps(config),
-        cwd=REPOSITORY,
-        stdout=asyncio.subprocess.PIPE,
-        limit=1 << 30,
-    )
-    stdout, _ = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"the storm's load process exited with {process.returncode}")
-    result: dict[str, Any] = json.loads(stdout)
-    return result
 
 
 async def _get(http: httpx.AsyncClient, path: str, **params: Any) -> Any:
@@ -247,7 +227,8 @@ async def run(platform: Platform, kind: str, config: dict[str, Any]) -> dict[str
     sampler.start()
     try:
         cpu0 = platform.cpu_snapshot()
-        load = await _load(
+        load = await run_load_process(
+            "bench.storm_load",
             {
                 "url": platform.gateway_url,
                 "kind": kind,
@@ -255,7 +236,7 @@ async def run(platform: Platform, kind: str, config: dict[str, Any]) -> dict[str
                 "prefix": target.prefix,
                 "timeout": 60.0,
                 **config,
-            }
+            },
         )
         absorbed_cpu = cpu_delta(cpu0, platform.cpu_snapshot())
         incidents = await incidents_of(platform.gateway_url, target)

@@ -4,6 +4,7 @@ through the lifecycle, and refused as their senders expect."""
 
 from __future__ import annotations
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -199,6 +200,36 @@ def test_not_json_is_an_invalid_event(api: Api) -> None:
     )
     assert answer.status_code == 400
     assert answer.json()["status"] == "invalid event"
+
+
+@on_backend("sqlite", "platform")
+def test_input_no_store_can_take_is_an_invalid_event_not_a_server_error(api: Api) -> None:
+    routing_key = "0123456789abcdef0123456789abcdef"
+    payload = {"summary": "Disk full", "source": "db-1", "severity": "error"}
+    trigger = {"routing_key": routing_key, "event_action": "trigger", "payload": payload}
+    lone_surrogate = json.dumps(trigger).replace("Disk full", "\\ud800")
+    deep = "[" * 20_000 + "]" * 20_000  # under the body limit, far past a parser's depth
+    long_ago = json.dumps(
+        trigger | {"payload": payload | {"timestamp": "0001-01-01T00:00:00+14:00"}}
+    )
+    for body, named in ((lone_surrogate, "summary"), (deep, ""), (long_ago, "timestamp")):
+        answer = api.http.post(
+            "/v2/enqueue", content=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["status"] == "invalid event"
+        assert named in " ".join(answer.json()["errors"])
+    key = new_integration(api, api.new_client().id, kind="alertmanager")["key"]
+    surrogate_label = json.dumps(am_webhook([am_alert(unique_key())])).replace(
+        '"alertname": "', '"alertname": "\\ud800'
+    )
+    answer = api.http.post(
+        "/v1/alerts/alertmanager",
+        content=surrogate_label.encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
 
 
 def test_concurrent_triggers_of_a_new_dedup_key_make_one_incident(api: Api) -> None:

@@ -18,10 +18,12 @@ from typing import Any
 import asyncpg
 import pytest
 import sqlalchemy
+from starlette.requests import Request
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.launcher import Platform
 from firebreak.telemetry import DatabaseErrorRedactingFormatter
+from services.gateway.problems import loggable
 from tests.conftest import on_backend
 from tests.gateway_client import Api, eventually, incident_body
 from tests.test_bad_input import assert_problem
@@ -352,3 +354,13 @@ def test_a_logged_traceback_names_a_database_error_by_type_and_keeps_its_frames(
     assert "sqlalchemy.exc.IntegrityError: IntegrityError" in text  # named, by type
     assert "RuntimeError: could not add the person" in text  # Firebreak's own error kept
     assert "test_a_logged_traceback_names_a_database_error" in text  # and the frames
+
+
+def test_a_logged_path_hides_the_credential_it_carries() -> None:
+    def request(path: str) -> Request:
+        return Request({"type": "http", "method": "GET", "path": path, "headers": []})
+
+    key = secrets.token_hex(16)
+    assert loggable(request(f"/v1/heartbeats/{key}")) == "/v1/heartbeats/…"
+    assert loggable(request(f"/v1/ack/{key}/confirm")) == "/v1/ack/…/confirm"
+    assert loggable(request("/v1/incidents/abc")) == "/v1/incidents/abc"

@@ -146,6 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestMetrics)
     # One server span per request; the ASGI send/receive spans under it tell nothing more. An
     # acknowledge link's URL is a credential, so its requests make no span that would record it
+    # (nor does a heartbeat's, whose key is in its path)
     # (the acknowledgement itself still joins the incident's trace). A single alert event makes
     # none either: a storm's events go to intake in batches, each batch's call a trace of its
     # own (alert_batches.py), and a span per event was a third of the gateway's CPU per event.
@@ -153,7 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
     # (client_trace, whose middleware main.py adds).
     FastAPIInstrumentor.instrument_app(
         app,
-        excluded_urls="healthz,readyz,status,v1/ack/,v2/enqueue",
+        excluded_urls="healthz,readyz,status,v1/ack/,v1/heartbeats/,v2/enqueue",
         exclude_spans=["receive", "send"],
         server_request_hook=client_trace.request_span_hook,
     )

@@ -53,6 +53,15 @@ class Problem(Exception):
         self.extensions = extensions
 
 
+# Paths that carry a credential: an acknowledge link's token, a heartbeat's key.
+SECRET_PATH = re.compile(r"^(/v1/(?:ack|heartbeats)/)[^/]+")
+
+
+def loggable(request: Request) -> str:
+    """The request's path as a log may show it: without a credential it carries."""
+    return SECRET_PATH.sub(r"\1…", request.url.path)
+
+
 def problem_body(
     status: int,
     detail: str,
@@ -212,7 +221,7 @@ async def _on_database_error(request: Request, error: Exception) -> JSONResponse
     record_error(trace.get_current_span(), error)
     if not is_unavailable(error):
         return await _on_unexpected(request, error)
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
+    log.warning("database unavailable on %s %s: %s", request.method, loggable(request), error)
     return problem_response(
         503,
         "The database is unavailable; retry shortly.",
@@ -223,7 +232,7 @@ async def _on_database_error(request: Request, error: Exception) -> JSONResponse
 
 async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     # A bug, not the caller's fault; the traceback goes to the log, not to the client.
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    log.exception("unhandled error on %s %s", request.method, loggable(request), exc_info=error)
     return problem_response(500, "An internal error occurred.", request=request)
 
 

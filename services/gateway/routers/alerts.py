@@ -96,6 +96,10 @@ def _text(value: Any, field: str, *, limit: int, required: bool) -> str:
         raise InvalidEvent(f"Length of '{field}' is too long (at most {limit} characters)")
     if "\x00" in value:
         raise InvalidEvent(f"'{field}' must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # JSON may carry a lone surrogate ("\ud800"); no store can
+        raise InvalidEvent(f"'{field}' is not valid Unicode text") from None
     return value
 
 
@@ -109,8 +113,12 @@ def _timestamp(value: Any) -> datetime | None:
     if moment is None:
         raise InvalidEvent("'payload.timestamp' is not an ISO 8601 timestamp")
     moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        in_utc = moment.astimezone(UTC)
+    except OverflowError:  # the year 1 at +14:00 is before the year 1 in UTC
+        raise InvalidEvent("'payload.timestamp' is out of range") from None
     # A sender's clock ahead of ours says nothing about when it detected the problem.
-    return min(moment.astimezone(UTC), datetime.now(UTC))
+    return min(in_utc, datetime.now(UTC))
 
 
 def enqueued_event(body: Any) -> tuple[str, intake_pb2.AlertEvent]:
@@ -185,7 +193,7 @@ async def enqueue(request: Request) -> Response:
     alert (one of no open alert is dropped, as PagerDuty drops it)."""
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than a parser goes
         body = None
     try:
         routing_key, event = enqueued_event(body)
@@ -336,7 +344,12 @@ async def alertmanager_webhook(
     )
     if scheme.lower() != "bearer" or len(key.strip()) != KEY_LENGTH:
         raise unauthorized
-    events = [alertmanager_event(alert) for alert in payload.alerts]
+    try:
+        events = [alertmanager_event(alert) for alert in payload.alerts]
+    except ValueError as error:  # a lone surrogate ("\ud800") in a label: no store can take it
+        raise Problem(
+            422, "An alert holds text that is not valid Unicode; nothing was taken."
+        ) from error
     answer = await submit(services, key=key.strip(), kind="alertmanager", events=events)
     if answer.refused == "unknown_key":
         raise unauthorized

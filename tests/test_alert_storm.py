@@ -6,10 +6,14 @@ webhooks of many alerts, make one incident per key, each holding every accepted 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any
 
 import httpx
+from opentelemetry import context as otel_context
 
+from firebreak.api.intake.v1 import intake_pb2
+from services.gateway.alert_batches import MAX_BATCH_BYTES, Waiting, next_batch
 from tests.alert_client import am_alert, am_webhook, new_integration, post_alertmanager
 from tests.gateway_client import Api, Tenant
 from tests.lifecycle_client import ok
@@ -154,3 +158,25 @@ def test_concurrent_single_events_over_the_rate_lose_none_they_accepted(api: Api
     assert all(int(answer.headers["Retry-After"]) >= 1 for answer in second)
     (incident,) = incidents_by_key(api, client)["over-the-rate"]
     assert incident["alert_count"] == accepted
+
+
+def test_a_batch_of_single_events_stays_under_grpcs_message_limit() -> None:
+    # 100 events of ~60 KB each (custom details near the request limit) queued for one key:
+    # one call of all of them would be ~6 MB, past gRPC's 4 MiB, and fail every request in it.
+    details = '{"custom_details": "' + "x" * 60_000 + '"}'
+    loop = asyncio.new_event_loop()  # where each request's answer would go; none is awaited
+    waiting = deque(
+        Waiting(
+            event=intake_pb2.AlertEvent(action="trigger", dedup_key=str(n), details_json=details),
+            trace=otel_context.get_current(),
+            answer=loop.create_future(),
+        )
+        for n in range(100)
+    )
+    loop.close()
+    batches = []
+    while waiting:
+        batches.append(next_batch(waiting))
+    assert [w.event.dedup_key for batch in batches for w in batch] == [str(n) for n in range(100)]
+    assert len(batches) > 1
+    assert all(sum(w.event.ByteSize() for w in batch) <= MAX_BATCH_BYTES for batch in batches)

@@ -29,6 +29,9 @@ from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
 from firebreak.scope_token import Scope, current_scope
 
 MAX_EVENTS = 1000  # intake's limit per request
+# And in bytes: each event carries its sender's body (up to the 64 KiB request limit), and a
+# call over gRPC's 4 MiB message limit would fail every request in it.
+MAX_BATCH_BYTES = 3 * 1024 * 1024
 # Longer than other calls' (backends.RPC_TIMEOUT_SECONDS): a call of up to MAX_EVENTS events may
 # open as many incidents in its transaction, waiting for every other transaction that opens
 # incidents of the client (their references are consecutive): on a busy PostgreSQL, the first
@@ -42,7 +45,7 @@ ALERT_SENDER = Scope(subject="integration-key", role="integration", clients=froz
 
 
 @dataclass
-class _Waiting:
+class Waiting:
     """A request's event, the trace it came in, and where its answer goes."""
 
     event: intake_pb2.AlertEvent
@@ -52,7 +55,7 @@ class _Waiting:
 
 @dataclass
 class _Queue:
-    waiting: deque[_Waiting] = field(default_factory=deque)
+    waiting: deque[Waiting] = field(default_factory=deque)
     senders: int = 0
 
 
@@ -70,7 +73,7 @@ class AlertBatches:
         """Intake's answer for this event alone: its refusal, or its one outcome."""
         queue = self._queues.setdefault((key_hash, kind), _Queue())
         answer = asyncio.get_running_loop().create_future()
-        queue.waiting.append(_Waiting(event, otel_context.get_current(), answer))
+        queue.waiting.append(Waiting(event, otel_context.get_current(), answer))
         if queue.senders < SENDERS_PER_KEY:
             queue.senders += 1
             sender = asyncio.create_task(self._send(key_hash, kind, queue))
@@ -83,10 +86,7 @@ class AlertBatches:
         current_scope.set(ALERT_SENDER)
         try:
             while queue.waiting:
-                batch = [
-                    queue.waiting.popleft() for _ in range(min(MAX_EVENTS, len(queue.waiting)))
-                ]
-                await self._call(key_hash, kind, batch)
+                await self._call(key_hash, kind, next_batch(queue.waiting))
         except BaseException:
             # Cancelled (the gateway is stopping): what still waits is not sent.
             _fail(list(queue.waiting), asyncio.CancelledError())
@@ -98,7 +98,7 @@ class AlertBatches:
                 # Nothing is kept for a key between storms (nor for a stranger's made-up keys).
                 self._queues.pop((key_hash, kind), None)
 
-    async def _call(self, key_hash: str, kind: str, batch: list[_Waiting]) -> None:
+    async def _call(self, key_hash: str, kind: str, batch: list[Waiting]) -> None:
         request = intake_pb2.SubmitAlertsRequest(
             key_hash=key_hash, kind=kind, events=[waiting.event for waiting in batch]
         )
@@ -132,7 +132,20 @@ class AlertBatches:
                 waiting.answer.set_result(own)
 
 
-def _fail(batch: list[_Waiting], error: BaseException) -> None:
+def next_batch(waiting: deque[Waiting]) -> list[Waiting]:
+    """The next call's events, taken from the front of `waiting`: at most MAX_EVENTS and, but for
+    a first event larger on its own, MAX_BATCH_BYTES."""
+    batch = [waiting.popleft()]
+    size = batch[0].event.ByteSize()
+    while waiting and len(batch) < MAX_EVENTS:
+        size += waiting[0].event.ByteSize()
+        if size > MAX_BATCH_BYTES:
+            break
+        batch.append(waiting.popleft())
+    return batch
+
+
+def _fail(batch: list[Waiting], error: BaseException) -> None:
     """Each request of the batch fails as its own call would have."""
     for waiting in batch:
         if waiting.answer.done():

@@ -4,7 +4,10 @@ traceback several times a second for as long as it lasts."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from firebreak.database import is_unavailable
 
@@ -33,3 +36,23 @@ class FailedPasses:
         if self._outage:
             self._outage = False
             self._log.info("%s runs again: the database is back", self._what)
+
+
+async def run_passes(
+    stopping: asyncio.Event,
+    one_pass: Callable[[], Awaitable[object]],
+    *,
+    tick_seconds: float,
+    failures: FailedPasses,
+) -> None:
+    """Runs `one_pass` every tick until `stopping` is set; a failing pass is logged through
+    `failures` and tried again at the next tick: a timer must outlive a database hiccup."""
+    while not stopping.is_set():
+        try:
+            await one_pass()
+        except Exception as error:
+            failures.failed(error)
+        else:
+            failures.succeeded()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), tick_seconds)

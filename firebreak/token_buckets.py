@@ -19,16 +19,24 @@ class TokenBucket:
     def __post_init__(self) -> None:
         self.tokens = float(self.burst)
 
-    def refusal(self, now: float, count: int = 1) -> int:
-        """Takes `count` tokens and returns 0, or takes none and returns the whole seconds (at
-        least 1) until the request would be admitted."""
+    def wait(self, now: float, count: int = 1) -> float:
+        """Seconds until a request of `count` tokens would be admitted; 0 when it would be now
+        (then `take` it)."""
         if self.updated != -math.inf:
             self.tokens = min(
                 float(self.burst), self.tokens + (now - self.updated) * self.per_second
             )
         self.updated = now
-        needed = min(count, self.burst)
-        if self.tokens >= needed:
-            self.tokens -= count
+        return max(0.0, (min(count, self.burst) - self.tokens) / self.per_second)
+
+    def take(self, count: int = 1) -> None:
+        self.tokens -= count
+
+    def refusal(self, now: float, count: int = 1) -> int:
+        """Takes `count` tokens and returns 0, or takes none and returns the whole seconds (at
+        least 1) until the request would be admitted."""
+        wait = self.wait(now, count)
+        if wait == 0:
+            self.take(count)
             return 0
-        return max(1, math.ceil((needed - self.tokens) / self.per_second))
+        return max(1, math.ceil(wait))

@@ -6,9 +6,9 @@ response team working one incident must not run dry of a bucket shared by everyo
 
 Each gateway replica keeps its own buckets in memory, so with N replicas a key may get up to N
 times its rate; a bucket exists per key that was used, and keys are few (admins issue them).
-A token bucket is a few lines; the libraries for it either wait for a token instead of
-refusing (aiolimiter) or cannot say when the next one comes (token-bucket), which
-Retry-After needs.
+The bucket is firebreak/token_buckets.py's, as intake's per-integration limits use: the
+libraries for it either wait for a token instead of refusing (aiolimiter) or cannot say when
+the next one comes (token-bucket), which Retry-After needs.
 """
 
 from __future__ import annotations
@@ -19,14 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from firebreak.settings import RateLimit, Settings
+from firebreak.token_buckets import TokenBucket
 from services.gateway.permissions import OPERATOR_CLIENT_ID, Principal
 from services.gateway.problems import Problem
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
 
 
 class Buckets:
@@ -34,23 +29,18 @@ class Buckets:
 
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, TokenBucket] = {}
 
     def wait(self, name: str, now: float) -> float:
         """Seconds until the bucket holds a token; 0 when it holds one now."""
         bucket = self._buckets.get(name)
         if bucket is None:
-            return 0.0
-        tokens = min(
-            self.limit.burst, bucket.tokens + (now - bucket.updated) * self.limit.per_second
-        )
-        bucket.tokens, bucket.updated = tokens, now
-        return max(0.0, (1 - tokens) / self.limit.per_second)
+            bucket = self._buckets[name] = TokenBucket(self.limit.per_second, self.limit.burst)
+        return bucket.wait(now)
 
-    def take(self, name: str, now: float) -> None:
+    def take(self, name: str) -> None:
         """Takes a token; `wait` said there is one."""
-        bucket = self._buckets.setdefault(name, _Bucket(self.limit.burst, now))
-        bucket.tokens -= 1
+        self._buckets[name].take()
 
 
 @dataclass(frozen=True)
@@ -109,7 +99,7 @@ class RateLimiter:
         if empty is not None and waits[empty] > 0:
             return Refusal(empty, self._limits[empty].limit, max(1, math.ceil(waits[empty])))
         for limit in waits:
-            self._limits[limit].take(names[limit], now)
+            self._limits[limit].take(names[limit])
         return None
 
     def admit(self, principal: Principal) -> None:

@@ -19,7 +19,6 @@ nothing can be missed while its sender is still being set up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from firebreak.events import to_timestamp
 from firebreak.keyset_pages import aware
 from firebreak.outbox import Outbox
 from firebreak.telemetry import current_span_id, current_trace_id
-from firebreak.timer_passes import FailedPasses
+from firebreak.timer_passes import FailedPasses, run_passes
 from services.intake import alerts
 from services.intake.models import integrations
 
@@ -97,16 +96,12 @@ class HeartbeatWatch:
     async def run(self, stopping: asyncio.Event) -> None:
         """Looks for missed heartbeats every tick until `stopping` is set. A failing pass is
         logged and tried again: a database hiccup must not end the watch."""
-        failures = FailedPasses(log, "heartbeat pass")
-        while not stopping.is_set():
-            try:
-                await self.run_due()
-            except Exception as error:
-                failures.failed(error)
-            else:
-                failures.succeeded()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.tick_seconds)
+        await run_passes(
+            stopping,
+            self.run_due,
+            tick_seconds=self.tick_seconds,
+            failures=FailedPasses(log, "heartbeat pass"),
+        )
 
     async def run_due(self) -> int:
         """Triggers the alert of each heartbeat past its `overdue_at`; how many there were."""

@@ -15,7 +15,6 @@ nearest lead time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from firebreak.events import DEADLINE_MISSED, DEADLINE_REMINDER_SENT, new_event
 from firebreak.keyset_pages import aware
 from firebreak.outbox import Outbox
 from firebreak.telemetry import span_in_context
-from firebreak.timer_passes import FailedPasses
+from firebreak.timer_passes import FailedPasses, run_passes
 from services.notify.deadlines import MISSED, PENDING, deadline_message
 from services.notify.models import deadlines, people, update_cadences
 from services.notify.outgoing import queue_message
@@ -66,16 +65,12 @@ class DeadlineWatch:
     async def run(self, stopping: asyncio.Event) -> None:
         """Reminds and records misses until `stopping` is set. A failing pass is logged and
         tried again: a database hiccup must not end the watch."""
-        failures = FailedPasses(log, "deadline pass")
-        while not stopping.is_set():
-            try:
-                await self.run_due()
-            except Exception as error:
-                failures.failed(error)
-            else:
-                failures.succeeded()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.tick_seconds)
+        await run_passes(
+            stopping,
+            self.run_due,
+            tick_seconds=self.tick_seconds,
+            failures=FailedPasses(log, "deadline pass"),
+        )
 
     async def run_due(self) -> int:
         now = datetime.now(UTC)

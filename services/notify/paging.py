@@ -18,7 +18,6 @@ and only pages are announced on the timeline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from firebreak.api.events.v1 import events_pb2
 from firebreak.events import PAGE_DELIVERED, PAGE_FAILED, new_event
 from firebreak.outbox import Outbox
 from firebreak.telemetry import span_in_context
-from firebreak.timer_passes import FailedPasses
+from firebreak.timer_passes import FailedPasses, run_passes
 from services.notify import contact_methods, escalation
 from services.notify.channels import (
     Channel,
@@ -84,21 +83,20 @@ class Pager:
                 kind: channel_for(kind, settings=self.channels, http_client=http)
                 for kind in HTTP_KINDS
             }
-            failures = FailedPasses(log, "paging pass")
             try:
-                while not stopping.is_set():
-                    try:
-                        await self.run_due_steps()
-                        await self.send_due_pages()
-                    except Exception as error:
-                        failures.failed(error)
-                    else:
-                        failures.succeeded()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), self.tick_seconds)
+                await run_passes(
+                    stopping,
+                    self._one_pass,
+                    tick_seconds=self.tick_seconds,
+                    failures=FailedPasses(log, "paging pass"),
+                )
             finally:
                 await self._finish_in_flight()
                 self._http_channels = {}
+
+    async def _one_pass(self) -> None:
+        await self.run_due_steps()
+        await self.send_due_pages()
 
     async def run_due_steps(self) -> int:
         now = datetime.now(UTC)

@@ -9,7 +9,6 @@ replicas run and whenever one is killed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from firebreak.api.events.v1 import events_pb2
 from firebreak.events import STATUS_UPDATE_OVERDUE, new_event, to_timestamp
 from firebreak.outbox import Outbox
 from firebreak.telemetry import current_trace_context, span_in_context
-from firebreak.timer_passes import FailedPasses
+from firebreak.timer_passes import FailedPasses, run_passes
 from services.notify import update_cadence
 from services.notify.models import people
 from services.notify.outgoing import queue_message
@@ -53,16 +52,12 @@ class UpdateReminders:
     async def run(self, stopping: asyncio.Event) -> None:
         """Reminds of overdue updates until `stopping` is set; a failing pass is logged and
         tried again."""
-        failures = FailedPasses(log, "update reminder pass")
-        while not stopping.is_set():
-            try:
-                await self.remind_due()
-            except Exception as error:
-                failures.failed(error)
-            else:
-                failures.succeeded()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.tick_seconds)
+        await run_passes(
+            stopping,
+            self.remind_due,
+            tick_seconds=self.tick_seconds,
+            failures=FailedPasses(log, "update reminder pass"),
+        )
 
     async def remind_due(self) -> int:
         now = datetime.now(UTC)

@@ -9,7 +9,6 @@ writer). Each alarm is an event on the timeline; notify reminds the action's own
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from firebreak.events import ACTION_EFFECTIVENESS_CHECK_DUE, ACTION_OVERDUE, new
 from firebreak.keyset_pages import aware
 from firebreak.outbox import Outbox
 from firebreak.telemetry import span_in_context
-from firebreak.timer_passes import FailedPasses
+from firebreak.timer_passes import FailedPasses, run_passes
 from services.review.action_states import PENDING
 from services.review.actions import DUE, SCHEDULED, action_message, next_alarm
 from services.review.models import action_items
@@ -86,16 +85,12 @@ class ActionAlarms:
     async def run(self, stopping: asyncio.Event) -> None:
         """Raises due alarms until `stopping` is set. A failing pass is logged and tried
         again: the timer must outlive a database hiccup."""
-        failures = FailedPasses(log, "action alarm pass")
-        while not stopping.is_set():
-            try:
-                await self.raise_due_alarms()
-            except Exception as error:
-                failures.failed(error)
-            else:
-                failures.succeeded()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.tick_seconds)
+        await run_passes(
+            stopping,
+            self.raise_due_alarms,
+            tick_seconds=self.tick_seconds,
+            failures=FailedPasses(log, "action alarm pass"),
+        )
 
     async def raise_due_alarms(self) -> int:
         now = datetime.now(UTC)

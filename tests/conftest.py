@@ -98,6 +98,16 @@ def postgres() -> Iterator[Callable[[str], str]]:
         _run_in_thread(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(params=BACKENDS)
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """Makes an empty database and returns its URL: a SQLite file, or a throw-away PostgreSQL
+    database (skipped where PostgreSQL does not answer, as `postgres` is)."""
+    if request.param == "postgresql":
+        factory: Callable[[str], str] = request.getfixturevalue("postgres")
+        return factory
+    return lambda label: f"sqlite+aiosqlite:///{tmp_path / label}.db"
+
+
 def database_urls(backend: str, postgres_factory: Callable[[str], str] | None) -> dict[str, str]:
     if backend == "sqlite":
         return {}

@@ -30,20 +30,9 @@ from firebreak.startup_migration import (
     head_revision,
 )
 from services.gateway import models as gateway_models
-from tests.conftest import BACKENDS
 from tests.schema_before_migrations import schema_before_migrations
 
 Rows = dict[str, list[Row[Any]]]
-
-
-@pytest.fixture(params=BACKENDS)
-def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
-    """Makes an empty database and returns its URL: a SQLite file, or a throw-away PostgreSQL
-    database (skipped where PostgreSQL does not answer, as in conftest)."""
-    if request.param == "postgresql":
-        factory: Callable[[str], str] = request.getfixturevalue("postgres")
-        return factory
-    return lambda label: f"sqlite+aiosqlite:///{tmp_path / label}.db"
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from sqlalchemy import select
 from firebreak.database import create_engine
 from firebreak.migrations import migrate, upgrade
 from services.review.models import timeline_entries
-from tests.conftest import BACKENDS
 from tests.follow_up_client import Crew, new_crew, problem, worked_incident
 from tests.gateway_client import Api, Tenant
 from tests.lifecycle_client import ok
@@ -207,16 +205,10 @@ def test_marking_an_entry_of_another_incident_or_none_is_a_404(api: Api, crew: C
     )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 async def test_entries_written_before_notes_existed_were_recorded_when_they_happened(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+    new_database: Callable[[str], str],
 ) -> None:
-    make: Callable[[str], str] = (
-        request.getfixturevalue("postgres")
-        if backend == "postgresql"
-        else (lambda label: f"sqlite+aiosqlite:///{tmp_path / label}.db")
-    )
-    engine = create_engine(make("review"))
+    engine = create_engine(new_database("review"))
     try:
         async with engine.begin() as connection:
             await connection.run_sync(upgrade, "review", "0002")

@@ -7,7 +7,6 @@ line. Also: entries written before the fields existed keep their summaries."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ from services.review.documents import entry_text, markdown
 from services.review.models import timeline_entries
 from services.review.pdf_documents import pdf
 from services.review.review_document import review_document
-from tests.conftest import BACKENDS
 from tests.follow_up_client import Crew, new_crew, worked_incident
 from tests.gateway_client import Api
 from tests.lifecycle_client import ok, run
@@ -137,16 +135,10 @@ def test_a_document_shows_the_line_then_each_value_quoted() -> None:
     assert expected in pdf_text(pdf(document))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 async def test_entries_written_before_the_fields_keep_their_summaries(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+    new_database: Callable[[str], str],
 ) -> None:
-    make: Callable[[str], str] = (
-        request.getfixturevalue("postgres")
-        if backend == "postgresql"
-        else (lambda label: f"sqlite+aiosqlite:///{tmp_path / label}.db")
-    )
-    engine = create_engine(make("review"))
+    engine = create_engine(new_database("review"))
     try:
         async with engine.begin() as connection:
             await connection.run_sync(upgrade, "review", "0005")

@@ -2,7 +2,7 @@
 an admin, the subjects each may publish and subscribe to, and the nats-server configuration
 that enforces them.
 
-A service publishes only its own event types; uses the JetStream API only for the stream (it
+A process publishes only its own event types; uses the JetStream API only for the stream (it
 makes sure the stream exists, and may update it) and for its own durable consumer (create,
 info, pull, ack); and receives only on its own inboxes, never on event subjects. Deleting or
 purging the stream, deleting a consumer, or reading events directly takes the admin user.
@@ -20,7 +20,7 @@ from typing import Any
 
 from firebreak import events
 from firebreak.local_secrets import write_private
-from firebreak.settings import GRPC_SERVICES, SERVICES, Settings
+from firebreak.settings import SERVICES, Settings
 
 ADMIN = "admin"
 USERS = (*SERVICES, ADMIN)
@@ -42,6 +42,7 @@ _PUBLISHER_BY_NAMESPACE = {
     "action": "review",
     "pir": "review",
     "alert": "intake",
+    "attachment": "intake",
 }
 _PUBLISHER_EXCEPTIONS = {events.INCIDENT_REPORTED: "intake", events.INCIDENT_FLAGGED: "notify"}
 PUBLISHER = {
@@ -83,17 +84,18 @@ def permissions(user: str, names: BusNames) -> dict[str, Any]:
     publish += [f"{api}.STREAM.{verb}.{stream}" for verb in ("INFO", "CREATE", "UPDATE")]
     # Every process samples every consumer's counts for its metrics (metrics_sampler.py).
     publish.append(f"{api}.CONSUMER.LIST.{stream}")
-    if user in GRPC_SERVICES:  # each consumes through its own durable consumer
-        durable = names.durable_prefix + user
-        publish += [
-            # nats-py creates it by the legacy subject; newer clients use the other two.
-            f"{api}.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
-            f"{api}.CONSUMER.CREATE.{stream}.{durable}",
-            f"{api}.CONSUMER.CREATE.{stream}.{durable}.>",
-            f"{api}.CONSUMER.INFO.{stream}.{durable}",
-            f"{api}.CONSUMER.MSG.NEXT.{stream}.{durable}",
-            f"$JS.ACK.{stream}.{durable}.>",  # ack, nak, term
-        ]
+    # Each consumes through its own durable consumer (the gateway: the attachments it moves
+    # from intake to evidence).
+    durable = names.durable_prefix + user
+    publish += [
+        # nats-py creates it by the legacy subject; newer clients use the other two.
+        f"{api}.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
+        f"{api}.CONSUMER.CREATE.{stream}.{durable}",
+        f"{api}.CONSUMER.CREATE.{stream}.{durable}.>",
+        f"{api}.CONSUMER.INFO.{stream}.{durable}",
+        f"{api}.CONSUMER.MSG.NEXT.{stream}.{durable}",
+        f"$JS.ACK.{stream}.{durable}.>",  # ack, nak, term
+    ]
     return {
         "publish": {"allow": publish},
         "subscribe": {"allow": [inbox_prefix(user) + ".>"]},

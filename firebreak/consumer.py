@@ -8,6 +8,11 @@ retries only its own message. Poison is parked as a dead letter (firebreak.dead_
 retried for ever nor dropped unseen: a message no redelivery can fix (malformed, or data the
 database refuses) at once, one whose handler keeps failing after `max_deliveries`. An event of
 a newer schema version is early, not poison: it waits for a replica that reads it.
+
+An event whose work is a call to another service (the gateway's, which alone may call them) has
+a remote step instead, run before the batch's transaction so that no connection or lock is held
+while it waits; the step must be idempotent itself, since a failure between it and the commit
+runs it again at the next delivery.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope
 from firebreak.bus import ConsumerLost, PullFeed, ensure_consumer, ensure_stream
-from firebreak.database import is_transient, is_unavailable, upsert_insert
+from firebreak.database import is_transient, is_unavailable, reading, upsert_insert
 from firebreak.dead_letters import DeadLetters, ParkReason
 from firebreak.dead_letters.store import describe
 from firebreak.events import SCHEMA_VERSION, MalformedEvent, NewerSchemaVersion, parse_event
@@ -47,6 +52,8 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 Handler = Callable[[AsyncConnection, EventEnvelope], Awaitable[None]]
+# An event's work outside the service's database: a call to another service (module docstring).
+RemoteStep = Callable[[EventEnvelope], Awaitable[None]]
 
 # JetStream keeps an event a week (firebreak.bus), so it cannot come again after that; the
 # inbox remembers it a day longer, then forgets it.
@@ -136,6 +143,16 @@ class IncidentOwners:
         )
 
 
+class RetryLater(Exception):
+    """The work cannot be done yet, through no fault of the event's (a service it calls is
+    unreachable, or has not heard of the incident yet): offered again, as during a database
+    outage, without counting towards parking."""
+
+
+async def recorded_only(connection: AsyncConnection, envelope: EventEnvelope) -> None:
+    """The transaction's part of an event whose work was its remote step: its inbox row."""
+
+
 class _UndoLoneEvent(Exception):
     """Rolls back the transaction of a one-event batch whose handler failed."""
 
@@ -143,7 +160,9 @@ class _UndoLoneEvent(Exception):
 class EventConsumer:
     """Feeds the events a service subscribes to into its handlers, once each.
 
-    Without `dead_letters` (a test's own schema) poison is dropped, loudly, instead of parked."""
+    Without `dead_letters` (a test's own schema) poison is dropped, loudly, instead of parked.
+    `remote`: the remote steps of event types whose work is a call to another service; such a
+    type needs no handler."""
 
     def __init__(
         self,
@@ -157,11 +176,13 @@ class EventConsumer:
         dead_letters: DeadLetters | None = None,
         delivery: DeliveryPolicy = DeliveryPolicy(),
         owners: IncidentOwners | None = None,
+        remote: dict[str, RemoteStep] | None = None,
     ) -> None:
         self._durable = durable
         self._owners = owners
         self._stream = stream
-        self._handlers = handlers
+        self._remote = remote or {}
+        self._handlers = dict.fromkeys(self._remote, recorded_only) | handlers
         self._outbox = outbox
         self._inbox = inbox
         self._batch_size = batch_size
@@ -224,7 +245,25 @@ class EventConsumer:
         return feed
 
     async def process(self, messages: list[Msg]) -> None:
-        """Applies a batch in one transaction, then settles each message by its verdict."""
+        """Runs the batch's remote steps, applies the rest of it in one transaction, then
+        settles each message by its verdict."""
+        settled: list[tuple[Msg, Verdict]] = []
+        if self._remote:
+            remaining = []
+            for message in messages:
+                failed = await self._remote_step(message)
+                if failed is None:
+                    remaining.append(message)
+                else:
+                    settled.append((message, failed))
+            messages = remaining
+        if messages:
+            settled += zip(messages, await self._apply_batch(messages), strict=True)
+        for message, verdict in settled:
+            await self._settle(message, verdict)
+
+    async def _apply_batch(self, messages: list[Msg]) -> list[Verdict]:
+        """Applies the messages in one transaction; each one's verdict."""
         # A lone event's transaction is its savepoint: a savepoint costs more than the insert.
         isolate = len(messages) > 1
         try:
@@ -244,8 +283,59 @@ class EventConsumer:
             else:
                 log.exception("committing %d events failed; will retry", len(messages))
             verdicts = [Verdict(Outcome.RETRY)] * len(messages)
-        for message, verdict in zip(messages, verdicts, strict=True):
-            await self._settle(message, verdict)
+        return verdicts
+
+    async def _remote_step(self, message: Msg) -> Verdict | None:
+        """Runs the message's remote step, if it has one the inbox does not know done; the
+        verdict when it failed (the message then stays out of the transaction), else None.
+        A message that cannot be read is left to `_apply`, which parks it."""
+        try:
+            envelope = parse_event(
+                message.data,
+                subject=message.subject,
+                known_version=self._delivery.known_schema_version,
+            )
+        except (MalformedEvent, NewerSchemaVersion):
+            return None
+        step = self._remote.get(envelope.type)
+        if step is None:
+            return None
+        try:
+            if await self._owners_refuse(envelope) or await self._applied(envelope.id):
+                return None  # `_apply` parks it, or sees it applied before
+            with tracer.start_as_current_span(
+                f"call for {message.subject}",
+                context=propagate.extract(message.headers or {}),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": message.subject,
+                    "messaging.consumer.group.name": self._durable,
+                    "firebreak.incident_id": envelope.incident_id,
+                },
+            ) as span:
+                try:
+                    await step(envelope)
+                except Exception as error:
+                    record_error(span, error)
+                    raise
+        except Exception as error:
+            return self._failed(message, envelope, error)
+        return None
+
+    async def _owners_refuse(self, envelope: EventEnvelope) -> bool:
+        if self._owners is None:
+            return False
+        async with reading(self._outbox.engine) as connection:
+            return bool(await self._owners.mismatch(connection, envelope))
+
+    async def _applied(self, event_id: str) -> bool:
+        """Whether the inbox has the event: its remote step was done and recorded."""
+        async with reading(self._outbox.engine) as connection:
+            found = await connection.execute(
+                select(self._inbox.c.event_id).where(self._inbox.c.event_id == event_id)
+            )
+            return found.first() is not None
 
     async def _settle(self, message: Msg, verdict: Verdict) -> None:
         attempts = message.metadata.num_delivered or 1
@@ -343,9 +433,9 @@ class EventConsumer:
             # Redelivery cannot fix a value the database refuses.
             return Verdict(Outcome.PARK, ParkReason.DATA_REFUSED, describe(error))
         attempts = message.metadata.num_delivered or 1
-        if is_transient(error):
-            # An unreachable database, or a deadlock with another replica, is no fault of the
-            # event's: it does not count towards parking, and it is no bug to trace back.
+        if is_transient(error) or isinstance(error, RetryLater):
+            # An unreachable database or service, or a deadlock with another replica, is no
+            # fault of the event's: it does not count towards parking, nor is it a bug.
             log.warning(
                 "handling %s %s (stream sequence %d) met %s; will retry",
                 envelope.type,

@@ -73,6 +73,10 @@ PIR_SIGNED = "pir.signed"
 ALERT_ACKNOWLEDGED = "alert.acknowledged"
 ALERT_RESOLVED = "alert.resolved"
 ALERT_RETRIGGERED = "alert.retriggered"
+# A file attached to a report by email, kept by intake; the gateway collects it as evidence,
+# the item's source reference naming the attachment (its id after this prefix).
+ATTACHMENT_RECEIVED = "attachment.received"
+ATTACHMENT_SOURCE = "report-attachment:"
 
 # Which payload field of the envelope each event type carries.
 PAYLOAD_FIELDS = {
@@ -130,14 +134,19 @@ PAYLOAD_FIELDS = {
     ALERT_ACKNOWLEDGED: "alert_acknowledged",
     ALERT_RESOLVED: "alert_resolved",
     ALERT_RETRIGGERED: "alert_retriggered",
+    ATTACHMENT_RECEIVED: "attachment_received",
 }
 
 # Events about people, not incidents (their incident_id is empty).
 PERSON_EVENTS = frozenset({PERSON_REGISTERED, PERSON_CHANGED})
 # An alert's changes are triage's to apply: what they do to the incident (acknowledged,
-# resolved, reopened, with the integration as actor) is what its timeline records.
+# resolved, reopened, with the integration as actor) is triage's events; review records the
+# alert events themselves on the timeline too, as internal entries.
 ALERT_EVENTS = frozenset({ALERT_ACKNOWLEDGED, ALERT_RESOLVED, ALERT_RETRIGGERED})
-INCIDENT_EVENTS = frozenset(PAYLOAD_FIELDS) - PERSON_EVENTS - ALERT_EVENTS
+# An attachment is handed from intake to evidence (through the gateway, which alone may call
+# evidence): its evidence.collected is what the timeline records.
+HANDOVER_EVENTS = frozenset({ATTACHMENT_RECEIVED})
+INCIDENT_EVENTS = frozenset(PAYLOAD_FIELDS) - PERSON_EVENTS - ALERT_EVENTS - HANDOVER_EVENTS
 
 # The events that carry the incident's whole ResponseState (in their `state` field).
 STATE_CHANGES = frozenset(

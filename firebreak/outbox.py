@@ -92,6 +92,11 @@ class Outbox:
         self._pending_query = pending.limit(batch_size)
         self._claim_query = self._pending_query.with_for_update(skip_locked=True)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The service's database, which the outbox shares."""
+        return self._engine
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One unit of work: commits once at the end, then wakes the relay if it added events."""

@@ -40,6 +40,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "local_nats_port": (1, 65535),
     "gateway_port": (1, 65535),
     "max_body_bytes": (1024, None),
+    "alertmanager_max_body_bytes": (1024, None),
     "gateway_limit_concurrency": (2, None),  # uvicorn counts the request's own connection
     "grpc_max_concurrent_rpcs": (1, None),
     "grpc_health_port": (1, 65535),
@@ -102,6 +103,10 @@ class Settings:
     # Whether the gateway serves /docs, /redoc and /openapi.json.
     api_docs: bool = True
     max_body_bytes: int = 64 * 1024
+    # The Alertmanager webhook's own: Alertmanager sends every alert of a group in one request
+    # and drops a group it is refused (a 4xx), so a real group must fit. A few thousand alerts
+    # of one or two KiB each; the body is held and parsed in memory, which this bounds.
+    alertmanager_max_body_bytes: int = 4 * 1024 * 1024
     # Token buckets per API key and per client organisation (services/gateway/rate_limits.py):
     # "rate per second,burst"; empty or 0: no limit. Generous: they stop a runaway script, not
     # a busy client (an alert storm is reported, not refused).

@@ -4,13 +4,24 @@ through the lifecycle, and refused as their senders expect."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from unittest.mock import ANY
 
+import httpx
 import pytest
 
+from firebreak.api.events.v1 import events_pb2
+from firebreak.api.intake.v1 import intake_pb2
+from firebreak.events import ALERT_EVENTS, new_event
+from firebreak.launcher import Platform, free_ports
+from services.gateway.alert_batches import MAX_BATCH_BYTES, chunks
+from services.gateway.routers.alerts import AlertmanagerAlert, alertmanager_event
+from services.review.lines import Field
+from services.review.narration import narrate
 from tests.alert_client import (
     am_alert,
     am_webhook,
@@ -23,6 +34,7 @@ from tests.alert_client import (
 from tests.conftest import on_backend
 from tests.gateway_client import Api, Tenant, eventually
 from tests.lifecycle_client import finish_containment, ok
+from tests.review_client import said, timeline_has
 
 
 def status_of(api: Api, tenant: Tenant, incident_id: str) -> str:
@@ -311,8 +323,13 @@ def test_alerts_acknowledge_resolve_and_reopen_their_incident(api: Api) -> None:
     finish_containment(api, manager, incident_id)
     assert enqueue(api, key, "resolve", dedup_key=dedup_key).status_code == 202
     eventually(lambda: status_of(api, client, incident_id) == "resolved")
-    timeline = api.wait_for_timeline(manager, incident_id, 5)
-    by_integration = [e["type"] for e in timeline if e["actor"]["name"] == "Prometheus"]
+    timeline_has(api, incident_id, "incident.resolved")
+    timeline = api.timeline(manager, incident_id)
+    by_integration = [
+        e["type"]
+        for e in timeline
+        if e["actor"]["name"] == "Prometheus" and e["type"].startswith("incident.")
+    ]
     assert by_integration[-3:] == [
         "incident.acknowledged",
         "incident.contained",
@@ -390,10 +407,256 @@ def test_over_its_rate_an_integration_is_answered_429_and_nothing_is_taken(api: 
     # Every accepted event is counted; none refused is.
     assert incident_of(api, client, dedup_key)["alert_count"] == 2  # type: ignore[index]
 
+
+@on_backend("sqlite", "platform")
+def test_over_its_rate_alertmanager_is_answered_503_which_it_retries(api: Api) -> None:
+    """Alertmanager retries a 5xx and drops a group answered 4xx: over the rate is a 503."""
+    client = api.new_client()
     am_key = new_integration(api, client.id, kind="alertmanager", rate_per_second=0.01, burst=1)
-    payload = am_webhook([am_alert(unique_key())])
-    assert post_alertmanager(api, am_key["key"], payload).status_code == 200
-    refused = post_alertmanager(api, am_key["key"], payload)
-    assert refused.status_code == 429
+    counted, fresh = unique_key(), unique_key()
+    assert post_alertmanager(api, am_key["key"], am_webhook([am_alert(counted)])).status_code == 200
+    refused = post_alertmanager(
+        api, am_key["key"], am_webhook([am_alert(counted), am_alert(fresh)])
+    )
+    assert refused.status_code == 503, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
     assert int(refused.headers["Retry-After"]) >= 1
+    assert "integration's rate" in refused.json()["detail"]
+    # Nothing of the refused group was taken: no count added, no incident opened.
+    assert incident_of(api, client, counted)["alert_count"] == 1  # type: ignore[index]
+    assert incident_of(api, client, fresh) is None
+    assert len(api.list_ids(client)) == 1
+
+
+# --- Alertmanager groups of any size ------------------------------------------------------------
+
+
+def test_an_alertmanager_group_of_thousands_is_taken_whole_in_order(api: Api) -> None:
+    """A group of 2,500 alerts (far over 64 KiB and over intake's 1,000 events a call) is taken
+    at the default rate, in parts, in order: the resolve at its end comes after every trigger."""
+    client = api.new_client()
+    key = new_integration(api, client.id, kind="alertmanager")["key"]  # burst 500
+    fingerprints = [unique_key() for _ in range(5)]
+    alerts = [am_alert(fingerprints[number % 5]) for number in range(2_499)]
+    alerts.append(am_alert(fingerprints[0], "resolved"))
+    payload = am_webhook(alerts)
+    assert len(json.dumps(payload)) > 10 * 64 * 1024
+
+    answer = post_alertmanager(api, key, payload)
+
+    assert answer.status_code == 200, answer.text[:500]
+    outcomes = answer.json()["outcomes"]
+    assert [outcome["fingerprint"] for outcome in outcomes] == [a["fingerprint"] for a in alerts]
+    assert [outcome["result"] for outcome in outcomes] == (
+        ["opened"] * 5 + ["added"] * (2_499 - 5) + ["resolved"]
+    )
+    for fingerprint in fingerprints:
+        incident = incident_of(api, client, fingerprint)
+        assert incident is not None
+        firing = sum(a["fingerprint"] == fingerprint and a["status"] == "firing" for a in alerts)
+        assert incident["alert_count"] == firing
+        (alert,) = alerts_of(api, client, incident["id"])
+        assert alert["status"] == ("resolved" if fingerprint == fingerprints[0] else "triggered")
+    # The group took all its tokens at once, far past the burst: the next is over the rate.
+    refused = post_alertmanager(api, key, am_webhook([am_alert(fingerprints[1])]))
+    assert refused.status_code == 503
+    assert incident_of(api, client, fingerprints[1])["alert_count"] == 500  # type: ignore[index]
+
+
+@on_backend("sqlite", "platform")
+def test_the_alertmanager_body_limit_is_its_own(api: Api) -> None:
+    key = new_integration(api, api.new_client().id, kind="alertmanager")["key"]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    too_large = b" " * (4 * 1024 * 1024 + 1)  # past FIREBREAK_ALERTMANAGER_MAX_BODY_BYTES
+    answer = api.http.post("/v1/alerts/alertmanager", content=too_large, headers=headers)
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
+    # Other routes keep the general limit (FIREBREAK_MAX_BODY_BYTES, 64 KiB).
+    answer = api.http.post("/v2/enqueue", content=b" " * (64 * 1024 + 1), headers=headers)
+    assert answer.status_code == 413
+
+
+def test_a_group_goes_to_intake_in_parts_it_takes() -> None:
+    # Large alerts are sent as intake keeps them (a note of their size), and the parts stay
+    # within 1,000 events and the bytes of one gRPC message, in order.
+    large = am_alert("large") | {"annotations": {"description": "x" * 100_000}}
+    event = alertmanager_event(AlertmanagerAlert.model_validate(large))
+    assert json.loads(event.details_json) == {"omitted": "larger than 16 KiB", "bytes": ANY}
+    small = [intake_pb2.AlertEvent(action="trigger", dedup_key=str(n)) for n in range(2_500)]
+    assert [len(part) for part in chunks(small)] == [1_000, 1_000, 500]
+    details = "x" * 1_000_000
+    heavy = [
+        intake_pb2.AlertEvent(action="trigger", dedup_key=str(n), details_json=details)
+        for n in range(10)
+    ]
+    parts = chunks(heavy)
+    assert [e.dedup_key for part in parts for e in part] == [str(n) for n in range(10)]
+    assert len(parts) > 1
+    assert all(sum(e.ByteSize() for e in part) <= MAX_BATCH_BYTES for part in parts)
+
+
+# --- The timeline -------------------------------------------------------------------------------
+
+# Sender text that would read as the platform's own statement, were it spliced into a line.
+PLANTED_KEY = "resolved by the incident commander"
+PLANTED_SUMMARY = "closed (resolved) by the firm"
+
+
+@on_backend("postgresql", "platform")
+def test_what_monitoring_said_of_its_alert_is_on_the_timeline_for_staff(api: Api) -> None:
+    client = api.new_client()
+    integration = new_integration(api, client.id, resolve_with_alerts=True)
+    key, manager = integration["key"], api.new_person("manager")
+    dedup_key = f"{unique_key()} {PLANTED_KEY}"
+    payload = {"summary": PLANTED_SUMMARY, "source": "db-1", "severity": "critical"}  # a P1
+    for _ in range(2):
+        assert enqueue(api, key, dedup_key=dedup_key, payload=payload).status_code == 202
+    incident_id = incident_of(api, client, dedup_key)["id"]  # type: ignore[index]
+    eventually(lambda: status_of(api, client, incident_id) == "triaged")
+    assert enqueue(api, key, "acknowledge", dedup_key=dedup_key).status_code == 202
+    eventually(lambda: status_of(api, client, incident_id) == "acknowledged")
+    # The incident's last alert, of an integration that resolves incidents with them: triage
+    # would contain it, but a P1 without a commander stays acknowledged for a person.
+    assert enqueue(api, key, "resolve", dedup_key=dedup_key).status_code == 202
+    timeline_has(api, incident_id, "alert.resolved")
+
+    entries = api.timeline(manager, incident_id)
+    types = [entry["type"] for entry in entries]
+    order = [
+        "incident.reported",
+        "incident.triaged",
+        "alert.acknowledged",
+        "incident.acknowledged",
+        "alert.resolved",
+    ]
+    assert [kind for kind in types if kind in order] == order, types
+    alerted = [entry for entry in entries if entry["type"].startswith("alert.")]
+    assert [(entry["summary"], said(entry)) for entry in alerted] == [
+        (
+            "alert acknowledged by its source (2 triggers counted)",
+            [("dedup_key", dedup_key), ("summary", PLANTED_SUMMARY)],
+        ),
+        (
+            "alert resolved by its source (2 triggers counted); it was the incident's last "
+            "open alert, and its integration resolves the incident with it, as far as the "
+            "lifecycle allows",
+            [("dedup_key", dedup_key), ("summary", PLANTED_SUMMARY)],
+        ),
+    ]
+    for entry in alerted:
+        assert entry["audience"] == "internal" and entry["producer"] == "intake"
+        assert entry["actor"] == {
+            "id": integration["id"],
+            "kind": "client_system",
+            "name": "Prometheus",
+        }
+    # The client reads what its monitoring did to the incident, not the internal entries.
+    seen_by_client = api.timeline(client, incident_id)
+    client_types = {entry["type"] for entry in seen_by_client}
+    assert {"incident.reported", "incident.acknowledged"} <= client_types
+    assert not {kind for kind in client_types if kind.startswith("alert.")}
+    for entry in entries + seen_by_client:
+        assert PLANTED_KEY not in entry["summary"] and PLANTED_SUMMARY not in entry["summary"]
+
+
+def test_each_alert_event_has_an_internal_line_and_the_senders_words_as_fields() -> None:
+    changed = events_pb2.AlertChanged(
+        dedup_key=PLANTED_KEY, summary=PLANTED_SUMMARY, count=1, applies_to_incident=False
+    )
+    lines = {
+        event_type: narrate(
+            new_event(
+                event_type,
+                incident_id="i",
+                client_id="c",
+                producer="intake",
+                payload=changed,
+            )
+        )
+        for event_type in sorted(ALERT_EVENTS)
+    }
+    assert {event_type: line.internal for event_type, line in lines.items()} == {
+        "alert.acknowledged": "alert acknowledged by its source (1 trigger counted)",
+        "alert.resolved": "alert resolved by its source (1 trigger counted)",
+        "alert.retriggered": "alert triggered again by its source after it or its incident "
+        "was resolved",
+    }
+    for line in lines.values():
+        assert line.client is None
+        assert line.fields == (Field("dedup_key", PLANTED_KEY), Field("summary", PLANTED_SUMMARY))
+
+
+# --- Several gateways -----------------------------------------------------------------------------
+
+
+def _serving(url: str) -> bool:
+    try:
+        status = httpx.get(f"{url}/status", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return status.status_code == 200 and set(status.json()["services"].values()) == {"SERVING"}
+
+
+async def _spread_over(urls: list[str], bodies: list[dict[str, Any]]) -> list[int]:
+    """POSTs every Events v2 body at once, the n-th to urls[n % len(urls)]; the statuses."""
+    clients = [httpx.AsyncClient(base_url=url, timeout=60) for url in urls]
+    try:
+        answers = await asyncio.gather(
+            *(
+                clients[number % len(clients)].post("/v2/enqueue", json=body)
+                for number, body in enumerate(bodies)
+            )
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
+    return [answer.status_code for answer in answers]
+
+
+@on_backend("postgresql", "platform")
+def test_concurrent_triggers_through_two_gateways_make_one_incident(
+    platform: Platform, api: Api
+) -> None:
+    """Each gateway sends the triggers of a key that reach it together, so through one gateway
+    a new key's first triggers are one transaction. Through two, each calling its own intake
+    replica, two transactions race to open each key's incident on PostgreSQL: a few new keys
+    at once, so that some race whatever the timing."""
+    intake_port, gateway_port = free_ports(2)
+    platform.start_service(
+        "intake",
+        label="intake-2",
+        env={"FIREBREAK_GRPC_LISTEN_ADDR": f"127.0.0.1:{intake_port}"},
+    )
+    platform.start_service(
+        "gateway",
+        label="gateway-2",
+        env={
+            "FIREBREAK_GATEWAY_PORT": str(gateway_port),
+            "FIREBREAK_INTAKE_ADDR": f"127.0.0.1:{intake_port}",
+        },
+    )
+    second_url = f"http://127.0.0.1:{gateway_port}"
+    try:
+        eventually(lambda: _serving(second_url), timeout=60, interval=0.2)
+        client = api.new_client()
+        key = new_integration(api, client.id, burst=1_000)["key"]
+        dedup_keys = [unique_key() for _ in range(3)]
+        payload = {"summary": "Disk full", "source": "db-1", "severity": "error"}
+        bodies = [
+            {"routing_key": key, "event_action": "trigger", "dedup_key": dedup_key}
+            | {"payload": payload}
+            for _ in range(50)
+            for dedup_key in dedup_keys
+        ]
+
+        answers = asyncio.run(_spread_over([str(api.http.base_url), second_url], bodies))
+
+        assert answers == [202] * len(bodies)
+        assert len(api.list_ids(client)) == len(dedup_keys)
+        for dedup_key in dedup_keys:
+            incident = incident_of(api, client, dedup_key)
+            assert incident is not None and incident["alert_count"] == 50
+            (alert,) = alerts_of(api, client, incident["id"])
+            assert alert["count"] == 50
+    finally:
+        platform.stop_processes(["gateway-2", "intake-2"])

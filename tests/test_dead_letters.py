@@ -14,6 +14,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -38,10 +39,12 @@ from firebreak.database import create_engine, create_schema, reading
 from firebreak.dead_letters import DeadLetters, define_dead_letter_table
 from firebreak.dead_letters.server import serve_dead_letters
 from firebreak.events import (
+    ATTACHMENT_RECEIVED,
     INCIDENT_REPORTED,
     INCIDENT_TRIAGED,
     SCHEMA_VERSION,
     STREAM,
+    new_event,
     subject_for,
 )
 from firebreak.grpc_server import create_server
@@ -555,7 +558,62 @@ def test_malformed_messages_are_parked_by_every_consumer_and_handled_from_the_co
     assert gone.returncode == 1 and "404" in gone.stderr
 
     # A service that keeps none, by path or by filter, is named in the refusal.
-    unknown = api.http.delete(f"{ADMIN_ROUTE}/gateway/{evidence_letter}", headers=api.admin.headers)
-    assert unknown.status_code == 404 and "'gateway'" in unknown.json()["detail"]
+    unknown = api.http.delete(f"{ADMIN_ROUTE}/bogus/{evidence_letter}", headers=api.admin.headers)
+    assert unknown.status_code == 404 and "'bogus'" in unknown.json()["detail"]
     filtered = api.http.get(ADMIN_ROUTE, params={"service": "bogus"}, headers=api.admin.headers)
     assert filtered.status_code == 422 and filtered.json()["errors"][0]["field"] == "service"
+
+
+def test_the_gateways_own_consumer_parks_an_attachment_it_cannot_move_to_evidence(
+    small_platform: Platform,
+) -> None:
+    """The gateway consumes attachment.received (services/gateway/mail_evidence.py): one naming
+    an attachment intake does not have is parked in the gateway's own dead letters, listed
+    beside the services', and a replay fails again until it is discarded."""
+    api = Api(small_platform)
+    tenant = api.new_client()
+    reported = api.report(tenant)
+    assert reported.status_code == 201, reported.text
+    incident_id = reported.json()["id"]
+    forged = new_event(
+        ATTACHMENT_RECEIVED,
+        incident_id=incident_id,
+        client_id=tenant.id,
+        producer="intake",
+        payload=events_pb2.AttachmentReceived(
+            attachment_id=str(uuid.uuid4()),
+            filename="missing.log",
+            content_type="text/plain",
+            size_bytes=3,
+            sha256="0" * 64,
+            sender="ops@client.example",
+        ),
+        actor=events_pb2.Actor(id=str(uuid.uuid4()), kind="client_system", name="Ops mailbox"),
+    )
+
+    async def publish_forged() -> None:
+        connection = await nats.connect(small_platform.admin_nats_url)
+        try:
+            await publish(connection, subject_for(ATTACHMENT_RECEIVED), forged.SerializeToString())
+        finally:
+            await connection.close()
+
+    asyncio.run(publish_forged())
+
+    def parked_by_gateway() -> list[dict[str, Any]]:
+        return [item for item in listed(api, service="gateway") if item["event_id"] == forged.id]
+
+    [parked] = eventually(parked_by_gateway)
+    assert (parked["service"], parked["incident_id"]) == ("gateway", incident_id)
+    assert (parked["reason"], parked["deliveries"]) == ("handler_failed", 2)
+    assert parked["error"].startswith("AttachmentNotCollected: intake answered NOT_FOUND")
+    assert parked in listed(api)  # across every service too
+    replay = f"{ADMIN_ROUTE}/gateway/{parked['id']}/replay"
+    failed = api.http.post(replay, headers=api.admin.headers)
+    assert failed.status_code == 409, failed.text
+    assert "intake answered NOT_FOUND" in failed.json()["error"]
+    discarded = api.http.delete(f"{ADMIN_ROUTE}/gateway/{parked['id']}", headers=api.admin.headers)
+    assert discarded.status_code == 204, discarded.text
+    assert parked_by_gateway() == []
+    evidence = api.http.get(f"/v1/incidents/{incident_id}/evidence", headers=api.admin.headers)
+    assert evidence.status_code == 200 and evidence.json()["items"] == []

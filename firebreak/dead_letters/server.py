@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.api.admin.v1 import dead_letters_pb2, dead_letters_pb2_grpc
 from firebreak.api.events.v1.events_pb2 import Actor
-from firebreak.consumer import ClientMismatch, Handler, IncidentOwners, apply_once
+from firebreak.consumer import (
+    ClientMismatch,
+    Handler,
+    IncidentOwners,
+    RemoteStep,
+    apply_once,
+    recorded_only,
+)
 from firebreak.database import is_unavailable
 from firebreak.dead_letters.store import TABLE_NAME, DeadLetters, describe
 from firebreak.errors import NotFound
@@ -59,12 +66,14 @@ class DeadLetterServicer(dead_letters_pb2_grpc.DeadLetterServiceServicer):
         inbox: Table,
         handlers: dict[str, Handler],
         owners: IncidentOwners | None = None,
+        remote: dict[str, RemoteStep] | None = None,
     ) -> None:
         self._dead_letters = dead_letters
         self._owners = owners
         self._outbox = outbox
         self._inbox = inbox
-        self._handlers = handlers
+        self._remote = remote or {}
+        self._handlers = dict.fromkeys(self._remote, recorded_only) | handlers
 
     async def ListDeadLetters(
         self, request: dead_letters_pb2.ListDeadLettersRequest, context: grpc.aio.ServicerContext
@@ -79,8 +88,10 @@ class DeadLetterServicer(dead_letters_pb2_grpc.DeadLetterServiceServicer):
     async def ReplayDeadLetter(
         self, request: dead_letters_pb2.DeadLetterRef, context: grpc.aio.ServicerContext
     ) -> dead_letters_pb2.ReplayDeadLetterResponse:
-        """Handler, inbox row and the dead letter's removal commit together, or not at all."""
+        """Handler, inbox row and the dead letter's removal commit together, or not at all; an
+        event with a remote step (consumer.py) has it run first, outside the transaction."""
         try:
+            await self._remote_step(request.id)
             async with self._outbox.transaction() as connection:
                 row = await self._dead_letters.take(connection, request.id)
                 if row is None:
@@ -128,6 +139,23 @@ class DeadLetterServicer(dead_letters_pb2_grpc.DeadLetterServiceServicer):
             _who(request.actor),
         )
         return _dead_letter(row)
+
+    async def _remote_step(self, dead_letter_id: str) -> None:
+        """The parked event's remote step, as its consumer runs it, if it has one."""
+        if not self._remote:
+            return
+        row = await self._dead_letters.find(dead_letter_id)
+        if row is None:
+            raise NotFound(f"dead letter {dead_letter_id} not found")
+        envelope = parse_event(row.payload, subject=row.subject)
+        step = self._remote.get(envelope.type)
+        if step is not None:
+            with tracer.start_as_current_span(
+                f"replay call for {row.subject}",
+                context=propagate.extract(json.loads(row.headers)),
+                kind=SpanKind.CONSUMER,
+            ):
+                await step(envelope)
 
     async def _apply(self, connection: AsyncConnection, row: Row[Any]) -> bool:
         """The parked event through the consumer's path: read as it would be, then its inbox

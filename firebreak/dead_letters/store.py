@@ -146,6 +146,15 @@ class DeadLetters:
         last = rows[size - 1]
         return list(rows[:size]), encode_cursor(last.parked_at, last.id)
 
+    async def find(self, dead_letter_id: str) -> Row[Any] | None:
+        """The dead letter, left parked (a replay's remote step reads it before its
+        transaction takes it)."""
+        async with reading(self.engine) as connection:
+            found = await connection.execute(
+                select(self.table).where(self.table.c.id == dead_letter_id)
+            )
+            return found.first()
+
     async def take(self, connection: AsyncConnection, dead_letter_id: str) -> Row[Any] | None:
         """Removes the dead letter in the caller's transaction and returns it; None when there
         is none (or a concurrent replay or discard took it first)."""

@@ -1,7 +1,12 @@
 """Collecting an item: its content streams into an encrypted temporary file while SHA-256 and
 SHA-512 are computed; only once the whole stream arrived, within the size limit, and matched the
 digests the client sent, is the blob moved to its content address and the item, its first
-custody entry and evidence.collected written, in one transaction. Otherwise nothing is kept."""
+custody entry and evidence.collected written, in one transaction. Otherwise nothing is kept.
+
+An item that names its source (`source_reference`, unique per incident) is collected once: the
+same source again, a redelivered attachment.received say, answers the item collected then. One
+collected by email must arrive with the SHA-256 intake recorded when the mail came, and match
+it."""
 
 from __future__ import annotations
 
@@ -13,12 +18,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from firebreak.api.events.v1 import events_pb2
 from firebreak.api.evidence.v1.evidence_pb2 import ItemMetadata
 from firebreak.database import reading, upsert_insert
-from firebreak.errors import DomainError, InvalidArgument
+from firebreak.errors import Conflict, DomainError, InvalidArgument
 from firebreak.events import EVIDENCE_COLLECTED, from_timestamp, new_event, to_timestamp
 from firebreak.outbox import Outbox
 from services.evidence import custody_log, service
@@ -28,7 +34,16 @@ from services.evidence.custody_chain import GENESIS, timestamp
 from services.evidence.models import blobs, items
 
 ACQUISITIONS = ("copy", "image", "export", "photo", "statement")
-TEXT_LIMITS = {"filename": 255, "description": 20_000, "source": 1000, "content_type": 255}
+# api: submitted through the HTTP API (metadata that names no method); email: an attachment of a
+# report by email, which the gateway moves from intake.
+METHODS = ("api", "email")
+TEXT_LIMITS = {
+    "filename": 255,
+    "description": 20_000,
+    "source": 1000,
+    "content_type": 255,
+    "source_reference": 255,
+}
 # A collector's clock may run a little ahead of ours.
 CLOCK_SKEW = timedelta(minutes=5)
 HEX = {
@@ -70,9 +85,27 @@ def validate(metadata: ItemMetadata, *, now: datetime) -> None:
             raise InvalidArgument(field, "must be a lowercase hex digest")
     if not metadata.collector.id or not metadata.collector.name:
         raise InvalidArgument("collector", "must name who collected it")
+    if method(metadata) not in METHODS:
+        raise InvalidArgument("collection_method", f"must be one of {', '.join(METHODS)}")
+    if method(metadata) == "email" and not (metadata.source_reference and metadata.expected_sha256):
+        raise InvalidArgument(
+            "source_reference",
+            "an item collected by email names its attachment and the SHA-256 taken at receipt",
+        )
+
+
+def method(metadata: ItemMetadata) -> str:
+    return metadata.collection_method or "api"
 
 
 def _refuse_mismatch(metadata: ItemMetadata, digests: Digests) -> None:
+    if method(metadata) == "email" and metadata.expected_sha256 != digests.sha256:
+        raise InvalidArgument(
+            "expected_sha256",
+            f"the content's sha-256 is {digests.sha256}, not the {metadata.expected_sha256} "
+            "recorded when the mail was received: it arrived changed or incomplete; nothing was "
+            "kept",
+        )
     for algorithm, expected, actual in (
         ("sha-256", metadata.expected_sha256, digests.sha256),
         ("sha-512", metadata.expected_sha512, digests.sha512),
@@ -101,6 +134,56 @@ async def collect(
         await service.require_incident(
             connection, incident_id=metadata.incident_id, client_id=metadata.client_id
         )
+        if collected := await _collected_from(connection, metadata):
+            return collected  # before reading the content: it is stored already
+    try:
+        return await _collect_new(
+            outbox=outbox,
+            store=store,
+            metadata=metadata,
+            pieces=pieces,
+            max_bytes=max_bytes,
+            verify_interval=verify_interval,
+        )
+    except IntegrityError:
+        # Another replica collected the same source meanwhile (uq_items_source_reference).
+        async with reading(engine) as connection:
+            if collected := await _collected_from(connection, metadata):
+                return collected
+        raise
+
+
+async def _collected_from(connection: AsyncConnection, metadata: ItemMetadata) -> Row[Any] | None:
+    """The item collected before from the source the metadata names; None if none was. A
+    Conflict if that item's content is not the content expected now."""
+    if not metadata.source_reference:
+        return None
+    found = (
+        await connection.execute(
+            select(items).where(
+                items.c.incident_id == metadata.incident_id,
+                items.c.client_id == metadata.client_id,
+                items.c.source_reference == metadata.source_reference,
+            )
+        )
+    ).first()
+    if found is not None and metadata.expected_sha256 not in ("", found.sha256):
+        raise Conflict(
+            f"{metadata.source_reference} was collected as evidence {found.id}, whose sha-256 "
+            f"is {found.sha256}, not {metadata.expected_sha256}"
+        )
+    return found
+
+
+async def _collect_new(
+    *,
+    outbox: Outbox,
+    store: BlobStore,
+    metadata: ItemMetadata,
+    pieces: AsyncIterator[bytes],
+    max_bytes: int,
+    verify_interval: timedelta,
+) -> Row[Any]:
     upload = await asyncio.to_thread(store.begin_upload)
     try:
         async for piece in pieces:
@@ -203,6 +286,8 @@ async def _record_item(
                 collector_id=collector.id,
                 collector_kind=collector.kind,
                 collector_name=collector.name,
+                collection_method=method(metadata),
+                source_reference=metadata.source_reference or None,
                 holder_id=collector.id,
                 holder_kind=collector.kind,
                 holder_name=collector.name,
@@ -222,25 +307,28 @@ async def _record_item(
         )
         if sent
     ]
+    details = {
+        "incident_id": item.incident_id,
+        "filename": item.filename,
+        "description": item.description,
+        "source": item.source,
+        "acquisition": item.acquisition,
+        "content_type": item.content_type,
+        "collected_at": timestamp(collected_at),
+        "sha256": digests.sha256,
+        "sha512": digests.sha512,
+        "size_bytes": digests.size_bytes,
+        "digests_sent_and_matched": checked,
+    }
+    if item.collection_method == "email":
+        # How it came, and that the content is what intake hashed when the mail arrived.
+        details |= {
+            "collection_method": "email",
+            "source_reference": item.source_reference,
+            "sha256_at_receipt": metadata.expected_sha256,
+        }
     stored = await custody_log.append_entry(
-        connection,
-        item=item,
-        kind="collected",
-        actor=collector,
-        details={
-            "incident_id": item.incident_id,
-            "filename": item.filename,
-            "description": item.description,
-            "source": item.source,
-            "acquisition": item.acquisition,
-            "content_type": item.content_type,
-            "collected_at": timestamp(collected_at),
-            "sha256": digests.sha256,
-            "sha512": digests.sha512,
-            "size_bytes": digests.size_bytes,
-            "digests_sent_and_matched": checked,
-        },
-        now=now,
+        connection, item=item, kind="collected", actor=collector, details=details, now=now
     )
     await outbox.add(
         connection,
@@ -262,6 +350,8 @@ async def _record_item(
                 acquisition=item.acquisition,
                 collected_at=to_timestamp(collected_at),
                 entry_hash=stored.entry_hash,
+                collection_method=item.collection_method,
+                source_reference=item.source_reference or "",
             ),
         ),
     )

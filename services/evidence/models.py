@@ -85,8 +85,14 @@ items = Table(
     Column("next_verify_at", DateTime(timezone=True), nullable=False),
     Column("last_verified_at", DateTime(timezone=True)),
     Column("last_verification", String(10)),  # intact | tampered
+    # api (submitted through the HTTP API) | email (an attachment of a report by email).
+    Column("collection_method", String(20), nullable=False, server_default="api"),
+    # What it was collected from (an email's attachment: "report-attachment:<id>"); NULL: not
+    # named. Unique per incident: the same source collected again is the item collected then.
+    Column("source_reference", String(255)),
     Index("ix_items_incident", "incident_id", "received_at"),
     Index("ix_items_verify", "next_verify_at"),
+    Index("uq_items_source_reference", "incident_id", "source_reference", unique=True),
 )
 
 # Append-only: rows are inserted, never changed. Each entry's hash covers its canonical

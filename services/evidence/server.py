@@ -340,6 +340,8 @@ def item_message(row: Row[Any], pending: Row[Any] | None) -> evidence_pb2.Eviden
         custody_length=row.custody_length,
         custody_head=row.custody_head,
         last_verification=row.last_verification or "",
+        collection_method=row.collection_method,
+        source_reference=row.source_reference or "",
     )
     _optional_time(message, "disposed_at", row.disposed_at)
     _optional_time(message, "last_verified_at", row.last_verified_at)

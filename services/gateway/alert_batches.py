@@ -29,8 +29,9 @@ from firebreak.api.intake.v1.intake_pb2_grpc import IntakeServiceStub
 from firebreak.scope_token import Scope, current_scope
 
 MAX_EVENTS = 1000  # intake's limit per request
-# And in bytes: each event carries its sender's body (up to the 64 KiB request limit), and a
-# call over gRPC's 4 MiB message limit would fail every request in it.
+# And in bytes: each event carries its sender's body (an Events v2 body, up to the 64 KiB request
+# limit; an Alertmanager alert's, at most 16 KiB), and a call over gRPC's 4 MiB message limit
+# would fail every request in it.
 MAX_BATCH_BYTES = 3 * 1024 * 1024
 # Longer than other calls' (backends.RPC_TIMEOUT_SECONDS): a call of up to MAX_EVENTS events may
 # open as many incidents in its transaction, waiting for every other transaction that opens
@@ -143,6 +144,20 @@ def next_batch(waiting: deque[Waiting]) -> list[Waiting]:
             break
         batch.append(waiting.popleft())
     return batch
+
+
+def chunks(events: list[intake_pb2.AlertEvent]) -> list[list[intake_pb2.AlertEvent]]:
+    """`events` cut, in order, into calls intake takes, as next_batch cuts a queue."""
+    parts: list[list[intake_pb2.AlertEvent]] = []
+    size = 0
+    for event in events:
+        event_size = event.ByteSize()
+        if not parts or len(parts[-1]) == MAX_EVENTS or size + event_size > MAX_BATCH_BYTES:
+            parts.append([])
+            size = 0
+        parts[-1].append(event)
+        size += event_size
+    return parts
 
 
 def _fail(batch: list[Waiting], error: BaseException) -> None:

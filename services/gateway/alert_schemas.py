@@ -189,6 +189,10 @@ class ReportAttachment(BaseModel):
     sender: str
     message_id: str
     received_at: datetime
+    evidence_id: str | None = Field(
+        description="The evidence item collected from it (GET /v1/evidence/{id}); null until "
+        "then, moments after the mail."
+    )
 
 
 class ReportAttachmentList(BaseModel):

@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
             await tenants.install_bootstrap_key(connection, key=admin_key)
         backends = app.state.backends = Backends.open(settings, engine)
         sampler = MetricsSampler(
-            service="gateway", engine=engine, nats=lambda: backends.nats, consumes=False
+            service="gateway", engine=engine, nats=lambda: backends.nats, consumes=True
         )
         stop_sampling = asyncio.Event()
         sampling = asyncio.create_task(
@@ -141,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         streamed=evidence_content.STREAMED_UPLOAD,
+        own_limits={alerts.ALERTMANAGER_PATH: settings.alertmanager_max_body_bytes},
     )
     # Outside the body limit, so that a refused body is counted too.
     app.add_middleware(RequestMetrics)

@@ -1,8 +1,11 @@
-"""What the gateway talks to: its database, the services' gRPC stubs, and NATS."""
+"""What the gateway talks to: its database, the services' gRPC stubs, and NATS (its relay, and
+its consumer of the attachments it moves from intake to evidence)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass, field
 
 import grpc
@@ -29,7 +32,11 @@ from firebreak.api.review.v1 import review_pb2
 from firebreak.api.review.v1.review_pb2_grpc import ReviewServiceStub
 from firebreak.api.triage.v1 import triage_pb2
 from firebreak.api.triage.v1.triage_pb2_grpc import TriageServiceStub
+from firebreak.consumer import DeliveryPolicy, EventConsumer, RemoteStep
 from firebreak.database import answers
+from firebreak.dead_letters import DeadLetters
+from firebreak.dead_letters.server import DeadLetterServicer
+from firebreak.events import ATTACHMENT_RECEIVED
 from firebreak.grpc_channels import open_channel
 from firebreak.grpc_tls import channel_credentials
 from firebreak.outbox import Outbox
@@ -37,8 +44,12 @@ from firebreak.scope_token import ScopeTokens, private_key
 from firebreak.settings import Settings, SettingsError
 from services.gateway import models
 from services.gateway.alert_batches import AlertBatches
+from services.gateway.mail_evidence import BATCH_SIZE, AttachmentMover
+
+log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 1.0
+CONSUMER_RESTART_SECONDS = 1.0
 RPC_TIMEOUT_SECONDS = 5.0  # every call the gateway makes to a service
 # Calls that read a whole evidence item back (verify, receipt): up to 2 GiB to decrypt and hash.
 CONTENT_RPC_TIMEOUT_SECONDS = 600.0
@@ -67,12 +78,16 @@ class Backends:
     evidence: EvidenceServiceStub = field(init=False)
     outbox: Outbox = field(init=False)
     alert_batches: AlertBatches = field(init=False)  # single alert events, sent on together
+    consumer: EventConsumer | None = None  # attachment.received (mail_evidence.py)
+    dead_letters: DeadLetterServicer | None = None  # what the consumer gave up on
     nats: NATS | None = None
     nats_link: bus.LinkState = field(default_factory=bus.LinkState)
     _nats_connecting: asyncio.Task[None] | None = None
     _relay: asyncio.Task[None] | None = None
     _housekeeping: asyncio.Task[None] | None = None
+    _consuming: asyncio.Task[None] | None = None
     _stop_relaying: asyncio.Event = field(default_factory=asyncio.Event)
+    _stop_consuming: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.intake = IntakeServiceStub(self.intake_channel)
@@ -140,13 +155,37 @@ class Backends:
                 credentials=credentials,
             ),
         )
-        # Published rows are deleted after a day, as in every service.
+        backends._consume_attachments(settings)
+        # Published rows and old inbox entries are deleted, as in every service.
         backends._housekeeping = asyncio.create_task(
-            runtime.keep_house(backends.outbox, None, backends._stop_relaying), name="housekeeping"
+            runtime.keep_house(backends.outbox, backends.consumer, backends._stop_relaying),
+            name="housekeeping",
         )
         # The gateway serves, and is ready, while NATS is away: events wait in its outbox.
         backends._nats_connecting = asyncio.create_task(backends._connect_nats(settings))
         return backends
+
+    def _consume_attachments(self, settings: Settings) -> None:
+        """The consumer of attachment.received, and the dead letters it parks: the gateway
+        alone may call evidence, so it moves each attachment there (mail_evidence.py)."""
+        remote: dict[str, RemoteStep] = {
+            ATTACHMENT_RECEIVED: AttachmentMover(self.intake, self.evidence)
+        }
+        dead_letters = DeadLetters(service="gateway", engine=self.engine, table=models.dead_letters)
+        self.consumer = EventConsumer(
+            durable=settings.durable_prefix + "gateway",
+            handlers={},
+            outbox=self.outbox,
+            inbox=models.inbox,
+            batch_size=BATCH_SIZE,
+            stream=bus.stream_config(settings.stream_replicas, settings.stream_max_bytes),
+            dead_letters=dead_letters,
+            delivery=DeliveryPolicy.from_settings(settings),
+            remote=remote,
+        )
+        self.dead_letters = DeadLetterServicer(
+            dead_letters, outbox=self.outbox, inbox=models.inbox, handlers={}, remote=remote
+        )
 
     async def _connect_nats(self, settings: Settings) -> None:
         stream = bus.stream_config(settings.stream_replicas, settings.stream_max_bytes)
@@ -155,6 +194,19 @@ class Backends:
         self._relay = asyncio.create_task(
             self.outbox.run_relay(self.nats, self._stop_relaying, stream), name="outbox relay"
         )
+        self._consuming = asyncio.create_task(self._consume(self.nats), name="consumer")
+
+    async def _consume(self, client: NATS) -> None:
+        """Runs the consumer until the gateway stops; started again should it fail (NATS
+        refusing its consumer at first, say), since the gateway serves on whatever happens."""
+        assert self.consumer is not None
+        while not self._stop_consuming.is_set():
+            try:
+                await self.consumer.run(client, self._stop_consuming)
+            except Exception:
+                log.exception("the gateway's consumer stopped; starting it again")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_consuming.wait(), CONSUMER_RESTART_SECONDS)
 
     def nats_connected(self) -> bool:
         return self.nats is not None and self.nats.is_connected
@@ -178,6 +230,10 @@ class Backends:
     async def close(self) -> None:
         if self._nats_connecting is not None:
             self._nats_connecting.cancel()
+        # The transfers in hand are finished first; their messages are then acknowledged.
+        self._stop_consuming.set()
+        if self._consuming is not None:
+            await asyncio.gather(self._consuming, return_exceptions=True)
         # Ends housekeeping too, so it is set even if NATS never answered and no relay runs:
         # a gateway stopped during an outage would otherwise wait for ever.
         self._stop_relaying.set()

@@ -93,6 +93,14 @@ class EvidenceItem(BaseModel):
     custody_head: str | None = Field(description="Staff only.")
     last_verified_at: datetime | None
     last_verification: Literal["intact", "tampered"] | None
+    collection_method: Literal["api", "email"] = Field(
+        description="How it reached Firebreak: submitted through the API, or attached to a "
+        "report by email (moved from the report's attachments by the platform)."
+    )
+    source_reference: str | None = Field(
+        description="What it was collected from: an email's attachment, "
+        "`report-attachment:<attachment id>`."
+    )
 
 
 class EvidenceRecord(EvidenceItem):
@@ -190,6 +198,8 @@ def item_body(item: evidence_pb2.EvidenceItem, caller: Principal) -> dict[str, A
         "custody_head": item.custody_head if staff else None,
         "last_verified_at": _moment(item, "last_verified_at"),
         "last_verification": item.last_verification or None,
+        "collection_method": item.collection_method or "api",
+        "source_reference": item.source_reference or None,
     }
 
 

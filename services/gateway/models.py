@@ -1,6 +1,6 @@
 """The gateway's storage: client organisations (tenants), people, their hashed API keys, the
-acknowledge links already used, the audit log of administrative acts, and the outbox of the
-events about people."""
+acknowledge links already used, the audit log of administrative acts, the outbox of the events
+about people, and the inbox and dead letters of the attachments it moves to evidence."""
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +16,8 @@ from sqlalchemy import (
     Text,
 )
 
+from firebreak.consumer import define_inbox_table
+from firebreak.dead_letters import define_dead_letter_table
 from firebreak.outbox import define_outbox_table
 
 metadata = MetaData()
@@ -130,3 +132,6 @@ audit_head = Table(
 
 # person.registered and person.changed, published by the gateway's relay.
 outbox = define_outbox_table(metadata)
+# attachment.received, which the gateway consumes (mail_evidence.py).
+inbox = define_inbox_table(metadata)
+dead_letters = define_dead_letter_table(metadata)

@@ -283,7 +283,9 @@ def _document_problems(app: FastAPI) -> None:
                 responses = operation["responses"]
                 responses.pop("422", None)
                 responses["4XX"] = CLIENT_ERROR_RESPONSE
-                responses["503"] = UNAVAILABLE_RESPONSE
+                # A route may say what its own 503 means (the Alertmanager webhook: its rate).
+                own = responses.get("503", {}).get("description")
+                responses["503"] = UNAVAILABLE_RESPONSE | ({"description": own} if own else {})
         for name in ("HTTPValidationError", "ValidationError"):
             document.get("components", {}).get("schemas", {}).pop(name, None)
         return document
@@ -305,14 +307,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 class BodySizeLimit:
     """Answers 413 to bodies over the limit, declared or streamed, before the app reads them.
-    POSTs to `streamed` paths pass untouched: their route streams the body and limits it."""
+    POSTs to `streamed` paths pass untouched: their route streams the body and limits it. A path
+    of `own_limits` has its own limit instead."""
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, streamed: re.Pattern[str] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        streamed: re.Pattern[str] | None = None,
+        own_limits: Mapping[str, int] | None = None,
     ) -> None:
         self._app = app
         self._max_bytes = max_bytes
         self._streamed = streamed
+        self._own_limits = dict(own_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (
@@ -322,13 +331,14 @@ class BodySizeLimit:
         ):
             await self._app(scope, receive, send)
             return
+        limit = self._own_limits.get(scope["path"], self._max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await _send_problem(send, 400, "Content-Length is not a number.")
                 return
-            if int(declared) > self._max_bytes:
-                await self._too_large(send)
+            if int(declared) > limit:
+                await _too_large(send, limit)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -337,16 +347,17 @@ class BodySizeLimit:
             if message["type"] != "http.request":
                 return  # the client went away mid-body: there is nothing to answer
             size += len(message.get("body", b""))
-            if size > self._max_bytes:
-                await self._too_large(send)
+            if size > limit:
+                await _too_large(send, limit)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
         await self._app(scope, _replay(b"".join(chunks), receive), send)
 
-    async def _too_large(self, send: Send) -> None:
-        await _send_problem(send, 413, f"The request body exceeds {self._max_bytes} bytes.")
+
+async def _too_large(send: Send, limit: int) -> None:
+    await _send_problem(send, 413, f"The request body exceeds {limit} bytes.")
 
 
 def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:

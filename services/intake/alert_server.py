@@ -102,11 +102,21 @@ class AlertMethods:
             row = found.first()
         if row is None:
             return intake_pb2.SubmitAlertsResponse(refused="unknown_key")
-        wait = bucket_for(self._alert_buckets, row).refusal(time.monotonic(), len(events))
+        # A later part of a group takes no tokens: its first part took the whole group's.
+        tokens = request.rate_tokens if request.HasField("rate_tokens") else len(events)
+        wait = (
+            bucket_for(self._alert_buckets, row).refusal(time.monotonic(), tokens) if tokens else 0
+        )
         if wait:
             # Refused before anything is written: nothing of the request was taken.
             return intake_pb2.SubmitAlertsResponse(refused="rate_limited", retry_after_seconds=wait)
-        outcomes = await alerts.apply_all(self._outbox, alerts.Sender(row), events)
+        try:
+            outcomes = await alerts.apply_all(
+                self._outbox, alerts.Sender(row), events, time_remaining=context.time_remaining
+            )
+        except alerts.DeadlinePassed:
+            # Rolled back: the caller has given up and will send the events again.
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed")
         return intake_pb2.SubmitAlertsResponse(outcomes=outcomes)
 
     async def RecordHeartbeat(

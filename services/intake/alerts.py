@@ -1,12 +1,26 @@
 """Alerts deduplicated into incidents (issue 14 §4), in the caller's transaction.
 
 A trigger whose dedup key has an open incident (of the same integration) adds to it: its count,
-last time seen and latest event, one row updated, no event on the bus. A new dedup key opens an
-incident through the report path (`service.report_incident`: incident.reported, reported by the
-integration). A trigger soon after that incident was resolved (the integration's flapping
-window) reopens it instead (alert.retriggered, which triage applies). Acknowledge and resolve
-change the alert and tell triage (alert.acknowledged, alert.resolved), which applies them to the
-incident where the integration and the lifecycle allow.
+last time seen and latest event, one row updated, no event on the bus (an acknowledged alert
+stays acknowledged, as PagerDuty keeps it). A new dedup key opens an incident through the report
+path (`service.report_incident`: incident.reported, reported by the integration). A trigger soon
+after that incident was resolved (the integration's flapping window) reopens it instead
+(alert.retriggered, which triage applies). Acknowledge and resolve change the alert and tell
+triage (alert.acknowledged, alert.resolved), which applies them to the incident where the
+integration and the lifecycle allow. A trigger of a key whose incident was merged follows the
+merge: it counts on (or reopens) the incident that one was merged into, as a new alert there.
+
+Intake's incident status is a copy, updated from triage's lifecycle events, so a trigger may
+find an incident open that triage has just resolved. Two cases, both ending with the firing
+alert's incident open and the trigger counted once:
+- the alert itself was resolved (its resolve may be what resolves the incident, once triage
+  applies it): the trigger that revives it publishes alert.retriggered too, which triage
+  applies after the resolve (a no-op on an incident that is not resolved);
+- a person resolved the incident: when intake records that (`retrigger_fired_since`), each of
+  its alerts that fired after the resolution and is not resolved publishes alert.retriggered.
+A request reads each incident FOR KEY SHARE after locking its alerts, and intake's handler locks
+the incident's row FOR UPDATE before it looks at the alerts: a trigger either sees the incident
+resolved or is seen by that look.
 
 A request's events are applied in order, in one transaction. A storm is mostly triggers of keys
 whose incident is open: those are counted in memory and written together at the end, one
@@ -27,8 +41,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, bindparam, case, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1 import events_pb2
@@ -38,6 +52,7 @@ from firebreak.api.intake.v1.intake_pb2 import (
     Reporter,
     ReportIncidentRequest,
 )
+from firebreak.database import sqlstate
 from firebreak.errors import InvalidArgument
 from firebreak.events import (
     ALERT_ACKNOWLEDGED,
@@ -66,10 +81,16 @@ MAX_DESCRIPTION = 20_000  # as a report's
 SUBMIT_ATTEMPTS = 5
 # An incident in one of these takes later triggers of its key; resolved may be reopened.
 OPEN_STATUSES = frozenset({"reported", "triaged", "acknowledged", "contained"})
+# An incident merged into one that was merged in turn: followed this far.
+MAX_MERGE_HOPS = 10
 
 
 class ConcurrentTrigger(Exception):
     """Another transaction gave the dedup key a new alert first: run the request again."""
+
+
+class DeadlinePassed(Exception):
+    """The caller's deadline passed before the request's transaction committed: rolled back."""
 
 
 @dataclass(frozen=True)
@@ -118,11 +139,7 @@ async def apply(
     trace_id: str,
     span_id: str,
 ) -> AlertOutcome:
-    current = (
-        await connection.execute(
-            CURRENT_ALERT, {"integration_id": sender.row.id, "open_key": event.dedup_key}
-        )
-    ).first()
+    current = (await _current_alerts(connection, sender, {event.dedup_key})).get(event.dedup_key)
     if event.action == "trigger":
         result, incident_id = await _trigger(
             connection, outbox, sender, event, current, now, trace_id, span_id
@@ -148,10 +165,16 @@ async def apply_all(
     events: list[AlertEvent],
     *,
     then: Callable[[AsyncConnection, list[AlertOutcome], datetime], Awaitable[None]] | None = None,
+    time_remaining: Callable[[], float | None] | None = None,
 ) -> list[AlertOutcome]:
     """Applies the events in order, in one transaction, with `then` after them in it (an
     email's attachments, kept with the incident the mail opened or counted on). A transaction
-    that lost the race for a new dedup key runs again, and then finds the winner's alert."""
+    that lost the race for a new dedup key runs again, and then finds the winner's alert.
+
+    `time_remaining`: the caller's time left (None: no deadline), checked just before the
+    commit; DeadlinePassed, and nothing is taken, once it has run out. A caller that gave up
+    would retry what was committed anyway, and count it twice. (A tiny window remains: a
+    deadline that passes during the commit itself, or while the answer is on its way.)"""
     for attempt in range(1, SUBMIT_ATTEMPTS + 1):
         try:
             async with outbox.transaction() as connection:
@@ -159,11 +182,21 @@ async def apply_all(
                 outcomes = await _apply_in_order(connection, outbox, sender, events, now)
                 if then is not None:
                     await then(connection, outcomes, now)
+                left = time_remaining() if time_remaining is not None else None
+                if left is not None and left <= 0:
+                    raise DeadlinePassed
             return outcomes
-        except (IntegrityError, ConcurrentTrigger):
-            if attempt == SUBMIT_ATTEMPTS:
+        except (DBAPIError, ConcurrentTrigger) as error:
+            if attempt == SUBMIT_ATTEMPTS or not _lost_a_race(error):
                 raise
     raise AssertionError("unreachable")
+
+
+def _lost_a_race(error: Exception) -> bool:
+    """Whether running the request again may well succeed: another transaction made the key's
+    alert first, or PostgreSQL chose this one to break a deadlock (with intake's handler, which
+    locks incidents in the order of its events; see retrigger_fired_since)."""
+    return isinstance(error, ConcurrentTrigger | IntegrityError) or sqlstate(error).startswith("40")
 
 
 @dataclass
@@ -191,7 +224,12 @@ async def _apply_in_order(
     for event in events:
         key = event.dedup_key
         alert = current.get(key)
-        if key not in alone and event.action == "trigger" and alert is not None and _open(alert):
+        if (
+            key not in alone
+            and event.action == "trigger"
+            and alert is not None
+            and _counts_quietly(alert)
+        ):
             if key in counted:
                 counted[key].added += 1
                 counted[key].latest = event
@@ -221,15 +259,23 @@ async def _apply_in_order(
 async def _current_alerts(
     connection: AsyncConnection, sender: Sender, keys: set[str]
 ) -> dict[str, Row[Any]]:
-    """The alert each key's triggers join, by key (none for a key without one), locked in key
-    order: as every transaction locks them, so that two cannot deadlock over them."""
+    """The alert each key's triggers join, by key (none for a key without one), with its
+    incident's status. The alerts are locked first, in key order: as every transaction locks
+    them, so that two cannot deadlock over them. Their incidents are read after that, FOR KEY
+    SHARE (PostgreSQL): a statement that waited for an alert's lock would otherwise see the
+    incident as it was when it started, perhaps open while intake's handler has just recorded
+    it resolved; and the handler, which locks the incident's row FOR UPDATE when it records a
+    resolution, waits for this transaction. (The weakest lock that does: other requests and
+    the registry's other updates go on beside it.)"""
     found: dict[str, Row[Any]] = {}
     ordered = sorted(keys)
     for start in range(0, len(ordered), KEYS_PER_QUERY):
-        rows = await connection.execute(
-            CURRENT_ALERTS,
-            {"integration_id": sender.row.id, "keys": ordered[start : start + KEYS_PER_QUERY]},
-        )
+        parameters = {
+            "integration_id": sender.row.id,
+            "keys": ordered[start : start + KEYS_PER_QUERY],
+        }
+        await connection.execute(LOCK_ALERTS, parameters)
+        rows = await connection.execute(CURRENT_ALERTS, parameters)
         found.update((row.open_key, row) for row in rows)
     return found
 
@@ -256,6 +302,12 @@ def _open(current: Row[Any]) -> bool:
     return current.incident_status in OPEN_STATUSES
 
 
+def _counts_quietly(alert: Row[Any]) -> bool:
+    """Whether a trigger only counts on the alert: its incident is open and the alert is not
+    resolved (a trigger that revives a resolved alert tells triage, see _trigger)."""
+    return _open(alert) and alert.status != "resolved"
+
+
 async def _trigger(
     connection: AsyncConnection,
     outbox: Outbox,
@@ -267,15 +319,24 @@ async def _trigger(
     span_id: str,
 ) -> tuple[str, str]:
     """What the trigger did, and the incident it opened or counted on."""
+    survivor = None
     if current is not None:
         if _open(current):
             await _count(connection, current, event, now)
+            if current.status == "resolved":
+                # Revived while intake still has its incident open: triage may be about to
+                # resolve it with this alert's resolve. Told in order, it reopens it then.
+                await _publish(outbox, connection, ALERT_RETRIGGERED, sender, current, now, True)
             return "added", current.incident_id
-        if current.incident_status == "resolved" and _flapping(sender, current, now):
+        resolved_at = _resolved_at(current.incident_response, current.alert_resolved_at)
+        if current.incident_status == "resolved" and _flapping(sender, resolved_at, now):
             await _count(connection, current, event, now)
             await _publish(outbox, connection, ALERT_RETRIGGERED, sender, current, now, True)
             return "reopened", current.incident_id
-        # The incident ended (or was resolved long enough ago): the key gets a new alert.
+        if current.incident_status == "merged":
+            survivor = await _survivor(connection, sender, current, now)
+        # The incident ended (or was resolved long enough ago): the key gets a new alert, on
+        # the incident its own was merged into or on a new one.
         superseded = await connection.execute(
             update(alerts)
             .where(alerts.c.id == current.id, alerts.c.open_key == event.dedup_key)
@@ -283,6 +344,12 @@ async def _trigger(
         )
         if superseded.rowcount != 1:
             raise ConcurrentTrigger(event.dedup_key)
+    if survivor is not None:
+        alert = await _insert_alert(connection, sender, event, survivor.id, now)
+        if survivor.status in OPEN_STATUSES:
+            return "added", survivor.id
+        await _publish(outbox, connection, ALERT_RETRIGGERED, sender, alert, now, True)
+        return "reopened", survivor.id
     incident = await service.report_incident(
         connection,
         outbox=outbox,
@@ -290,31 +357,77 @@ async def _trigger(
         trace_id=trace_id,
         span_id=span_id,
     )
-    await connection.execute(
-        alerts.insert().values(
-            id=str(uuid.uuid4()),
-            integration_id=sender.row.id,
-            client_id=sender.row.client_id,
-            incident_id=incident.id,
-            dedup_key=event.dedup_key,
-            open_key=event.dedup_key,
-            status="triggered",
-            count=1,
-            first_seen=now,
-            last_seen=now,
-            **_latest(event),
-        )
-    )
+    await _insert_alert(connection, sender, event, incident.id, now)
     return "opened", incident.id
 
 
-def _flapping(sender: Sender, current: Row[Any], now: datetime) -> bool:
-    """Whether the incident was resolved within the integration's flapping window."""
-    resolved_at = current.alert_resolved_at
-    if current.incident_response is not None:
-        state = events_pb2.ResponseState.FromString(current.incident_response)
+async def _insert_alert(
+    connection: AsyncConnection, sender: Sender, event: AlertEvent, incident_id: str, now: datetime
+) -> Row[Any]:
+    """The key's new alert, its first trigger counted, on the incident."""
+    return (
+        await connection.execute(
+            alerts.insert()
+            .values(
+                id=str(uuid.uuid4()),
+                integration_id=sender.row.id,
+                client_id=sender.row.client_id,
+                incident_id=incident_id,
+                dedup_key=event.dedup_key,
+                open_key=event.dedup_key,
+                status="triggered",
+                count=1,
+                first_seen=now,
+                last_seen=now,
+                **_latest(event),
+            )
+            .returning(*alerts.c)
+        )
+    ).one()
+
+
+async def _survivor(
+    connection: AsyncConnection, sender: Sender, current: Row[Any], now: datetime
+) -> Row[Any] | None:
+    """The incident a trigger of the merged incident's alert goes to instead: the one it was
+    merged into (or where that one was merged in turn), if that is open or was resolved within
+    the flapping window; None for a new incident. Read FOR KEY SHARE, as _current_alerts reads."""
+    response = current.incident_response
+    for _ in range(MAX_MERGE_HOPS):
+        into = events_pb2.ResponseState.FromString(response).merged_into if response else ""
+        if not into:
+            return None
+        row = (
+            await connection.execute(
+                SURVIVOR, {"incident_id": into, "client_id": current.client_id}
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.status == "merged":
+            response = row.response
+            continue
+        if row.status in OPEN_STATUSES:
+            return row
+        if row.status == "resolved" and _flapping(sender, _resolved_at(row.response, None), now):
+            return row
+        return None
+    return None
+
+
+def _resolved_at(response: bytes | None, otherwise: datetime | None) -> datetime | None:
+    """When the incident was resolved, by intake's copy of its response (`response`), else
+    `otherwise`."""
+    if response is not None:
+        state = events_pb2.ResponseState.FromString(response)
         if state.HasField("resolved_at"):
-            resolved_at = from_timestamp(state.resolved_at)
+            return from_timestamp(state.resolved_at)
+    return otherwise
+
+
+def _flapping(sender: Sender, resolved_at: datetime | None, now: datetime) -> bool:
+    """Whether an incident resolved at `resolved_at` was resolved within the integration's
+    flapping window."""
     if resolved_at is None:
         return False
     return now - aware(resolved_at) <= timedelta(seconds=sender.row.flapping_window_seconds)
@@ -389,6 +502,37 @@ async def _publish(
     )
 
 
+async def retrigger_fired_since(
+    connection: AsyncConnection, *, outbox: Outbox, incident_id: str, resolved_at: datetime
+) -> None:
+    """Intake has just recorded the incident resolved (its handler holds the incident's row):
+    each of its alerts that fired after the resolution, counted while intake still had the
+    incident open, and is not resolved, reopens it, as a trigger within the flapping window
+    would (alert.retriggered, at the time it fired). A request that counts on an alert reads
+    its incident FOR KEY SHARE (_current_alerts), so the handler's lock waited for any such
+    request to commit, and this read sees what it counted."""
+    fired = [
+        alert
+        for alert in (await connection.execute(ALERTS_OF_INCIDENT, {"incident_id": incident_id}))
+        if alert.status != "resolved" and aware(alert.last_seen) > resolved_at
+    ]
+    for alert in fired:
+        integration = (
+            await connection.execute(
+                select(integrations).where(integrations.c.id == alert.integration_id)
+            )
+        ).one()
+        await _publish(
+            outbox,
+            connection,
+            ALERT_RETRIGGERED,
+            Sender(integration),
+            alert,
+            aware(alert.last_seen),
+            True,
+        )
+
+
 def _latest(event: AlertEvent) -> dict[str, Any]:
     """The columns of the alert's latest event."""
     details = event.details_json or "{}"
@@ -435,7 +579,15 @@ def _report(sender: Sender, event: AlertEvent) -> ReportIncidentRequest:
     return request
 
 
-_ALERT_AND_INCIDENT = (
+_OF_KEYS = (
+    alerts.c.integration_id == bindparam("integration_id"),
+    alerts.c.open_key.in_(bindparam("keys", expanding=True)),
+)
+# Every key of a request at once, locked in key order: PostgreSQL locks rows as it returns them.
+# Concurrent events of one key wait for each other here (PostgreSQL; SQLite's transaction holds
+# the write lock from its start).
+LOCK_ALERTS = select(alerts.c.id).where(*_OF_KEYS).order_by(alerts.c.open_key).with_for_update()
+CURRENT_ALERTS = (
     select(
         alerts,
         incidents.c.status.label("incident_status"),
@@ -443,29 +595,37 @@ _ALERT_AND_INCIDENT = (
         alerts.c.resolved_at.label("alert_resolved_at"),
     )
     .join(incidents, incidents.c.id == alerts.c.incident_id)
-    .where(alerts.c.integration_id == bindparam("integration_id"))
-    # Concurrent events of one key wait for each other here (PostgreSQL; SQLite's transaction
-    # holds the write lock from its start).
-    .with_for_update(of=alerts)
+    .where(*_OF_KEYS)
+    .with_for_update(of=incidents, read=True, key_share=True)
 )
-CURRENT_ALERT = _ALERT_AND_INCIDENT.where(alerts.c.open_key == bindparam("open_key"))
-# Every key of a request at once, locked in key order: PostgreSQL locks rows as it returns them.
-CURRENT_ALERTS = _ALERT_AND_INCIDENT.where(
-    alerts.c.open_key.in_(bindparam("keys", expanding=True))
-).order_by(alerts.c.open_key)
+SURVIVOR = (
+    select(incidents)
+    .where(
+        incidents.c.id == bindparam("incident_id"),
+        incidents.c.client_id == bindparam("client_id"),
+    )
+    .with_for_update(read=True, key_share=True)
+)
 COUNT_TRIGGER = (
     update(alerts)
     .where(alerts.c.id == bindparam("alert_id"))
     .values(
         count=alerts.c.count + bindparam("added"),
         last_seen=bindparam("now"),
-        status="triggered",
+        # An acknowledged alert stays acknowledged, as PagerDuty keeps it; a resolved one fires.
+        status=case((alerts.c.status == "acknowledged", "acknowledged"), else_="triggered"),
         resolved_at=None,
         summary=bindparam("new_summary"),
         severity=bindparam("new_severity"),
         source=bindparam("new_source"),
         details=bindparam("new_details"),
     )
+)
+# An incident's alerts that later triggers of their keys join (not those a newer alert replaced).
+ALERTS_OF_INCIDENT = (
+    select(alerts)
+    .where(alerts.c.incident_id == bindparam("incident_id"), alerts.c.open_key.is_not(None))
+    .order_by(alerts.c.first_seen, alerts.c.id)
 )
 LIST_FOR_INCIDENT = (
     select(alerts, integrations.c.name.label("integration_name"))

@@ -72,4 +72,5 @@ def attachment_message(row: Row[Any]) -> intake_pb2.ReportAttachment:
         sender=row.sender,
         message_id=row.message_id,
         received_at=to_timestamp(row.received_at),
+        evidence_id=row.evidence_id or "",
     )

@@ -36,10 +36,11 @@ from opentelemetry import trace
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from firebreak.api.events.v1.events_pb2 import AttachmentReceived
 from firebreak.api.intake.v1.intake_pb2 import AlertEvent, AlertOutcome, Reporter
 from firebreak.database import reading
 from firebreak.errors import InvalidArgument
-from firebreak.events import to_timestamp
+from firebreak.events import ATTACHMENT_RECEIVED, new_event, to_timestamp
 from firebreak.integration_keys import KEY_LENGTH, hash_key
 from firebreak.outbox import Outbox
 from firebreak.settings import Settings
@@ -139,7 +140,7 @@ class MailReports:
                     self._outbox,
                     alerts.Sender(integration),
                     [_event(report, integration)],
-                    then=_keeping(report, integration),
+                    then=_keeping(report, integration, self._outbox),
                 )
         except InvalidArgument as invalid:  # what a report is held to (service.validate_report)
             return f"550 5.6.0 The report is not one Firebreak can take: {invalid}"
@@ -218,9 +219,10 @@ def _description(report: MailReport, integration: Row[Any]) -> str:
 KeepAttachments = Callable[[AsyncConnection, list[AlertOutcome], datetime], Awaitable[None]]
 
 
-def _keeping(report: MailReport, integration: Row[Any]) -> KeepAttachments:
+def _keeping(report: MailReport, integration: Row[Any], outbox: Outbox) -> KeepAttachments:
     """Keeps the mail's attachments with the incident it opened or counted on, in the alert's
-    transaction; a file the incident has already (the same mail sent again) is kept once."""
+    transaction, each with its attachment.received (the gateway collects it as evidence); a
+    file the incident has already (the same mail sent again) is kept once."""
 
     async def keep(
         connection: AsyncConnection, outcomes: list[AlertOutcome], now: datetime
@@ -235,9 +237,10 @@ def _keeping(report: MailReport, integration: Row[Any]) -> KeepAttachments:
             )
             if already.first() is not None:
                 continue
+            attachment_id = str(uuid.uuid4())
             await connection.execute(
                 report_attachments.insert().values(
-                    id=str(uuid.uuid4()),
+                    id=attachment_id,
                     incident_id=incident_id,
                     client_id=integration.client_id,
                     integration_id=integration.id,
@@ -250,6 +253,27 @@ def _keeping(report: MailReport, integration: Row[Any]) -> KeepAttachments:
                     received_at=now,
                     content=attachment.content,
                 )
+            )
+            await outbox.add(
+                connection,
+                new_event(
+                    ATTACHMENT_RECEIVED,
+                    incident_id=incident_id,
+                    client_id=integration.client_id,
+                    producer="intake",
+                    occurred_at=now,
+                    actor=alerts.Sender(integration).actor(),
+                    payload=AttachmentReceived(
+                        attachment_id=attachment_id,
+                        filename=attachment.filename,
+                        content_type=attachment.content_type,
+                        size_bytes=len(attachment.content),
+                        sha256=attachment.sha256,
+                        sender=report.author_address,
+                        message_id=report.message_id[:255],
+                        subject=report.subject,
+                    ),
+                ),
             )
 
     return keep

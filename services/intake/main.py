@@ -47,7 +47,7 @@ async def serve(settings: Settings) -> None:
         ),
         add_servicer=intake_pb2_grpc.add_IntakeServiceServicer_to_server,
         grpc_service=intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name,
-        handlers=handlers.HANDLERS,
+        handlers=handlers.build_handlers(outbox),
         inbox=models.inbox,
         owners=IncidentOwners(models.incidents.c.id, models.incidents.c.client_id),
         workers=tuple(workers),

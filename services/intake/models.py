@@ -141,8 +141,9 @@ alerts = Table(
 )
 
 # A file attached to a report that came by email, kept with the incident the mail opened or
-# counted on (evidence is another service's: see docs/architecture.md, "Reports by email").
-# The same file sent again on one incident is kept once.
+# counted on; the same file sent again on one incident is kept once. Its attachment.received
+# has the gateway collect it as an evidence item (docs/architecture.md, "Reports by email"),
+# whose evidence.collected gives `evidence_id`.
 report_attachments = Table(
     "report_attachments",
     metadata,
@@ -158,6 +159,7 @@ report_attachments = Table(
     Column("message_id", String(255), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("content", LargeBinary, nullable=False),
+    Column("evidence_id", String(36)),  # NULL until evidence collected it
     UniqueConstraint("incident_id", "sha256", name="uq_report_attachments_content"),
 )
 

@@ -330,8 +330,9 @@ def _decode_page_token(token: str) -> str:
 
 async def record_response(
     connection: AsyncConnection, *, incident_id: str, state: ResponseState
-) -> None:
-    await connection.execute(
+) -> bool:
+    """Whether the state was newer than the registry's, and so recorded."""
+    result = await connection.execute(
         RECORD_RESPONSE,
         {
             "incident_id": incident_id,
@@ -345,6 +346,7 @@ async def record_response(
             "new_response": state.SerializeToString(),
         },
     )
+    return result.rowcount == 1
 
 
 async def record_notification(

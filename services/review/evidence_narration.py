@@ -34,10 +34,15 @@ def _item(filename: str, *more: tuple[str, str]) -> Fields:
 def collected(event: EventEnvelope) -> Lines:
     item = event.evidence_collected
     facts = f"({item.size_bytes} bytes, sha256 {item.sha256})"
+    # An attachment of a report by email: the client's own act too, by its integration.
+    how = " by email" if item.collection_method == "email" else ""
     said = _item(item.filename, ("collected_by", item.collected_by))
     if event.actor.kind in CLIENT_KINDS:
         return Lines(
-            f"evidence collected {facts}", f"evidence submitted {facts}", said, _item(item.filename)
+            f"evidence collected{how} {facts}",
+            f"evidence submitted{how} {facts}",
+            said,
+            _item(item.filename),
         )
     return Lines(f"evidence collected {facts}", fields=said)
 

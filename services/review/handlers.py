@@ -12,6 +12,7 @@ from firebreak.events import (
     ACTION_EFFECTIVENESS_CHECKED,
     ACTION_OVERDUE,
     ACTION_UPDATED,
+    ALERT_EVENTS,
     ANALYSIS_UPDATED,
     INCIDENT_EVENTS,
     NOTE_ADDED,
@@ -43,4 +44,8 @@ async def on_any_event(connection: AsyncConnection, event: EventEnvelope) -> Non
     await records.project(connection, event)  # the PIR's, closure's and metrics' copies
 
 
-HANDLERS: dict[str, Handler] = dict.fromkeys(sorted(INCIDENT_EVENTS - OWN_EVENTS), on_any_event)
+# Intake's alert events too: what a client's monitoring said is part of the record, beside what
+# triage did about it.
+HANDLERS: dict[str, Handler] = dict.fromkeys(
+    sorted((INCIDENT_EVENTS | ALERT_EVENTS) - OWN_EVENTS), on_any_event
+)

@@ -18,6 +18,9 @@ from firebreak.events import (
     ACTION_EFFECTIVENESS_CHECKED,
     ACTION_OVERDUE,
     ACTION_UPDATED,
+    ALERT_ACKNOWLEDGED,
+    ALERT_RESOLVED,
+    ALERT_RETRIGGERED,
     ANALYSIS_UPDATED,
     DEADLINE_MARKED_NOT_APPLICABLE,
     DEADLINE_MET,
@@ -53,6 +56,7 @@ from firebreak.events import (
     TASK_UPDATED,
 )
 from services.review import (
+    alert_narration,
     closure_narration,
     deadline_narration,
     evidence_narration,
@@ -268,6 +272,9 @@ NARRATORS: dict[str, Callable[[EventEnvelope], Lines]] = {
     PIR_DRAFTED: closure_narration.pir_drafted,
     PIR_EDITED: closure_narration.pir_edited,
     PIR_SIGNED: closure_narration.pir_signed,
+    ALERT_ACKNOWLEDGED: alert_narration.alert_acknowledged,
+    ALERT_RESOLVED: alert_narration.alert_resolved,
+    ALERT_RETRIGGERED: alert_narration.alert_retriggered,
 }
 
 

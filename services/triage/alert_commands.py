@@ -6,7 +6,9 @@ incident resolves with it (its integration asks so and it was the incident's las
 takes the incident on step by step: acknowledge, contain, resolve. Where a guard refuses a
 step (a P1 or P2 without a commander, required containment tasks open), the incident stays
 where it got to and waits for a person: monitoring that recovered does not make the response's
-own work done. An alert triggered again soon after its incident was resolved reopens it.
+own work done. An alert triggered again soon after its incident was resolved reopens it; on an
+incident that is not resolved it does nothing (intake sends it too where it cannot know whether
+the incident is resolved yet: services/intake/alerts.py).
 """
 
 from __future__ import annotations

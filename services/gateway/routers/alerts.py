@@ -4,8 +4,10 @@ each authenticated by an integration's key; and the alerts of an incident.
 
 The gateway checks what a sender sent and hashes its key; intake finds the integration by the
 hash, deduplicates and records, all in one transaction, before it answers: a 202 (or 200) means
-every event of the request is committed, a 429 that none was taken. Single Events v2 events of
-one key are sent to intake together (services/gateway/alert_batches.py).
+every event of the request is committed, a 429 (Alertmanager: a 503) over the rate that none was
+taken. Single Events v2 events of one key are sent to intake together
+(services/gateway/alert_batches.py); an Alertmanager group larger than one intake call is sent
+in parts.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from firebreak.events import from_timestamp, to_timestamp
 from firebreak.integration_keys import KEY_LENGTH, hash_key
 from firebreak.scope_token import current_scope
 from services.gateway import alert_schemas
-from services.gateway.alert_batches import ALERT_SENDER, SUBMIT_TIMEOUT_SECONDS
+from services.gateway.alert_batches import ALERT_SENDER, SUBMIT_TIMEOUT_SECONDS, chunks
 from services.gateway.backends import RPC_TIMEOUT_SECONDS, Backends
 from services.gateway.dependencies import IncidentId, Services, require
 from services.gateway.permissions import Action, Principal
@@ -167,12 +169,19 @@ def enqueued_event(body: Any) -> tuple[str, intake_pb2.AlertEvent]:
 
 
 async def submit(
-    services: Backends, *, key: str, kind: str, events: list[intake_pb2.AlertEvent]
+    services: Backends,
+    *,
+    key: str,
+    kind: str,
+    events: list[intake_pb2.AlertEvent],
+    rate_tokens: int | None = None,
 ) -> intake_pb2.SubmitAlertsResponse:
     current_scope.set(ALERT_SENDER)
+    request = intake_pb2.SubmitAlertsRequest(key_hash=hash_key(key), kind=kind, events=events)
+    if rate_tokens is not None:
+        request.rate_tokens = rate_tokens
     answer: intake_pb2.SubmitAlertsResponse = await services.intake.SubmitAlerts(
-        intake_pb2.SubmitAlertsRequest(key_hash=hash_key(key), kind=kind, events=events),
-        timeout=SUBMIT_TIMEOUT_SECONDS,
+        request, timeout=SUBMIT_TIMEOUT_SECONDS
     )
     return answer
 
@@ -250,6 +259,9 @@ router.add_api_route(
 
 # --- Alertmanager ------------------------------------------------------------------------------
 
+# Its body limit is its own (FIREBREAK_ALERTMANAGER_MAX_BODY_BYTES; app.py).
+ALERTMANAGER_PATH = "/v1/alerts/alertmanager"
+
 
 class AlertmanagerAlert(BaseModel):
     # Alertmanager may add fields in later versions: they are kept, not refused.
@@ -275,7 +287,9 @@ class AlertmanagerWebhook(BaseModel):
     groupKey: str = ""
     status: Literal["firing", "resolved"]
     receiver: str = ""
-    alerts: Annotated[list[AlertmanagerAlert], Field(min_length=1, max_length=1000)]
+    # Any number: Alertmanager sends a group whole, and drops one it is refused (a 4xx) until
+    # its next group_interval. What bounds it is the route's body limit (app.py).
+    alerts: Annotated[list[AlertmanagerAlert], Field(min_length=1)]
 
 
 class AlertmanagerOutcome(BaseModel):
@@ -301,23 +315,41 @@ AM_SEVERITIES = {
 }
 
 
+# Intake keeps an alert's latest event up to 16 KiB and notes the size of a larger one
+# (services/intake/alerts.py): the gateway sends that note itself, so that one large alert of a
+# group of megabytes cannot make a call over gRPC's 4 MiB message limit.
+MAX_KEPT_DETAILS = 16 * 1024
+
+
 def _bounded(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _details(alert: AlertmanagerAlert) -> str:
+    details = alert.model_dump_json()
+    size = len(details.encode())
+    if size > MAX_KEPT_DETAILS:
+        return json.dumps({"omitted": "larger than 16 KiB", "bytes": size})
+    return details
 
 
 def alertmanager_event(alert: AlertmanagerAlert) -> intake_pb2.AlertEvent:
     """An Alertmanager alert as an alert event: its fingerprint is its dedup key."""
     name = alert.labels.get("alertname", "")
     said = alert.annotations.get("summary") or alert.annotations.get("description") or ""
-    summary = f"{name}: {said}" if name and said else name or said or "Alertmanager alert"
+    summary = f"{name}: {said}" if name and said else name or said
+    summary = summary.replace("\x00", "")
+    # Intake refuses a blank summary, and one refused part of a group would leave it half taken.
+    if not summary.strip():
+        summary = "Alertmanager alert"
     source = alert.labels.get("instance") or alert.labels.get("job") or ""
     event = intake_pb2.AlertEvent(
         action="trigger" if alert.status == "firing" else "resolve",
         dedup_key=alert.fingerprint,
-        summary=_bounded(summary.replace("\x00", ""), MAX_SUMMARY),
+        summary=_bounded(summary, MAX_SUMMARY),
         severity=AM_SEVERITIES.get(alert.labels.get("severity", "").lower(), "error"),
         source=_bounded(source.replace("\x00", ""), 255),
-        details_json=alert.model_dump_json(),
+        details_json=_details(alert),
     )
     if alert.startsAt is not None and alert.startsAt.year >= 1970:
         started = alert.startsAt if alert.startsAt.tzinfo else alert.startsAt.replace(tzinfo=UTC)
@@ -325,7 +357,17 @@ def alertmanager_event(alert: AlertmanagerAlert) -> intake_pb2.AlertEvent:
     return event
 
 
-@router.post("/v1/alerts/alertmanager", response_model=AlertmanagerAccepted)
+@router.post(
+    ALERTMANAGER_PATH,
+    response_model=AlertmanagerAccepted,
+    responses={
+        503: {
+            "description": "Over the integration's rate (nothing of the group was taken), or a "
+            "service or database is unavailable: Alertmanager sends the group again (it "
+            "retries 5xx, never 4xx); Retry-After says when",
+        }
+    },
+)
 async def alertmanager_webhook(
     payload: AlertmanagerWebhook,
     services: Services,
@@ -333,8 +375,10 @@ async def alertmanager_webhook(
 ) -> AlertmanagerAccepted:
     """Alertmanager's webhook receiver (`webhook_configs` with `http_config.authorization`
     holding an `alertmanager` integration's key): each alert, firing or resolved, by its
-    fingerprint; all of a request's alerts in one transaction. A `200` means all are committed;
-    a `429` that none was taken."""
+    fingerprint, in order; a group of any number of alerts, up to the route's body limit
+    (FIREBREAK_ALERTMANAGER_MAX_BODY_BYTES, 4 MiB). A `200` means all are committed; over the
+    integration's rate, a `503` with Retry-After, and none was taken (Alertmanager drops a group
+    answered 4xx, and retries a 5xx)."""
     scheme, _, key = (authorization or "").partition(" ")
     unauthorized = Problem(
         401,
@@ -350,23 +394,39 @@ async def alertmanager_webhook(
         raise Problem(
             422, "An alert holds text that is not valid Unicode; nothing was taken."
         ) from error
-    answer = await submit(services, key=key.strip(), kind="alertmanager", events=events)
-    if answer.refused == "unknown_key":
-        raise unauthorized
-    if answer.refused == "rate_limited":
-        wait = answer.retry_after_seconds
-        raise Problem(
-            429,
-            f"Too many alerts for this integration: retry after {wait} s.",
-            headers={"Retry-After": str(wait)},
+    # Intake takes at most 1,000 events (and gRPC 4 MiB) a call: a larger group goes in parts,
+    # in order, each committed in its own transaction before the next is sent. The rate is
+    # checked once, for the whole group, on the first part (rate_tokens): a group over it is
+    # refused before anything is written. What can stop a group part-way is a service or the
+    # database failing (a 5xx, which Alertmanager retries) or its key disabled meanwhile (a
+    # 401, and nothing more is wanted of it). A retry sends the whole group again, which is
+    # safe: its firing alerts count once more on the incidents they opened (as each repeated
+    # notification counts), and a resolve of an alert already resolved is ignored.
+    outcomes: list[AlertmanagerOutcome] = []
+    for number, part in enumerate(chunks(events)):
+        answer = await submit(
+            services,
+            key=key.strip(),
+            kind="alertmanager",
+            events=part,
+            rate_tokens=len(events) if number == 0 else 0,
         )
-    return AlertmanagerAccepted(
-        status="success",
-        outcomes=[
+        if answer.refused == "unknown_key":
+            raise unauthorized
+        if answer.refused == "rate_limited":
+            wait = answer.retry_after_seconds
+            # 503, not 429: Alertmanager retries only 5xx, and drops a group answered 4xx.
+            raise Problem(
+                503,
+                f"Over this integration's rate (its rate_per_second and burst): none of the "
+                f"group's alerts was taken; retry after {wait} s.",
+                headers={"Retry-After": str(wait)},
+            )
+        outcomes += [
             AlertmanagerOutcome(fingerprint=outcome.dedup_key, result=outcome.result)
             for outcome in answer.outcomes
-        ],
-    )
+        ]
+    return AlertmanagerAccepted(status="success", outcomes=outcomes)
 
 
 # --- An incident's alerts ----------------------------------------------------------------------

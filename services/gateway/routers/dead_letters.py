@@ -1,11 +1,12 @@
 """Dead letters (issue 12, §3): the events a service's consumer gave up on, listed across every
 service, replayed once their cause is fixed, or discarded. Admins only. Each service keeps its
-own; the gateway asks them all."""
+own; the gateway asks them all, and keeps those of its own consumer (the attachments it moves
+to evidence), served in-process through the same servicer."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, cast
 
 import grpc
 from fastapi import APIRouter, Depends, Query, Response
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from firebreak.api.admin.v1 import dead_letters_pb2
 from firebreak.api.admin.v1.dead_letters_pb2_grpc import DeadLetterServiceStub
+from firebreak.dead_letters.server import DeadLetterServicer
 from firebreak.events import from_timestamp
 from firebreak.keyset_pages import (
     DEFAULT_PAGE_SIZE,
@@ -31,8 +33,9 @@ from services.gateway.problems import Problem
 router = APIRouter(tags=["admin"])
 
 PATH = "/v1/admin/dead-letters"
-# Every gRPC service consumes events, so each keeps dead letters of its own.
-SERVICE_PATTERN = f"^({'|'.join(GRPC_SERVICES)})$"
+# Every gRPC service consumes events, and so does the gateway: each keeps dead letters of its own.
+CONSUMERS = (*GRPC_SERVICES, "gateway")
+SERVICE_PATTERN = f"^({'|'.join(CONSUMERS)})$"
 UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -77,11 +80,10 @@ class Replayed(BaseModel):
 
 
 async def service_path(service: str) -> str:
-    if service not in GRPC_SERVICES:
+    if service not in CONSUMERS:
         raise Problem(
             404,
-            f"no service {service!r} keeps dead letters; those that do: "
-            + ", ".join(GRPC_SERVICES),
+            f"no service {service!r} keeps dead letters; those that do: " + ", ".join(CONSUMERS),
         )
     return service
 
@@ -96,7 +98,35 @@ ServiceName = Annotated[str, Depends(service_path)]
 DeadLetterId = Annotated[str, Depends(dead_letter_id_path)]
 
 
-def _stub(services: Backends, service: str) -> DeadLetterServiceStub:
+class _OwnDeadLetters:
+    """The gateway's own dead letters, answered in-process as a service answers over gRPC."""
+
+    def __init__(self, servicer: DeadLetterServicer) -> None:
+        self._servicer = servicer
+        # The servicer's methods use no context: they raise domain errors, as problems.py maps;
+        # and no call options (a stub's timeout): nothing here waits on the network.
+        self._context = cast(grpc.aio.ServicerContext, None)
+
+    async def ListDeadLetters(
+        self, request: dead_letters_pb2.ListDeadLettersRequest, **call_options: float
+    ) -> dead_letters_pb2.DeadLetterList:
+        return await self._servicer.ListDeadLetters(request, self._context)
+
+    async def ReplayDeadLetter(
+        self, request: dead_letters_pb2.DeadLetterRef, **call_options: float
+    ) -> dead_letters_pb2.ReplayDeadLetterResponse:
+        return await self._servicer.ReplayDeadLetter(request, self._context)
+
+    async def DiscardDeadLetter(
+        self, request: dead_letters_pb2.DeadLetterRef, **call_options: float
+    ) -> dead_letters_pb2.DeadLetter:
+        return await self._servicer.DiscardDeadLetter(request, self._context)
+
+
+def _stub(services: Backends, service: str) -> DeadLetterServiceStub | _OwnDeadLetters:
+    if service == "gateway":
+        assert services.dead_letters is not None
+        return _OwnDeadLetters(services.dead_letters)
     channel = {
         "intake": services.intake_channel,
         "triage": services.triage_channel,
@@ -136,7 +166,7 @@ async def list_dead_letters(
     (parked_at, id), which orders every service's alike: one cursor serves them all."""
     if cursor:
         decode_cursor(cursor)  # a 422 naming the cursor, before asking anyone
-    names = [service] if service else list(GRPC_SERVICES)
+    names = [service] if service else list(CONSUMERS)
     request = dead_letters_pb2.ListDeadLettersRequest(limit=limit, cursor=cursor or "")
     answers = await asyncio.gather(
         *(

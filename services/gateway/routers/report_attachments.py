@@ -1,7 +1,8 @@
 """The attachments of reports by email (issue 14 §5), which intake keeps with the incident the
-mail opened or counted on: listed and downloaded by whoever may read the incident, as its alerts
-are. The content is served as application/octet-stream whatever the sender declared, so a
-browser neither sniffs nor renders it."""
+mail opened or counted on (each also collected as an evidence item: mail_evidence.py): listed
+and downloaded by whoever may read the incident, as its alerts are. The content is served as
+application/octet-stream whatever the sender declared, so a browser neither sniffs nor renders
+it."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def _attachment(item: intake_pb2.ReportAttachment) -> alert_schemas.ReportAttach
         sender=item.sender,
         message_id=item.message_id,
         received_at=from_timestamp(item.received_at),
+        evidence_id=item.evidence_id or None,
     )
 
 

@@ -1,6 +1,7 @@
 """The `firebreak` command: `serve SERVICE` runs one service; `migrate` upgrades the services'
-databases; `revision` adds a migration to a service; `dead-letters` lists, replays and discards
-dead letters through the gateway; `run` runs the whole platform locally."""
+databases; `revision` adds a migration to a service; `run` runs the whole platform locally.
+For responders and SREs, against a running platform: `login`, `incidents`, `timeline`,
+`evidence add | verify | export`, `schedules who`, `trace` and `dead-letters` (each with --help)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,24 @@ import asyncio
 import importlib
 import sys
 
-import uvloop
-
-from firebreak.database import create_engine
-from firebreak.dead_letters.command import add_dead_letters_parser, run_dead_letters_command
+from firebreak.client.errors import EXIT_CODES_HELP
+from firebreak.client.parsers import (
+    HelpFormatter,
+    add_client_parsers,
+    add_evidence_parsers,
+    is_evidence_id,
+)
 from firebreak.settings import SERVICES, Settings, SettingsError
-from firebreak.telemetry import setup_telemetry
+
+# The service commands import what they run on only when run: the client commands, run by
+# people at a prompt, start without loading SQLAlchemy, uvloop and OpenTelemetry.
 
 
 def serve(service: str) -> None:
+    import uvloop
+
+    from firebreak.telemetry import setup_telemetry
+
     settings = Settings.from_environment()
     provider = setup_telemetry(service, settings.traces_dir, settings.log_level)
     module = importlib.import_module(f"services.{service}.main")
@@ -37,10 +47,12 @@ def serve(service: str) -> None:
 def migrate(services: list[str]) -> None:
     """Upgrades each service's database to its newest migration (what a deployment runs before
     new pods start)."""
+    from firebreak import migrations  # only here: a serving process must not carry Alembic
+    from firebreak.database import create_engine
+    from firebreak.telemetry import setup_telemetry
+
     settings = Settings.from_environment()
     setup_telemetry("migrate", settings.traces_dir, settings.log_level)
-
-    from firebreak import migrations  # only here: a serving process must not carry Alembic
 
     async def migrate_all() -> None:
         for service in services:
@@ -59,7 +71,7 @@ def evidence(args: argparse.Namespace) -> None:
     if args.evidence_command == "verify":
         from services.evidence.export_verifier import verify_command
 
-        verify_command(args.archive, args.public_key)
+        verify_command(args.target, args.public_key)
     elif args.evidence_command == "public-key":
         from services.evidence.keyring import public_key_command
 
@@ -71,7 +83,12 @@ def evidence(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="firebreak", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="firebreak",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=HelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run one service")
     serve_parser.add_argument("service", choices=SERVICES)
@@ -89,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fill it with what the models have and the migrations lack; review the result",
     )
-    evidence_parser = commands.add_parser("evidence", help="evidence's own tasks")
+    evidence_parser = commands.add_parser(
+        "evidence", help="add, verify and export evidence; rotate and show evidence's keys"
+    )
     evidence_commands = evidence_parser.add_subparsers(dest="evidence_command", required=True)
     evidence_commands.add_parser(
         "rotate-master-key",
@@ -98,10 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify_parser = evidence_commands.add_parser(
         "verify",
-        help="check an evidence export (a ZIP from GET /v1/incidents/{id}/evidence/export) "
-        "offline: contents, custody chains and signatures; exit 0 when intact, 1 when not",
+        help="check an evidence export (a ZIP from `firebreak evidence export`) offline: "
+        "contents, custody chains and signatures; or have evidence verify one item (its id: "
+        "through the gateway, as logged in); exit 0 when intact, 1 when not",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=HelpFormatter,
     )
-    verify_parser.add_argument("archive", help="the export's ZIP file")
+    verify_parser.add_argument(
+        "target",
+        metavar="ARCHIVE|EVIDENCE_ID",
+        help="the export's ZIP file, or an item's id (unless a file of that name exists)",
+    )
+    verify_parser.add_argument(
+        "--json", action="store_true", help="(an item) print the verification as JSON"
+    )
     verify_parser.add_argument(
         "--public-key",
         action="append",
@@ -115,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the public key of FIREBREAK_EVIDENCE_SIGNING_KEY and its fingerprint: what "
         "the firm publishes for exports to be verified against",
     )
-    add_dead_letters_parser(commands)
+    add_evidence_parsers(evidence_commands)
     commands.add_parser("run", help="run the whole platform locally (make run)")
+    add_client_parsers(commands)
     return parser
 
 
@@ -126,11 +156,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(getattr(args, "services", [])) - set(SERVICES)
     if unknown:
         parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
+    if args.command == "evidence" and args.evidence_command == "verify":
+        if is_evidence_id(args.target):
+            if args.public_key:
+                parser.error("--public-key is for an export's ZIP, not an item's id")
+            args.client_command = "evidence verify"
+        elif args.json:
+            parser.error("--json is for an item's id, not an export's ZIP")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if getattr(args, "client_command", None):
+        from firebreak.client.run import run_client_command
+
+        raise SystemExit(run_client_command(args))
     if args.command == "serve":
         serve(args.service)
     elif args.command == "migrate":
@@ -144,8 +185,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {path}")
     elif args.command == "evidence":
         evidence(args)
-    elif args.command == "dead-letters":
-        run_dead_letters_command(args)
     else:
         from firebreak.local import run  # only here: services need none of it
 

@@ -96,6 +96,11 @@ def permissions(user: str, names: BusNames) -> dict[str, Any]:
         f"{api}.CONSUMER.MSG.NEXT.{stream}.{durable}",
         f"$JS.ACK.{stream}.{durable}.>",  # ack, nak, term
     ]
+    if user == "gateway":
+        # The console's live board (services/gateway/console/live.py): each replica follows the
+        # stream with an ordered consumer of its own, ephemeral (no name: it can take no one
+        # else's), pushing to the gateway's inbox, with flow control answered on $JS.FC.
+        publish += [f"{api}.CONSUMER.CREATE.{stream}", f"$JS.FC.{stream}.>"]
     return {
         "publish": {"allow": publish},
         "subscribe": {"allow": [inbox_prefix(user) + ".>"]},

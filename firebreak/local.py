@@ -55,10 +55,14 @@ def run() -> None:
     try:
         platform.start()
         demo_client, demo_key = _demo_client(platform)
+        sign_in_link = _console_sign_in_link(platform)
         print(
             f"""
 Firebreak is running.
   API          {platform.gateway_url}   (OpenAPI docs: {platform.gateway_url}/docs)
+  console      {platform.gateway_url}/console
+               first sign-in: {sign_in_link}
+               (one-time, 24 h: sets the local admin's password; a new one at each start)
   admin key    {_admin_key_line(settings, platform)}
   demo client  {demo_client}
   demo key     {demo_key}
@@ -169,3 +173,21 @@ def _demo_client(platform: Platform) -> tuple[str, str]:
     )
     write_private(saved, json.dumps({"client_id": client["id"], "key": key["key"]}))  # a live key
     return client["id"], key["key"]
+
+
+def _console_sign_in_link(platform: Platform) -> str:
+    """A one-time link for the local admin (a person, created once) to set a console password:
+    the bootstrap key belongs to no one, and the console signs in people."""
+    saved = platform.var_dir / "console-admin.json"
+    admin = {"Authorization": f"Bearer {platform.admin_key}"}
+    person_id = json.loads(saved.read_text())["person_id"] if saved.exists() else None
+    if person_id is None:
+        person = {"name": "Local admin", "email": "admin@example.com", "role": "admin"}
+        created = httpx.post(f"{platform.gateway_url}/v1/people", json=person, headers=admin)
+        person_id = created.raise_for_status().json()["id"]
+        saved.write_text(json.dumps({"person_id": person_id}))
+    link = httpx.post(
+        f"{platform.gateway_url}/v1/people/{person_id}/sign-in-links", headers=admin
+    ).raise_for_status()
+    url: str = link.json()["url"]
+    return url

@@ -57,6 +57,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "retry_delay_seconds": (0.001, 3600),
     "newer_schema_delay_seconds": (0.001, 3600),
     "shutdown_grace_seconds": (0, None),
+    "console_idle_minutes": (1, None),
+    "console_session_hours": (1, 24 * 30),
     "metrics_port": (0, 65535),
     "metrics_sample_seconds": (0.05, 3600),
     "smtp_port": (1, 65535),
@@ -120,6 +122,10 @@ class Settings:
     # A list page stops before its items' serialised size passes this (and holds one item at
     # least), as well as at its item limit (firebreak/keyset_pages.py).
     list_page_max_bytes: int = 1024 * 1024
+    # The console (services/gateway/console/): a session ends after this long without a request,
+    # and at the latest this many hours after its sign-in.
+    console_idle_minutes: float = 30
+    console_session_hours: float = 12
     evidence_max_bytes: int = 2 * 1024 * 1024 * 1024
     # Where evidence keeps its encrypted blobs; unset: <var_dir>/evidence (see evidence_store).
     evidence_dir: Path | None = None

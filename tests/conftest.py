@@ -44,6 +44,15 @@ BACKEND_PARAMS = {
 BACKENDS = list(BACKEND_PARAMS.values())
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keeps each phase's report on the test (rep_setup, rep_call, rep_teardown), so that a
+    fixture can tell in its teardown whether the test failed (tests/browser.py)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 def on_backend(backend: str, platform_fixture: str) -> pytest.MarkDecorator:
     """Runs a test against one backend's platform of its module. For a timer's or a rule's
     logic, which the database does not change: tests of claims, replicas and restarts, where

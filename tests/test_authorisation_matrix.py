@@ -195,11 +195,18 @@ EXPECTED: dict[Route, dict[str, int]] = {
     ("POST", "/v1/clients"):                cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
     ("POST", "/v1/clients/{client_id}/api-keys"):
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
+    # Clients: staff list those inside their wall, a client's key or contact its own.
+    ("GET", "/v1/clients"):                 cells(401, 401, 200, 200, 200, 200, 200, 200, 200, 200),
     ("POST", "/v1/people"):                 cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
     ("GET", "/v1/people"):                  cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
     ("GET", "/v1/people/{person_id}"):      cells(401, 401, 403, 403, 403, 200, 200, 200, 200, 200),
     ("PATCH", "/v1/people/{person_id}"):    cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 200),
     ("POST", "/v1/people/{person_id}/api-keys"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
+    # The console's passwords and one-time sign-in links: an admin's to set and issue.
+    ("PUT", "/v1/people/{person_id}/password"):
+                                            cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 204),
+    ("POST", "/v1/people/{person_id}/sign-in-links"):
                                             cells(401, 401, 403, 403, 403, 403, 403, 403, 403, 201),
     ("GET", "/v1/api-keys", OWN_KEY):       cells(401, 401, 200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/v1/api-keys", ANOTHERS_KEY):  cells(401, 401, 200, 200, 200, 200, 200, 200, 200, 200),
@@ -847,6 +854,16 @@ def world(api: Api) -> World:
             ("POST", "/v1/people/{person_id}/api-keys"): Call(
                 "POST", f"/v1/people/{bystander.person_id}/api-keys", caller
             ),
+            ("PUT", "/v1/people/{person_id}/password"): Call(
+                "PUT",
+                f"/v1/people/{bystander.person_id}/password",
+                caller,
+                {"password": "a long enough password"},
+            ),
+            ("POST", "/v1/people/{person_id}/sign-in-links"): Call(
+                "POST", f"/v1/people/{bystander.person_id}/sign-in-links", caller
+            ),
+            ("GET", "/v1/clients"): Call("GET", "/v1/clients", caller),
             ("GET", "/v1/api-keys", OWN_KEY): Call(
                 "GET", "/v1/api-keys", caller, params={"limit": "200"}
             ),

@@ -69,6 +69,11 @@ def test_make_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path)
         assert admin_key.startswith("fbk_")
         # Intake takes reports by email, and the banner says where.
         assert f"smtp://127.0.0.1:{inbound_port}, to <an email integration's key>@" in text
+        # The console, and a one-time link with which the local admin sets a password.
+        link = re.search(r"first sign-in: (\S+)", text)
+        assert f"console      http://127.0.0.1:{gateway_port}/console" in text, text[-3000:]
+        assert link is not None, text[-3000:]
+        sign_in_with_link(link.group(1))
         for label in ("intake", "triage", "notify", "evidence", "review", "gateway", "nats"):
             assert f"{label:>8} | " in text, label  # each process's log, prefixed
 
@@ -87,6 +92,21 @@ def test_make_run_prints_url_and_keys_serves_and_stops_on_ctrl_c(tmp_path: Path)
     assert admin_key not in "".join(output) + rest
     for written in (var_dir / "logs").iterdir():
         assert admin_key not in written.read_text(errors="replace"), written
+
+
+def sign_in_with_link(link: str) -> None:
+    """The link's page sets a password and signs in: the console's board answers."""
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        form = browser.get(link)
+        token = re.search(r'name="sign_in_token" value="([^"]+)"', form.text)
+        assert form.status_code == 200 and token is not None, form.text
+        password = "local admin password"
+        done = browser.post(
+            link,
+            data={"sign_in_token": token.group(1), "password": password, "confirmation": password},
+        )
+        assert done.status_code == 200 and done.url.path == "/console", done.text
+        assert "Open incidents" in done.text
 
 
 def page_someone(gateway_port: int, banner: str, admin_key: str, demo_key: str) -> dict[str, str]:

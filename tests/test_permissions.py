@@ -426,9 +426,23 @@ def test_every_action_and_kind_is_expected_somewhere() -> None:
         | {Action.TIME_REPORT: EXPECTED_TIME_REPORT}
         | {Action.REPORT_READ: EXPECTED_ON_REPORTS}
     )
-    # Reporting and reading people have tests of their own.
-    assert set(expected) | {Action.INCIDENT_REPORT, Action.PERSON_READ} == set(Action)
+    # Reporting, reading people and listing clients have tests of their own.
+    own_tests = {Action.INCIDENT_REPORT, Action.PERSON_READ, Action.CLIENT_READ}
+    assert set(expected) | own_tests == set(Action)
     assert all(set(row) == set(PrincipalKind) for row in expected.values())
+
+
+@pytest.mark.parametrize("kind", list(PrincipalKind))
+def test_everyone_lists_the_clients_they_may_see(kind: PrincipalKind) -> None:
+    """A client's key or contact its own client; staff those inside their wall and the firm
+    (the route lists `visible_clients()`, nothing more)."""
+    walled = principal_of(kind, wall=frozenset({ALPHA}))
+    expected_scope = Grant.OWN_CLIENT if kind in CLIENT_KINDS else Grant.WALL
+    assert scope(walled, Action.CLIENT_READ) is expected_scope
+    if kind in CLIENT_KINDS:
+        assert walled.visible_clients() == frozenset({walled.client_id})
+    else:
+        assert walled.visible_clients() == frozenset({ALPHA, "operator"})
 
 
 def test_a_key_of_no_person_owns_only_itself() -> None:

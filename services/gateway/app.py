@@ -15,6 +15,7 @@ from firebreak.settings import Settings, SettingsError
 from firebreak.startup_migration import ensure_migrated
 from services.gateway import client_trace, tenants
 from services.gateway.backends import Backends
+from services.gateway.console import routes as console_routes
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
 from services.gateway.rate_limits import RateLimiter
 from services.gateway.request_metrics import RequestMetrics
@@ -78,9 +79,12 @@ def create_app(settings: Settings) -> FastAPI:
         sampling = asyncio.create_task(
             sampler.run(stop_sampling, settings.metrics_sample_seconds), name="metrics"
         )
+        following = asyncio.create_task(
+            app.state.live_feed.follow(lambda: backends.nats, stop_sampling), name="live feed"
+        )
         yield
         stop_sampling.set()
-        await sampling
+        await asyncio.gather(sampling, following)
         await backends.close()
 
     app = FastAPI(
@@ -131,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
         health,
     ):
         app.include_router(module.router)
+    console_routes.install(app, settings)
     # The key acknowledge links are checked with (routers/ack_links.py); None: none is valid.
     app.state.link_secret = settings.link_secret
     app.state.evidence_max_bytes = settings.evidence_max_bytes  # routers/evidence_content.py
@@ -147,7 +152,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestMetrics)
     # One server span per request; the ASGI send/receive spans under it tell nothing more. An
     # acknowledge link's URL is a credential, so its requests make no span that would record it
-    # (nor does a heartbeat's, whose key is in its path)
+    # (nor does a heartbeat's, whose key is in its path, nor a console sign-in link's; the
+    # console's static files and its never-ending event stream say nothing worth a span)
     # (the acknowledgement itself still joins the incident's trace). A single alert event makes
     # none either: a storm's events go to intake in batches, each batch's call a trace of its
     # own (alert_batches.py), and a span per event was a third of the gateway's CPU per event.
@@ -155,7 +161,10 @@ def create_app(settings: Settings) -> FastAPI:
     # (client_trace, whose middleware main.py adds).
     FastAPIInstrumentor.instrument_app(
         app,
-        excluded_urls="healthz,readyz,status,v1/ack/,v1/heartbeats/,v2/enqueue",
+        excluded_urls=(
+            "healthz,readyz,status,v1/ack/,v1/heartbeats/,v2/enqueue,console/welcome/,"
+            "console/static/,console/live"
+        ),
         exclude_spans=["receive", "send"],
         server_request_hook=client_trace.request_span_hook,
     )

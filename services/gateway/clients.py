@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.database import upsert_insert
+from firebreak.keyset_pages import json_size, newest_first, page_of
 from services.gateway.models import clients
 from services.gateway.permissions import OPERATOR_CLIENT_ID
 
@@ -50,3 +51,34 @@ async def existing_clients(connection: AsyncConnection, client_ids: Iterable[str
         return set()
     query = select(clients.c.id).where(clients.c.id.in_(wanted))
     return set((await connection.execute(query)).scalars())
+
+
+def _client_body(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "created_at": row.created_at,
+        "created_by": row.created_by,
+    }
+
+
+async def list_clients(
+    connection: AsyncConnection,
+    *,
+    visible_clients: frozenset[str] | None,
+    limit: int,
+    cursor: str | None,
+    max_bytes: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Clients newest first, of the visible ones only (None: all), and the next page's cursor."""
+    query = select(clients)
+    if visible_clients is not None:
+        query = query.where(clients.c.id.in_(sorted(visible_clients)))
+    query = newest_first(query, clients.c.created_at, clients.c.id, limit=limit, cursor=cursor)
+    rows, next_cursor = page_of(
+        (await connection.execute(query)).all(),
+        limit=limit,
+        max_bytes=max_bytes,
+        size_of=lambda row: json_size(_client_body(row)),
+    )
+    return [_client_body(row) for row in rows], next_cursor

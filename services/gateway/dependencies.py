@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -19,6 +19,7 @@ from firebreak.keyset_pages import ID, ID_PATTERN
 from firebreak.scope_token import Scope, current_scope
 from services.gateway import keys
 from services.gateway.backends import Backends
+from services.gateway.console import sessions
 from services.gateway.permissions import Action, Grant, Principal, scope
 from services.gateway.problems import Problem
 from services.gateway.rate_limits import RateLimiter
@@ -44,7 +45,7 @@ PageMaxBytes = Annotated[int, Depends(get_page_max_bytes)]
 
 
 async def authenticate(
-    backends: Services, authorization: Annotated[str | None, Header()] = None
+    request: Request, backends: Services, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
     unauthorized = Problem(
         401,
@@ -54,6 +55,12 @@ async def authenticate(
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise unauthorized
+    if sessions.is_session_token(key.strip()):
+        principal = await session_principal(request, backends, key.strip())
+        if principal is None:
+            raise unauthorized
+        act_for(principal)
+        return principal
     async with reading(backends.engine) as connection:
         holder = await keys.authenticate(connection, key=key.strip())
     if holder is None:
@@ -63,6 +70,30 @@ async def authenticate(
         await _record_use(backends, holder.principal.key_id, now)
     act_for(holder.principal)
     return holder.principal
+
+
+async def session_principal(request: Request, backends: Backends, token: str) -> Principal | None:
+    """Who a console session's token is (the console's pages present it as a bearer token to
+    the API), unless the session ended or sat idle; recording that it was seen."""
+    session = await console_session(request, backends, token)
+    return None if session is None else session.principal
+
+
+async def console_session(
+    request: Request, backends: Backends, token: str
+) -> sessions.Session | None:
+    now = datetime.now(UTC)
+    idle: timedelta = request.app.state.console_idle
+    async with reading(backends.engine) as connection:
+        session = await sessions.authenticate(connection, token=token, idle=idle, now=now)
+    if session is not None and now - session.last_seen_at >= sessions.TOUCH_INTERVAL:
+        # As for a key's use: its own short transaction, and a lost write is harmless.
+        try:
+            async with backends.engine.begin() as connection:
+                await sessions.touch(connection, session_id=session.principal.key_id, now=now)
+        except SQLAlchemyError:
+            log.warning("could not record the use of a console session", exc_info=True)
+    return session
 
 
 def act_for(principal: Principal) -> None:
@@ -185,6 +216,7 @@ ActionId = Annotated[str, Depends(action_id_path)]
 IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN)]
 
 ClientManager = Annotated[Principal, Depends(require(Action.CLIENT_MANAGE))]
+ClientReader = Annotated[Principal, Depends(require(Action.CLIENT_READ))]
 PersonReader = Annotated[Principal, Depends(require(Action.PERSON_READ))]
 PersonManager = Annotated[Principal, Depends(require(Action.PERSON_MANAGE))]
 KeyIssuer = Annotated[Principal, Depends(require(Action.KEY_ISSUE))]

@@ -96,7 +96,8 @@ def _owner(row: Any) -> tuple[str, str, str]:
     return "client_system", row.id, f"{row.client_name[:193]} system"
 
 
-def _principal(row: Any) -> Principal | None:
+def principal_of(row: Any) -> Principal | None:
+    """The Principal a key row (or a console session's row, labelled alike) stands for."""
     owner_kind, owner_id, name = _owner(row)
     if owner_kind == "person":
         kind = PERSON_KINDS.get(row.person_role)
@@ -121,7 +122,7 @@ async def authenticate(connection: AsyncConnection, *, key: str) -> KeyHolder | 
         return None
     if row.expires_at is not None and aware(row.expires_at) <= datetime.now(UTC):
         return None
-    principal = _principal(row)
+    principal = principal_of(row)
     return None if principal is None else KeyHolder(principal, aware_or_none(row.last_used_at))
 
 

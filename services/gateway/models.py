@@ -130,6 +130,45 @@ audit_head = Table(
     Column("head", String(64), nullable=False),
 )
 
+# Console sign-in (services/gateway/console/): a person's password, as an argon2 hash, kept
+# apart from `people` so that no listing of people ever reads it.
+passwords = Table(
+    "passwords",
+    metadata,
+    Column("person_id", String(36), ForeignKey("people.id"), primary_key=True),
+    Column("hash", String(200), nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+)
+
+# A signed-in console session, by the SHA-256 of its token (the cookie). It ends when signed
+# out, after `FIREBREAK_CONSOLE_IDLE_MINUTES` without a request, or at `expires_at`.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("person_id", String(36), ForeignKey("people.id"), nullable=False, index=True),
+    # The token every form of the session carries (CSRF), compared in constant time.
+    Column("form_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+)
+
+# One-time links an admin hands a person to set their password, by the SHA-256 of the token.
+sign_in_links = Table(
+    "sign_in_links",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("person_id", String(36), ForeignKey("people.id"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Column("created_by", String(CREATED_BY_LENGTH), nullable=False),
+)
+
 # person.registered and person.changed, published by the gateway's relay.
 outbox = define_outbox_table(metadata)
 # attachment.received, which the gateway consumes (mail_evidence.py).

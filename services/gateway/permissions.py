@@ -69,6 +69,7 @@ class Action(StrEnum):
     INCIDENT_ACKNOWLEDGE = "incident_acknowledge"
     INCIDENT_COMMAND = "incident_command"
     CLIENT_MANAGE = "client_manage"
+    CLIENT_READ = "client_read"
     PERSON_READ = "person_read"
     PERSON_MANAGE = "person_manage"
     KEY_ISSUE = "key_issue"
@@ -107,6 +108,7 @@ ACTION_SCOPE: dict[Action, str] = {
     Action.INCIDENT_COMMAND: "contain, resolve, reopen, decline, merge, reclassify; "
     "roles, responders, tasks",
     Action.CLIENT_MANAGE: "create clients; issue client-system and operator keys",
+    Action.CLIENT_READ: "list client organisations",
     Action.PERSON_READ: "list and read people",
     Action.PERSON_MANAGE: "add people, change them, deactivate them",
     Action.KEY_ISSUE: "issue a person's personal key",
@@ -210,6 +212,7 @@ PERMISSIONS: dict[Action, dict[PrincipalKind, Grant]] = {
     Action.INCIDENT_ACKNOWLEDGE: {RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
     Action.INCIDENT_COMMAND: {RESPONDER: PART, MANAGER: WALL, ADMIN: WALL},
     Action.CLIENT_MANAGE: {ADMIN: ALL},
+    Action.CLIENT_READ: {SYSTEM: OWN, CONTACT: OWN, RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
     Action.PERSON_READ: {RESPONDER: WALL, MANAGER: WALL, ADMIN: WALL},
     Action.PERSON_MANAGE: {ADMIN: ALL},
     Action.KEY_ISSUE: {ADMIN: ALL},

@@ -53,8 +53,9 @@ class Problem(Exception):
         self.extensions = extensions
 
 
-# Paths that carry a credential: an acknowledge link's token, a heartbeat's key.
-SECRET_PATH = re.compile(r"^(/v1/(?:ack|heartbeats)/)[^/]+")
+# Paths that carry a credential: an acknowledge link's token, a heartbeat's key, a console
+# sign-in link's token.
+SECRET_PATH = re.compile(r"^(/v1/(?:ack|heartbeats)/|/console/welcome/)[^/]+")
 
 
 def loggable(request: Request) -> str:

@@ -301,6 +301,11 @@ class Client(BaseModel):
     created_by: str | None = Field(description=CREATED_BY)
 
 
+class ClientPage(BaseModel):
+    items: list[Client]
+    next_cursor: str | None
+
+
 def _in_the_future(value: datetime) -> datetime:
     try:
         moment = value.astimezone(UTC)
@@ -325,6 +330,20 @@ class NewApiKey(Strict):
 
 class NewPersonalKey(Strict):
     expires_at: KeyExpiry | None = None
+
+
+class NewPassword(Strict):
+    password: str = Field(
+        min_length=12, max_length=1024, description="For the console's sign-in (argon2id-hashed)."
+    )
+
+
+class SignInLink(BaseModel):
+    """A one-time link for the person to set their console password: shown once, for the
+    admin to hand on; it works once, until `expires_at`."""
+
+    url: str
+    expires_at: AwareDatetime
 
 
 class ApiKey(BaseModel):

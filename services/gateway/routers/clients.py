@@ -1,11 +1,21 @@
-"""Client organisations (tenants) and the keys of their systems: admin only."""
+"""Client organisations (tenants) and the keys of their systems: admins add them; staff list
+those inside their wall, a client its own."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
+from fastapi import APIRouter, Query
+
+from firebreak.database import reading
 from services.gateway import audit, clients, keys, schemas
-from services.gateway.dependencies import ClientId, ClientManager, Services
+from services.gateway.dependencies import (
+    ClientId,
+    ClientManager,
+    ClientReader,
+    PageMaxBytes,
+    Services,
+)
 
 router = APIRouter(tags=["clients"])
 
@@ -25,6 +35,29 @@ async def create_client(
             summary={"name": client["name"]},
         )
     return schemas.Client.model_validate(client)
+
+
+@router.get("/v1/clients", response_model=schemas.ClientPage)
+async def list_clients(
+    caller: ClientReader,
+    services: Services,
+    max_bytes: PageMaxBytes,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> schemas.ClientPage:
+    """Client organisations the caller may see, newest first: staff those inside their wall
+    (and the firm itself), a client's key or contact its own."""
+    async with reading(services.engine) as connection:
+        items, next_cursor = await clients.list_clients(
+            connection,
+            visible_clients=caller.visible_clients(),
+            limit=limit,
+            cursor=cursor,
+            max_bytes=max_bytes,
+        )
+    return schemas.ClientPage(
+        items=[schemas.Client.model_validate(item) for item in items], next_cursor=next_cursor
+    )
 
 
 @router.post("/v1/clients/{client_id}/api-keys", status_code=201, response_model=schemas.ApiKey)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from firebreak.database import reading
 from services.gateway import audit, keys, people, schemas
+from services.gateway.console import sessions
 from services.gateway.dependencies import (
     IdFilter,
     KeyIssuer,
@@ -138,3 +139,50 @@ async def issue_personal_key(
         )
         await keys.audit_issued(connection, caller, issued)
     return schemas.ApiKey.model_validate(issued)
+
+
+@router.put("/v1/people/{person_id}/password", status_code=204, response_class=Response)
+async def set_password(
+    caller: PersonManager, person_id: PersonId, body: schemas.NewPassword, services: Services
+) -> Response:
+    """Sets the person's console password (an admin setting a first one, or a new one); their
+    open console sessions end."""
+    async with services.engine.begin() as connection:
+        await people.get_person(connection, person_id)  # 404 for no such person
+        await sessions.set_password(connection, person_id=person_id, password=body.password)
+        await audit.record(
+            connection,
+            actor=caller,
+            action="person.password_set",
+            target_kind="person",
+            target_id=person_id,
+            summary={},
+        )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/v1/people/{person_id}/sign-in-links", status_code=201, response_model=schemas.SignInLink
+)
+async def issue_sign_in_link(
+    caller: PersonManager, person_id: PersonId, request: Request, services: Services
+) -> schemas.SignInLink:
+    """A one-time link with which the person sets their console password, for the admin to
+    send them."""
+    async with services.engine.begin() as connection:
+        token, expires_at = await sessions.issue_link(
+            connection, person_id=person_id, created_by=caller.id
+        )
+        await audit.record(
+            connection,
+            actor=caller,
+            action="person.sign_in_link_issued",
+            target_kind="person",
+            target_id=person_id,
+            summary={"expires_at": expires_at.isoformat()},
+        )
+    # Where people reach the gateway (FIREBREAK_PUBLIC_URL), else the address asked at.
+    public: str | None = request.app.state.public_url
+    path = request.app.url_path_for("welcome", token=token)
+    url = f"{public.rstrip('/')}{path}" if public else str(request.url_for("welcome", token=token))
+    return schemas.SignInLink(url=url, expires_at=expires_at)

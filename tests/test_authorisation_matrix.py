@@ -67,6 +67,8 @@ EXPECTED: dict[Route, dict[str, int]] = {
     # The incident's internal work: staff inside the wall; clients must not learn it exists.
     ("GET", "/v1/incidents/{incident_id}/transitions"):
                                             cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
+    ("GET", "/v1/incidents/{incident_id}/closure-gates"):
+                                            cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
     ("GET", "/v1/incidents/{incident_id}/tasks"):
                                             cells(401, 401, 404, 404, 404, 200, 200, 404, 200, 200),
     ("GET", "/v1/incidents/{incident_id}/notifications"):
@@ -896,6 +898,7 @@ def world(api: Api) -> World:
             "",
             "/timeline",
             "/transitions",
+            "/closure-gates",
             "/tasks",
             "/notifications",
             "/deadlines",

@@ -270,3 +270,25 @@ def test_which_gates_apply_follows_the_highest_priority() -> None:
     assert gates_for(policy, always_p3) == ["resolved"]
     nothing = Situation(state=always_p3, review=None, actions=[], evidence=[], deadlines=[])
     assert unmet_gates(policy, nothing) == []
+
+
+def test_the_gates_are_shown_before_anyone_tries_to_close(api: Api, crew: Crew) -> None:
+    """GET …/closure-gates judges as closing would: the same unmet gates as the 409, none
+    once they are met (what the console's closing form shows first)."""
+    incident_id = commanded(api, crew, impact="extensive", urgency="medium")  # a P2
+    path = f"/v1/incidents/{incident_id}/closure-gates"
+    shown = ok(api.http.get(path, headers=crew.manager.headers))
+    refused = gates(problem(close(api, crew.manager, incident_id), 409))
+    assert (
+        [gate["gate"] for gate in shown["unmet"]]
+        == list(refused)
+        == [
+            "resolved",
+            "pir_signed_off",
+        ]
+    )
+    assert "pir_signed_off" in shown["gates"]
+    resolve(api, crew.manager, incident_id)
+    signed_off(api, crew, incident_id)
+    assert ok(api.http.get(path, headers=crew.manager.headers))["unmet"] == []
+    problem(api.http.get(path, headers=crew.client.headers), 404)  # staff only

@@ -1,5 +1,6 @@
 """Signing in to the console: passwords (argon2id), personal keys, one-time links; the session
-cookie's attributes, CSRF on every form, sign-out, idle sessions, slowed-down guessing."""
+cookie's attributes, CSRF on every form, sign-out, idle sessions, slowed-down guessing. On
+SQLite, but for the sessions' life (signing in and out, idle expiry) on both databases."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from services.gateway.models import console_sessions
+from tests.conftest import on_backend
 from tests.console_client import PASSWORD, browser, form_token, sign_in, with_password
 from tests.gateway_client import Api
 from tests.gateway_database import on_gateway_database
@@ -31,6 +33,7 @@ def test_a_person_signs_in_with_a_password_and_out_again(api: Api) -> None:
         assert client.get("/console").url.path == "/console/sign-in"
 
 
+@on_backend("sqlite", "platform")
 def test_a_wrong_password_or_unknown_address_says_the_same_and_sets_no_session(api: Api) -> None:
     person = with_password(api, api.new_person("manager"))
     with browser(api) as client:
@@ -43,6 +46,7 @@ def test_a_wrong_password_or_unknown_address_says_the_same_and_sets_no_session(a
         assert sign_in(client, person.email).url.path == "/console"
 
 
+@on_backend("sqlite", "platform")
 def test_repeated_failures_are_slowed_down_with_retry_after(api: Api) -> None:
     person = with_password(api, api.new_person("responder"))
     with browser(api) as client:
@@ -57,6 +61,7 @@ def test_repeated_failures_are_slowed_down_with_retry_after(api: Api) -> None:
         assert sign_in(client, other.email).url.path == "/console"
 
 
+@on_backend("sqlite", "platform")
 def test_a_form_without_its_sessions_token_changes_nothing(api: Api) -> None:
     person = with_password(api, api.new_person("responder"))
     with browser(api) as client:
@@ -73,6 +78,7 @@ def test_a_form_without_its_sessions_token_changes_nothing(api: Api) -> None:
         assert refused.status_code == 400
 
 
+@on_backend("sqlite", "platform")
 def test_a_personal_key_signs_in_and_a_client_systems_key_does_not(api: Api) -> None:
     person = api.new_person("responder")
     system = api.new_client("Keyholders plc")
@@ -88,6 +94,7 @@ def test_a_personal_key_signs_in_and_a_client_systems_key_does_not(api: Api) -> 
         assert refused.status_code == 401
 
 
+@on_backend("sqlite", "platform")
 def test_a_one_time_link_sets_a_password_once(api: Api) -> None:
     person = api.new_person("client", client_id=api.new_client("Linked LLP").id)
     issued = api.http.post(
@@ -120,6 +127,7 @@ def httpx_path(url: str) -> str:
     return "/" + url.split("/", 3)[3]
 
 
+@on_backend("sqlite", "platform")
 def test_only_an_admin_sets_passwords_or_issues_links(api: Api) -> None:
     person = api.new_person("responder")
     manager = api.new_person("manager")
@@ -156,6 +164,7 @@ def test_a_session_idle_past_its_limit_ends(api: Api) -> None:
         assert client.get("/console").url.path == "/console/sign-in"
 
 
+@on_backend("sqlite", "platform")
 def test_a_new_password_ends_open_sessions(api: Api) -> None:
     person = with_password(api, api.new_person("responder"))
     with browser(api) as client:
@@ -164,6 +173,7 @@ def test_a_new_password_ends_open_sessions(api: Api) -> None:
         assert client.get("/console").url.path == "/console/sign-in"
 
 
+@on_backend("sqlite", "platform")
 @pytest.mark.parametrize("path", ["/console", "/console/board/rows", "/console/live"])
 def test_pages_need_a_session(api: Api, path: str) -> None:
     with browser(api) as client:

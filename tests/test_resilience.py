@@ -162,7 +162,7 @@ def test_two_triage_replicas_share_one_stream_and_triage_each_incident_once(
     # replica with the inbox quietly dropping the copies.
     triage = asyncio.run(consumer_state(own_platform.admin_nats_url, "triage"))
     assert triage == {
-        "consumers": ["evidence", "intake", "notify", "review", "triage"],
+        "consumers": ["evidence", "gateway", "intake", "notify", "review", "triage"],
         "delivered": len(ids) + len(later),
         "redelivered": 0,
     }
@@ -172,7 +172,10 @@ async def consumer_state(nats_url: str, durable: str) -> dict[str, object]:
     client = await nats.connect(nats_url)
     try:
         js = client.jetstream()
-        names = sorted(info.name for info in await js.consumers_info(STREAM))
+        # Durable consumers only: each gateway's console follows the stream with an ephemeral
+        # one of its own (services/gateway/console/live.py), named by the server.
+        infos = await js.consumers_info(STREAM)
+        names = sorted(info.name for info in infos if info.config.durable_name)
         info = await js.consumer_info(STREAM, durable)
         return {
             "consumers": names,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.database import upsert_insert
-from firebreak.keyset_pages import json_size, newest_first, page_of
+from firebreak.keyset_pages import aware, json_size, newest_first, page_of
 from services.gateway.models import clients
 from services.gateway.permissions import OPERATOR_CLIENT_ID
 
@@ -57,7 +57,7 @@ def _client_body(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
-        "created_at": row.created_at,
+        "created_at": aware(row.created_at),  # SQLite gives it back without its zone
         "created_by": row.created_by,
     }
 

@@ -134,6 +134,17 @@ class Closure(Strict):
     summary: RequiredText
 
 
+class UnmetGate(BaseModel):
+    gate: str
+    reason: str
+    items: list[str] = Field(description="The ids of what holds it: actions, evidence, deadlines.")
+
+
+class ClosureGates(BaseModel):
+    gates: list[str] = Field(description="The gates the firm applies (FIREBREAK_CLOSURE_GATES).")
+    unmet: list[UnmetGate] = Field(description="Empty: the incident may be closed now.")
+
+
 # --- metrics ---------------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ ROLES = {
     "scribe": "Scribe",
 }
 CLOSURE_CODES = ("resolved", "false_positive", "duplicate", "risk_accepted")
+WITH_CUSTODY = 20  # evidence items whose custody log the page shows
 
 
 async def _optional(call: Any) -> Any:
@@ -61,10 +62,19 @@ async def _page_data(api: ConsoleApi, viewer: Viewer, incident_id: str) -> dict[
             "deadlines": api.get(f"{base}/deadlines"),
             "notifications": api.get(f"{base}/notifications"),
             "people": api.get("/v1/people", limit=200, active="true"),
+            "analysis": api.get(f"{base}/analysis"),
+            "actions": api.get(f"{base}/actions"),
+            "review": api.get(f"{base}/review"),  # a 404 until one is drafted
+            "gates": api.get(f"{base}/closure-gates"),
         }
     found = await asyncio.gather(*(_optional(call) for call in sections.values()))
     data = dict(zip(sections, found, strict=True))
     data["incident"] = incident
+    items = (data["evidence"] or {}).get("items", [])[:WITH_CUSTODY]
+    records = await asyncio.gather(
+        *(_optional(api.get(f"/v1/evidence/{quote(item['id'], safe='')}")) for item in items)
+    )
+    data["custody"] = {record["id"]: record["custody"] for record in records if record is not None}
     if data.get("people"):
         data["staff"] = [person for person in data["people"]["items"] if person["role"] != "client"]
     return data

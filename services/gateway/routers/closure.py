@@ -22,7 +22,7 @@ from services.gateway.dependencies import Caller, IncidentId, Services
 from services.gateway.incident_access import incident_for, staff_only
 from services.gateway.incident_view import etag, incident_body
 from services.gateway.permissions import Action, Principal, authorize
-from services.gateway.pir_schemas import Closure
+from services.gateway.pir_schemas import Closure, ClosureGates, UnmetGate
 from services.gateway.problems import Problem
 from services.gateway.routers.lifecycle import run_command
 
@@ -40,6 +40,26 @@ def commands_it(caller: Principal, request: Request, commander_id: str) -> bool:
     """Whether the caller commands the incident and the firm lets commanders close."""
     allowed: bool = request.app.state.commander_may_close
     return allowed and caller.person_id is not None and caller.person_id == commander_id
+
+
+@router.get("/closure-gates", response_model=ClosureGates)
+async def closure_gates(
+    incident_id: IncidentId, caller: Caller, services: Services
+) -> ClosureGates:
+    """The firm's closure gates and which of them the incident does not meet yet, as closing
+    would judge them now: what a closing form shows before anyone tries."""
+    incident = await incident_for(services, caller, incident_id, Action.INCIDENT_WORK_READ)
+    checked = await services.review.CheckClosure(
+        review_pb2.CheckClosureRequest(incident=incident.review_ref(), state=incident.state),
+        timeout=RPC_TIMEOUT_SECONDS,
+    )
+    return ClosureGates(
+        gates=list(checked.gates),
+        unmet=[
+            UnmetGate(gate=gate.gate, reason=gate.reason, items=list(gate.items))
+            for gate in checked.unmet
+        ],
+    )
 
 
 @router.post("/close", response_model=schemas.Incident)

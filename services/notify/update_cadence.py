@@ -25,6 +25,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope, Person, ResponseState
+from firebreak.database import upsert_insert
 from firebreak.events import (
     INCIDENT_REOPENED,
     INCIDENT_TRIAGED,
@@ -120,8 +121,11 @@ async def follow_state(
     if row is None:
         triaged_at = from_timestamp(state.triaged_at) if state.HasField("triaged_at") else at
         since = at if restart else triaged_at
-        await connection.execute(
-            update_cadences.insert().values(
+        # Another transaction may make the row first (the consumer's incident.triaged and a
+        # status update posted at once): then this state applies to its row as a change.
+        inserted = await connection.execute(
+            upsert_insert(connection.dialect.name, update_cadences)
+            .values(
                 incident_id=incident_id,
                 client_id=client_id,
                 reference=reference or incident_id[:8],
@@ -137,7 +141,20 @@ async def follow_state(
                     key: value for key, value in values.items() if key not in ("reference", "title")
                 },
             )
+            .on_conflict_do_nothing(index_elements=["incident_id"])
         )
+        if inserted.rowcount == 0:
+            await follow_state(
+                connection,
+                cadence=cadence,
+                incident_id=incident_id,
+                client_id=client_id,
+                state=state,
+                at=at,
+                reference=reference,
+                title=title,
+                restart=restart,
+            )
         return
     since = at if restart else row.since
     values |= {

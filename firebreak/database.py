@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -99,15 +98,7 @@ def create_engine(url: str) -> AsyncEngine:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # One connection, called inline on the event loop (see sqlite_inline): SQLite lets one
     # writer in at a time anyway, and a call takes microseconds.
-    engine = create_async_engine(
-        url,
-        async_creator=partial(
-            sqlite_inline.connect, database, busy_timeout=SQLITE_BUSY_TIMEOUT_SECONDS
-        ),
-        pool_size=1,
-        max_overflow=0,
-        hide_parameters=True,
-    )
+    engine = sqlite_inline.create_inline_engine(database, busy_timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,117 +1,153 @@
-"""SQLite for the async engine, called inline on the event loop instead of through a thread.
+"""SQLite behind SQLAlchemy's asyncio API, run as plain synchronous Core on the event loop.
 
-aiosqlite runs every call (cursor, execute, fetch, close, commit) on a worker thread and wakes the
-event loop for each result: four or five thread hops per statement, which was most of the CPU a
-consumer spent per event. A local SQLite call takes microseconds, so this connection runs it
-right away, with the same surface SQLAlchemy's aiosqlite dialect uses (it is handed over with
-`create_async_engine(..., async_creator=...)`).
+The asyncio extension runs every statement in a greenlet of its own (`greenlet_spawn`), and an
+async driver then hops to a thread or back to the loop for each call: per consumed event that
+cost twice what the same SQL costs through synchronous Core (docs/architecture.md, where the
+CPU goes). A local SQLite call takes microseconds, so these classes keep the asyncio API that
+the services are written against and call the synchronous `Engine` underneath directly.
 
-Running inline is only safe with one connection per engine (see `database.create_engine`): a
-second connection of the same process waiting for SQLite's write lock would block the loop
-that the holder needs to finish. With one, a second user waits for the pool, asynchronously.
+Running inline is only safe with one connection per engine: a second connection of the same
+process waiting for SQLite's write lock would block the loop that the holder needs to finish.
+So the engine has one connection, and a second user waits for it on an `asyncio.Lock`, without
+blocking the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Engine, create_engine, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
-class InlineCursor:
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self._cursor = cursor
 
-    async def __aenter__(self) -> InlineCursor:
+class InlineTransaction(AsyncTransaction):
+    async def start(self, is_ctxmanager: bool = False) -> InlineTransaction:
+        sync_connection = self.connection._proxied
+        begin = sync_connection.begin_nested if self.nested else sync_connection.begin
+        self.sync_transaction = self._assign_proxied(begin())
+        if is_ctxmanager:
+            self.sync_transaction.__enter__()
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._cursor.close()
-
-    @property
-    def description(self) -> Any:
-        return self._cursor.description
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
-    @property
-    def lastrowid(self) -> int | None:
-        return self._cursor.lastrowid
-
-    @property
-    def arraysize(self) -> int:
-        return self._cursor.arraysize
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._cursor.arraysize = value
-
-    async def execute(self, operation: str, parameters: Sequence[Any] = ()) -> InlineCursor:
-        self._cursor.execute(operation, parameters)
-        return self
-
-    async def executemany(self, operation: str, parameters: Sequence[Any]) -> InlineCursor:
-        self._cursor.executemany(operation, parameters)
-        return self
-
-    async def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        return self._cursor.fetchmany(self._cursor.arraysize if size is None else size)
-
-    async def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
 
     async def close(self) -> None:
-        self._cursor.close()
-
-
-class InlineConnection:
-    """The parts of `aiosqlite.Connection` that SQLAlchemy's aiosqlite dialect calls."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection: sqlite3.Connection | None = connection
-
-    def _open(self) -> sqlite3.Connection:
-        if self._connection is None:
-            raise ValueError("no active connection")
-        return self._connection
-
-    @property
-    def isolation_level(self) -> str | None:
-        return self._open().isolation_level
-
-    async def create_function(self, *args: Any, **kwargs: Any) -> None:
-        self._open().create_function(*args, **kwargs)
-
-    def cursor(self) -> InlineCursor:
-        return InlineCursor(self._open().cursor())
-
-    async def commit(self) -> None:
-        self._open().commit()
+        self._proxied.close()
 
     async def rollback(self) -> None:
-        self._open().rollback()
+        self._proxied.rollback()
+
+    async def commit(self) -> None:
+        self._proxied.commit()
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        self._proxied.__exit__(type_, value, traceback)
+
+
+class InlineConnection(AsyncConnection):
+    """An `AsyncConnection` whose calls run synchronously; it holds the engine's one
+    connection from `start` to `close`."""
+
+    engine: InlineEngine
+
+    async def start(self, is_ctxmanager: bool = False) -> InlineConnection:
+        if self.sync_connection:
+            raise RuntimeError("connection is already started")
+        await self.engine.one_connection.acquire()
+        try:
+            self.sync_connection = self._assign_proxied(self.sync_engine.connect())
+        except BaseException:
+            self.engine.one_connection.release()
+            raise
+        return self
+
+    def begin(self) -> InlineTransaction:
+        assert self._proxied
+        return InlineTransaction(self)
+
+    def begin_nested(self) -> InlineTransaction:
+        assert self._proxied
+        return InlineTransaction(self, nested=True)
+
+    async def execute(  # type: ignore[override]
+        self,
+        statement: Any,
+        parameters: Any = None,
+        *,
+        execution_options: Any = None,
+    ) -> Any:
+        return self._proxied.execute(statement, parameters, execution_options=execution_options)
+
+    async def exec_driver_sql(  # type: ignore[override]
+        self, statement: str, parameters: Any = None, execution_options: Any = None
+    ) -> Any:
+        return self._proxied.exec_driver_sql(statement, parameters, execution_options)
+
+    async def execution_options(self, **opt: Any) -> InlineConnection:
+        self._proxied.execution_options(**opt)
+        return self
+
+    async def run_sync(  # type: ignore[override]
+        self, fn: Callable[..., Any], *arg: Any, **kw: Any
+    ) -> Any:
+        return fn(self._proxied, *arg, **kw)
+
+    async def commit(self) -> None:
+        self._proxied.commit()
+
+    async def rollback(self) -> None:
+        self._proxied.rollback()
+
+    async def invalidate(self, exception: BaseException | None = None) -> None:
+        self._proxied.invalidate(exception=exception)
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self.sync_connection is None:
+            return
+        connection: Connection = self.sync_connection
+        try:
+            connection.close()
+        finally:
+            self.sync_connection = None
+            self.engine.one_connection.release()
 
-    def stop(self) -> None:
-        """What the dialect calls to terminate a connection: closing is immediate here."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        # Closing never waits here, so it needs no task of its own to survive a cancellation.
+        await self.close()
 
 
-async def connect(database: str, *, busy_timeout: float) -> InlineConnection:
-    # isolation_level=None: SQLAlchemy's begin event issues BEGIN itself (database.py).
-    return InlineConnection(
-        sqlite3.connect(
+class InlineEngine(AsyncEngine):
+    _connection_cls = InlineConnection
+
+    def __init__(self, sync_engine: Engine) -> None:
+        # AsyncEngine refuses a synchronous driver, which is the point here.
+        self.sync_engine = self._assign_proxied(sync_engine)
+        self.one_connection = asyncio.Lock()
+
+    def connect(self) -> InlineConnection:
+        return InlineConnection(self)
+
+    async def dispose(self, close: bool = True) -> None:
+        self.sync_engine.dispose(close=close)
+
+
+def create_inline_engine(database: str, *, busy_timeout: float) -> InlineEngine:
+    def connect() -> sqlite3.Connection:
+        # isolation_level=None: the engine's begin event issues BEGIN itself (database.py).
+        return sqlite3.connect(
             database, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
+
+    # One pooled connection that is never waited for: the engine's lock hands it out.
+    sync_engine = create_engine(
+        "sqlite+pysqlite://",
+        creator=connect,
+        poolclass=pool.QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0,
+        hide_parameters=True,
     )
+    return InlineEngine(sync_engine)

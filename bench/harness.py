@@ -7,6 +7,8 @@ Phases, in order, each starting from a quiet platform (every event processed):
    receiver (bench/paging.py says how); first, so that no other phase's escalations are due
    while it runs;
 1. accept throughput: closed loop, `--concurrency` workers POSTing for `--accept-seconds`;
+   then (reported as 10) the low rate: open loop at `--low-rate`/s for `--low-seconds`, where
+   nothing batches, with the same figures as the pipeline latency phase;
 2. pipeline latency: open loop at `--latency-rate`/s for `--latency-seconds`, POST scheduled
    send time to the notification.sent event's own occurred_at; CPU per incident over it;
 3. pipeline throughput: open-loop steps through `--rates`, each `--step-seconds` long, up to the
@@ -78,6 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument("--latency-rate", type=float, default=100.0)
     parser.add_argument(
+        "--low-rate", type=float, default=40.0, help="incidents/s of the low-rate phase"
+    )
+    parser.add_argument("--low-seconds", type=float, default=15.0)
+    parser.add_argument(
         "--rates",
         default=ALL_RATES,
         help="incidents/s of the throughput steps (comma-separated; empty skips the phase)",
@@ -112,6 +118,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.accept_seconds = min(args.accept_seconds, 2.0)
         args.latency_seconds = min(args.latency_seconds, 3.0)
+        args.low_seconds = min(args.low_seconds, 3.0)
         args.step_seconds = min(args.step_seconds, 2.0)
         args.paging_seconds = min(args.paging_seconds, 3.0)
         args.evidence_mib = min(args.evidence_mib, 64)
@@ -447,9 +454,9 @@ class Bench:
             "cpu": self.cpu_report(phase, notified),
         }
 
-    async def latency_phase(self) -> dict[str, Any]:
-        rate, seconds = self.args.latency_rate, self.args.latency_seconds
-        phase = await self.phase("latency", mode="open", rate=rate, duration=seconds)
+    async def steady_phase(self, name: str, rate: float, seconds: float) -> dict[str, Any]:
+        """Open loop at one rate: pipeline latency, whether it kept up, CPU per incident."""
+        phase = await self.phase(name, mode="open", rate=rate, duration=seconds)
         load = phase.load
         latencies = self.pipeline_latencies(load)
         values = [latency for _, latency in latencies]
@@ -681,8 +688,15 @@ class Bench:
                     f"accept throughput: concurrency {args.concurrency}, {args.accept_seconds:g}s"
                 )
                 report["accept"] = await self.accept_phase()
+                # Below 100/s, before it: CPU per incident where nothing batches (issue 16).
+                progress(f"low rate: {args.low_rate:g}/s for {args.low_seconds:g}s")
+                report["low_rate"] = await self.steady_phase(
+                    "low rate", args.low_rate, args.low_seconds
+                )
                 progress(f"pipeline latency: {args.latency_rate:g}/s for {args.latency_seconds:g}s")
-                report["latency"] = await self.latency_phase()
+                report["latency"] = await self.steady_phase(
+                    "latency", args.latency_rate, args.latency_seconds
+                )
                 progress(f"pipeline throughput: steps {args.rates} of {args.step_seconds:g}s")
                 report["throughput"] = await self.throughput_phase()
                 progress("correctness")
@@ -786,39 +800,7 @@ def table(report: dict[str, Any]) -> str:
         )
     latency = report.get("latency")
     if latency:
-        add("")
-        add(
-            f"2. pipeline latency (open loop {latency['rate_per_s']:g}/s for "
-            f"{latency['seconds']:g}s; POST scheduled send -> notification.sent occurred_at)"
-        )
-        add(
-            f"   accepted         {latency['accepted']}   notified {latency['notified']}   "
-            f"errors {latency['errors'] or 'none'} (resent {latency['connection_retries']})"
-            "   kept up: "
-            f"{'yes' if latency['kept_up'] else 'NO: ' + latency['why_not']}"
-        )
-        add(
-            f"   pipeline         p50 {fmt(latency['pipeline_p50_ms'])} ms   "
-            f"p99 {fmt(latency['pipeline_p99_ms'])} ms   max {fmt(latency['pipeline_max_ms'])} ms"
-            f"   (p50 1st half {fmt(latency['pipeline_p50_first_half_ms'])}, "
-            f"2nd half {fmt(latency['pipeline_p50_second_half_ms'])})"
-        )
-        add(
-            f"   to stream        p50 {fmt(latency['pipeline_stream_p50_ms'])} ms   "
-            f"p99 {fmt(latency['pipeline_stream_p99_ms'])} ms   (to when JetStream stored the "
-            "notification.sent: adds notify's commit and relay)"
-        )
-        add(
-            f"   HTTP latency     p50 {fmt(latency['http_p50_ms'])} ms   "
-            f"p99 {fmt(latency['http_p99_ms'])} ms   send lag p99 "
-            f"{fmt(latency['send_lag_p99_ms'])} ms"
-        )
-        cpu = latency["cpu"]
-        add(
-            f"   CPU              {fmt(cpu['cpu_ms_per_incident'])} ms/incident = "
-            f"{cpu['cpu_seconds']} CPU-s over {cpu['window_seconds']} s / "
-            f"{cpu['incidents']} incidents (load process {cpu['load_process_cpu_seconds']} s)"
-        )
+        lines += steady_lines("2. pipeline latency", latency)
     throughput = report.get("throughput")
     if throughput:
         add("")
@@ -846,18 +828,30 @@ def table(report: dict[str, Any]) -> str:
         add(f"   highest passing rate: {fmt(throughput['best_rate_per_s'])} incidents/s")
     memory = report.get("memory")
     if latency and memory:
+        # CPU of each open-loop phase, the low rate's first: issue 16 compares them.
+        rated = [figures for figures in (report.get("low_rate"), latency) if figures]
         add("")
-        add("4./5. per process  CPU ms/incident (latency phase)   RSS MiB idle   RSS MiB peak")
+        add("4./5. per process  CPU ms/incident at each open-loop rate, RSS idle and peak")
+        add(
+            f"   {'':<15}"
+            + "".join(f"{rate_label(figures):>12}" for figures in rated)
+            + f"{'RSS MiB idle':>15}{'RSS MiB peak':>15}"
+        )
         per_cpu = latency["cpu"]["per_process_ms_per_incident"]
         for label in per_cpu:
             add(
-                f"   {label:<15} {fmt(per_cpu[label]):>12}            "
-                f"{fmt(memory['idle_per_process_mib'].get(label)):>12}   "
-                f"{fmt(memory['load_peak_per_process_mib'].get(label)):>12}"
+                f"   {label:<15}"
+                + "".join(
+                    f"{fmt(figures['cpu']['per_process_ms_per_incident'].get(label)):>12}"
+                    for figures in rated
+                )
+                + f"{fmt(memory['idle_per_process_mib'].get(label)):>15}"
+                f"{fmt(memory['load_peak_per_process_mib'].get(label)):>15}"
             )
         add(
-            f"   {'total':<15} {fmt(latency['cpu']['cpu_ms_per_incident']):>12}            "
-            f"{memory['idle_rss_mib']:>12.1f}   {memory['load_peak_rss_mib']:>12.1f}"
+            f"   {'total':<15}"
+            + "".join(f"{fmt(figures['cpu']['cpu_ms_per_incident']):>12}" for figures in rated)
+            + f"{memory['idle_rss_mib']:>15.1f}{memory['load_peak_rss_mib']:>15.1f}"
             "   (peak of the sampled sum)"
         )
         if "postgres" in per_cpu:
@@ -892,11 +886,69 @@ def table(report: dict[str, Any]) -> str:
         lines += evidence.table_lines(report["evidence"])
     if report.get("storm"):
         lines += storm.table_lines(report["storm"])
+    if report.get("low_rate"):
+        lines += steady_lines("10. low rate", report["low_rate"])
     add("")
     add(f"platform stopped cleanly: {report.get('stopped_cleanly')} {report.get('exit_codes')}")
     if "var_dir" in report:
         add(f"var dir kept: {report['var_dir']}")
+    lines += cpu_summary_lines(report)
     return "\n".join(lines)
+
+
+def steady_lines(title: str, figures: dict[str, Any]) -> list[str]:
+    """The table's lines for an open-loop phase at one rate (`Bench.steady_phase`)."""
+    cpu = figures["cpu"]
+    return [
+        "",
+        f"{title} (open loop {figures['rate_per_s']:g}/s for {figures['seconds']:g}s; "
+        "POST scheduled send -> notification.sent occurred_at)",
+        f"   accepted         {figures['accepted']}   notified {figures['notified']}   "
+        f"errors {figures['errors'] or 'none'} (resent {figures['connection_retries']})"
+        f"   kept up: {'yes' if figures['kept_up'] else 'NO: ' + figures['why_not']}",
+        f"   pipeline         p50 {fmt(figures['pipeline_p50_ms'])} ms   "
+        f"p99 {fmt(figures['pipeline_p99_ms'])} ms   max {fmt(figures['pipeline_max_ms'])} ms"
+        f"   (p50 1st half {fmt(figures['pipeline_p50_first_half_ms'])}, "
+        f"2nd half {fmt(figures['pipeline_p50_second_half_ms'])})",
+        f"   to stream        p50 {fmt(figures['pipeline_stream_p50_ms'])} ms   "
+        f"p99 {fmt(figures['pipeline_stream_p99_ms'])} ms   (to when JetStream stored the "
+        "notification.sent: adds notify's commit and relay)",
+        f"   HTTP latency     p50 {fmt(figures['http_p50_ms'])} ms   "
+        f"p99 {fmt(figures['http_p99_ms'])} ms   send lag p99 "
+        f"{fmt(figures['send_lag_p99_ms'])} ms",
+        f"   CPU              {fmt(cpu['cpu_ms_per_incident'])} ms/incident = "
+        f"{cpu['cpu_seconds']} CPU-s over {cpu['window_seconds']} s / "
+        f"{cpu['incidents']} incidents (load process {cpu['load_process_cpu_seconds']} s)",
+    ]
+
+
+def rate_label(figures: dict[str, Any]) -> str:
+    return f"{figures['rate_per_s']:g}/s"
+
+
+def cpu_summary_lines(report: dict[str, Any]) -> list[str]:
+    """Issue 16's three figures, one a line, to paste into README's before/after table."""
+    low, latency, accept = (report.get(name) for name in ("low_rate", "latency", "accept"))
+    if not (low and latency and accept):
+        return []
+
+    def at_rate(figures: dict[str, Any]) -> str:
+        # A figure from a phase that fell behind is not comparable with one that kept up.
+        kept_up = "kept up" if figures["kept_up"] else "NOT kept up"
+        return (
+            f"   {rate_label(figures):<11} "
+            f"{fmt(figures['cpu']['cpu_ms_per_incident'])} ms"
+            f"   ({kept_up}, pipeline p99 {fmt(figures['pipeline_p99_ms'])} ms)"
+        )
+
+    return [
+        "",
+        "CPU per incident (every platform process):",
+        at_rate(low),
+        at_rate(latency),
+        f"   {'saturation':<11} {fmt(accept['cpu']['cpu_ms_per_incident'])} ms at "
+        f"{fmt(accept['accepted_per_s'])} accepted/s (concurrency {accept['concurrency']})",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import storm
+from bench.figures import fmt
 from bench.observe import EventWatcher
 from bench.paging import EMAIL_RESPONDER, page_figures
 from firebreak.events import INCIDENT_REPORTED
@@ -45,6 +46,15 @@ def test_quick_bench_reports_every_incident_carried_once(tmp_path: Path) -> None
     assert report["latency"]["notified"] > 0
     assert report["throughput"]["steps"]
     assert report["latency"]["cpu"]["cpu_seconds"] > 0
+    # The low-rate phase (issue 16): its own figures, CPU per incident in total and per process.
+    low = report["low_rate"]
+    assert low["rate_per_s"] == 40 and low["seconds"] == 3, low
+    assert low["accepted"] > 0 and low["notified"] == low["accepted"], low
+    assert low["pipeline_p50_ms"] > 0 and low["pipeline_p99_ms"] >= low["pipeline_p50_ms"], low
+    assert low["cpu"]["cpu_ms_per_incident"] > 0, low
+    assert low["cpu"]["per_process_ms_per_incident"].keys() == set(
+        report["memory"]["idle_per_process_mib"]
+    )
     assert report["memory"]["idle_rss_mib"] > 0
     paging = report["paging"]
     assert paging["lost"] == 0, paging
@@ -57,6 +67,15 @@ def test_quick_bench_reports_every_incident_carried_once(tmp_path: Path) -> None
     assert report["stopped_cleanly"], report["exit_codes"]
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1. accept throughput" in result.stdout  # the human-readable table
+    assert "10. low rate (open loop 40/s" in result.stdout
+    # Issue 16's three figures, one a line, at the end of the table.
+    summary = result.stdout[result.stdout.index("CPU per incident (every platform process):") :]
+    figures = [line.split()[:3] for line in summary.splitlines()[1:4]]
+    assert figures == [
+        [label, fmt(report[name]["cpu"]["cpu_ms_per_incident"]), "ms"]
+        for label, name in (("40/s", "low_rate"), ("100/s", "latency"), ("saturation", "accept"))
+    ], summary
+    assert f"at {fmt(report['accept']['accepted_per_s'])} accepted/s" in summary
     assert "7. paging: OK" in result.stdout
     # The evidence phase: a 16 MiB item up and down, stored and returned as sent.
     evidence = report["evidence"]

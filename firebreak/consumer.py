@@ -404,14 +404,20 @@ class EventConsumer:
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 return Verdict(Outcome.PARK, ParkReason.MALFORMED, describe(error))
             span.set_attribute("firebreak.incident_id", envelope.incident_id)
+            handler = self._handlers.get(envelope.type)
+            if handler is None:
+                # Delivered before an upgrade took its type out of the durable's filter (the
+                # server still redelivers what was in flight then): nothing here acts on it now.
+                log.info(
+                    "%s %s is no longer consumed here: acknowledged", envelope.type, envelope.id
+                )
+                return APPLIED
             if mismatch := await self._client_mismatch(connection, envelope):
                 span.set_status(Status(StatusCode.ERROR, "client mismatch"))
                 return Verdict(Outcome.PARK, ParkReason.CLIENT_MISMATCH, mismatch)
             try:
                 async with connection.begin_nested() if isolate else contextlib.nullcontext():
-                    applied = await apply_once(
-                        connection, self._inbox, self._handlers[envelope.type], envelope
-                    )
+                    applied = await apply_once(connection, self._inbox, handler, envelope)
             except Exception as error:
                 record_error(span, error)
                 return self._failed(message, envelope, error)

@@ -534,8 +534,8 @@ def test_malformed_messages_are_parked_by_every_consumer_and_handled_from_the_co
         found = {
             item["service"]: item for item in listed(api) if item["stream_sequence"] == sequence
         }
-        # Every service that consumes reports parks it (review too).
-        return found if {"triage", "evidence"} <= set(found) else {}
+        # Every service that consumes reports parks it: triage and review.
+        return found if {"triage", "review"} <= set(found) else {}
 
     parked = eventually(parked_by)
     assert all(item["reason"] == "malformed" for item in parked.values())
@@ -546,19 +546,19 @@ def test_malformed_messages_are_parked_by_every_consumer_and_handled_from_the_co
     assert {(line[0], line[1]) for line in lines} >= {
         (service, item["id"]) for service, item in parked.items()
     }
-    evidence_letter = parked["evidence"]["id"]
-    replayed = cli(small_platform, "replay", "evidence", evidence_letter)
+    review_letter = parked["review"]["id"]
+    replayed = cli(small_platform, "replay", "review", review_letter)
     assert replayed.returncode == 1
     assert "409" in replayed.stderr and "MalformedEvent" in replayed.stderr
-    discarded = cli(small_platform, "discard", "evidence", evidence_letter)
+    discarded = cli(small_platform, "discard", "review", review_letter)
     assert discarded.returncode == 0, discarded.stderr
-    assert discarded.stdout.strip() == f"discarded evidence {evidence_letter}"
-    assert evidence_letter not in {item["id"] for item in listed(api, service="evidence")}
-    gone = cli(small_platform, "discard", "evidence", evidence_letter)
+    assert discarded.stdout.strip() == f"discarded review {review_letter}"
+    assert review_letter not in {item["id"] for item in listed(api, service="review")}
+    gone = cli(small_platform, "discard", "review", review_letter)
     assert gone.returncode == 1 and "404" in gone.stderr
 
     # A service that keeps none, by path or by filter, is named in the refusal.
-    unknown = api.http.delete(f"{ADMIN_ROUTE}/bogus/{evidence_letter}", headers=api.admin.headers)
+    unknown = api.http.delete(f"{ADMIN_ROUTE}/bogus/{review_letter}", headers=api.admin.headers)
     assert unknown.status_code == 404 and "'bogus'" in unknown.json()["detail"]
     filtered = api.http.get(ADMIN_ROUTE, params={"service": "bogus"}, headers=api.admin.headers)
     assert filtered.status_code == 422 and filtered.json()["errors"][0]["field"] == "service"

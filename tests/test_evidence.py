@@ -46,7 +46,8 @@ def collect(
 def collect_once_known(
     evidence: evidence_pb2_grpc.EvidenceServiceStub, content: bytes = b"x", **fields: Any
 ) -> evidence_pb2.EvidenceRecord:
-    """Evidence learns of a new incident from incident.reported, a moment after the report."""
+    """Unconfirmed by the caller, a new incident is known to evidence once it has read its
+    incident.triaged, a moment after the report."""
 
     def attempt() -> evidence_pb2.EvidenceRecord | None:
         try:

@@ -19,9 +19,10 @@ from firebreak.consumer import DeliveryPolicy, EventConsumer, Handler, define_in
 from firebreak.database import create_engine, create_schema, reading
 from firebreak.dead_letters import DeadLetters, define_dead_letter_table
 from firebreak.events import (
-    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_DECLINED,
     INCIDENT_REPORTED,
     INCIDENT_TRIAGED,
+    PAYLOAD_FIELDS,
     STREAM,
     MalformedEvent,
     new_event,
@@ -218,19 +219,24 @@ async def test_triage_ignores_a_second_report_of_an_incident_it_triaged(
     assert len(await rows(triage_engine, triage_models.inbox)) == 2
 
 
-async def test_evidence_learns_an_incident_once_however_often_it_is_reported(
-    evidence_engine: AsyncEngine, client: NATS
-) -> None:
-    incident_id = str(uuid.uuid4())
-    acknowledged = new_event(
-        INCIDENT_ACKNOWLEDGED,
+def state_change(
+    event_type: str, incident_id: str, *, version: int, status: str
+) -> events_pb2.EventEnvelope:
+    payload = getattr(events_pb2.EventEnvelope(), PAYLOAD_FIELDS[event_type])
+    payload.state.CopyFrom(events_pb2.ResponseState(version=version, status=status))
+    return new_event(
+        event_type,
         incident_id=incident_id,
         client_id="client-1",
         producer="triage",
-        payload=events_pb2.IncidentAcknowledged(
-            state=events_pb2.ResponseState(version=2, status="acknowledged")
-        ),
+        payload=payload,
     )
+
+
+async def test_evidence_learns_an_incident_once_however_often_it_is_triaged(
+    evidence_engine: AsyncEngine, client: NATS
+) -> None:
+    incident_id = str(uuid.uuid4())
     consumer = EventConsumer(
         durable="evidence",
         handlers=evidence_handlers.HANDLERS,
@@ -239,13 +245,18 @@ async def test_evidence_learns_an_incident_once_however_often_it_is_reported(
         batch_size=16,
         stream=bus.stream_config(),
     )
-    await publish(client, reported(incident_id), acknowledged)
+
+    def triaged(incident: str) -> events_pb2.EventEnvelope:
+        return state_change(INCIDENT_TRIAGED, incident, version=1, status="triaged")
+
+    declined = state_change(INCIDENT_DECLINED, incident_id, version=2, status="declined")
+    await publish(client, triaged(incident_id), declined)
     await run_consumer_until_settled(consumer, client, "evidence")
-    # The report again under a new event id, alone and then in a batch with another incident's.
-    await publish(client, reported(incident_id))
+    # The triage again under a new event id, alone and then in a batch with another incident's.
+    await publish(client, triaged(incident_id))
     await run_consumer_until_settled(consumer, client, "evidence")
     other = str(uuid.uuid4())
-    await publish(client, reported(incident_id), reported(other))
+    await publish(client, triaged(incident_id), triaged(other))
     await run_consumer_until_settled(consumer, client, "evidence")
 
     await assert_nothing_redelivered(client, "evidence")
@@ -253,8 +264,8 @@ async def test_evidence_learns_an_incident_once_however_often_it_is_reported(
         row["incident_id"]: row["status"]
         for row in await rows(evidence_engine, evidence_models.known_incidents)
     }
-    # Reported again, it does not go back to "reported": the status it reached stands.
-    assert known == {incident_id: "acknowledged", other: "reported"}
+    # Triaged again, it does not go back to "triaged": the status it reached stands.
+    assert known == {incident_id: "declined", other: "triaged"}
 
 
 # --- Ids longer than their columns ----------------------------------------------------------

@@ -131,8 +131,12 @@ async def collect(
     """Stores the item whose content `pieces` streams; returns its row."""
     validate(metadata, now=datetime.now(UTC))
     async with reading(engine) as connection:
-        await service.require_incident(
-            connection, incident_id=metadata.incident_id, client_id=metadata.client_id
+        # Before reading any content: an item for an incident it may not hold is not uploaded.
+        await service.admit_incident(
+            connection,
+            incident_id=metadata.incident_id,
+            client_id=metadata.client_id,
+            confirmed=metadata.incident_confirmed,
         )
         if collected := await _collected_from(connection, metadata):
             return collected  # before reading the content: it is stored already
@@ -197,6 +201,15 @@ async def _collect_new(
         _refuse_mismatch(metadata, digests)
         now = datetime.now(UTC)
         async with outbox.transaction() as connection:
+            if metadata.incident_confirmed:
+                # Collected before evidence heard of the incident on the bus: the item brings
+                # its client, which the incident.triaged to come must then name too.
+                await service.learn_incident(
+                    connection, incident_id=metadata.incident_id, client_id=metadata.client_id
+                )
+                await service.require_incident(
+                    connection, incident_id=metadata.incident_id, client_id=metadata.client_id
+                )
             await keep_blob(connection, store=store, upload=upload, digests=digests, now=now)
             return await _record_item(
                 connection,

@@ -24,9 +24,11 @@ from firebreak.outbox import define_outbox_table
 
 metadata = MetaData()
 
-# Which client each reported incident belongs to, learnt from incident.reported, so evidence
-# can refuse items for unknown incidents or another client's without asking intake each time;
-# and its lifecycle status from the newest lifecycle event, for disposal (only once it ended).
+# Which client each incident belongs to, learnt from its incident.triaged (or from an item
+# collected before that arrived, which the gateway confirmed: collection.py), so evidence can
+# refuse items for unknown incidents or another client's without asking intake each time; and
+# its status from the newest lifecycle event evidence follows (handlers.FOLLOWED: triaged and
+# those into or out of an end), for disposal (only once it ended).
 known_incidents = Table(
     "known_incidents",
     metadata,

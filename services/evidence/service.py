@@ -18,7 +18,23 @@ from services.evidence.models import blobs, items, known_incidents, transfers
 ENDED = frozenset({"closed", "declined", "merged"})
 
 
+async def admit_incident(
+    connection: AsyncConnection, *, incident_id: str, client_id: str, confirmed: bool
+) -> None:
+    """NotFound unless the incident is known here as the client's, or not known here yet and
+    `confirmed` by the caller (the gateway found it, of that client, in triage or intake)."""
+    owner = (
+        await connection.execute(
+            select(known_incidents.c.client_id).where(known_incidents.c.incident_id == incident_id)
+        )
+    ).scalar()
+    if owner != client_id and not (owner is None and confirmed):
+        # Another client's incident is as unknown as one never reported.
+        raise NotFound(f"incident {incident_id} not found")
+
+
 async def learn_incident(connection: AsyncConnection, *, incident_id: str, client_id: str) -> None:
+    """Records the incident as the client's; one known already keeps the client it has."""
     statement = upsert_insert(connection.dialect.name, known_incidents).values(
         incident_id=incident_id, client_id=client_id
     )

@@ -125,6 +125,7 @@ def metadata(event: EventEnvelope) -> evidence_pb2.ItemMetadata:
         expected_sha256=received.sha256,
         collection_method="email",
         source_reference=ATTACHMENT_SOURCE + received.attachment_id,
+        incident_confirmed=True,  # intake's event: the incident is the client's
     )
     item.collected_at.CopyFrom(event.occurred_at)  # when intake took the mail
     return item
@@ -175,7 +176,8 @@ def _failure(service: str, error: grpc.aio.AioRpcError) -> Exception:
     if code in NOT_NOW:
         return RetryLater(said)
     if service == "evidence" and code == grpc.StatusCode.NOT_FOUND:
-        # Intake had the attachment of this client's incident, so evidence has not yet read
-        # the incident's incident.reported: it will.
+        # Intake had the attachment of this client's incident, so evidence has not heard of it
+        # yet: an evidence of the release before ignores incident_confirmed, and learns of
+        # incidents from the bus.
         return RetryLater(said)
     return AttachmentNotCollected(said)

@@ -10,6 +10,7 @@ from firebreak.consumer import Handler
 from firebreak.events import (
     ATTACHMENT_SOURCE,
     EVIDENCE_COLLECTED,
+    INCIDENT_TRIAGED,
     NOTIFICATION_SENT,
     PAYLOAD_FIELDS,
     STATE_CHANGES,
@@ -51,8 +52,13 @@ def on_response_changed(outbox: Outbox) -> Handler:
 
 
 async def on_notification_sent(connection: AsyncConnection, event: EventEnvelope) -> None:
+    """Notify answers every incident.triaged with this event, carrying the state triage left:
+    the registry records the triage and the notification from it alone."""
     await service.record_notification(
-        connection, incident_id=event.incident_id, notified_at=from_timestamp(event.occurred_at)
+        connection,
+        incident_id=event.incident_id,
+        notified_at=from_timestamp(event.occurred_at),
+        state=event.notification_sent.state,
     )
 
 
@@ -74,9 +80,10 @@ async def on_evidence_collected(connection: AsyncConnection, event: EventEnvelop
 
 
 def build_handlers(outbox: Outbox) -> dict[str, Handler]:
-    """The handlers, by event type; what they publish goes through `outbox`."""
+    """The handlers, by event type; what they publish goes through `outbox`. Not
+    incident.triaged: the notification.sent that answers it carries the same state."""
     return {
-        **dict.fromkeys(sorted(STATE_CHANGES), on_response_changed(outbox)),
+        **dict.fromkeys(sorted(STATE_CHANGES - {INCIDENT_TRIAGED}), on_response_changed(outbox)),
         NOTIFICATION_SENT: on_notification_sent,
         EVIDENCE_COLLECTED: on_evidence_collected,
     }

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Executable, Row, bindparam, cast, func, select, update
+from sqlalchemy import BigInteger, Executable, Row, bindparam, case, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1 import events_pb2
@@ -286,30 +286,37 @@ async def list_incidents(
 
 # The hot path's statements, built once (docs/architecture.md, where the CPU goes).
 INSERT_INCIDENT = incidents.insert().returning(*incidents.c)
+_RESPONSE_VALUES: dict[str, Any] = {
+    "version": bindparam("new_version"),
+    "status": bindparam("new_status"),
+    "priority": bindparam("new_priority"),
+    # Reclassification changes these: the list filters by them. (An incident from before the
+    # response existed has an empty type in triage: intake's own stays.)
+    "type": func.coalesce(func.nullif(bindparam("new_type"), ""), incidents.c.type),
+    "impact": bindparam("new_impact"),
+    "urgency": bindparam("new_urgency"),
+    "triaged_at": func.coalesce(incidents.c.triaged_at, bindparam("new_triaged_at")),
+    "response": bindparam("new_response"),
+}
+# Events may arrive out of order or twice: only a newer version moves the registry on.
+_NEWER = incidents.c.version < bindparam("new_version")
 RECORD_RESPONSE = (
     update(incidents)
-    # Events may arrive out of order or twice: only a newer version moves the registry on.
-    .where(
-        incidents.c.id == bindparam("incident_id"),
-        incidents.c.version < bindparam("new_version"),
-    )
-    .values(
-        version=bindparam("new_version"),
-        status=bindparam("new_status"),
-        priority=bindparam("new_priority"),
-        # Reclassification changes these: the list filters by them. (An incident from before
-        # the response existed has an empty type in triage: intake's own stays.)
-        type=func.coalesce(func.nullif(bindparam("new_type"), ""), incidents.c.type),
-        impact=bindparam("new_impact"),
-        urgency=bindparam("new_urgency"),
-        triaged_at=func.coalesce(incidents.c.triaged_at, bindparam("new_triaged_at")),
-        response=bindparam("new_response"),
-    )
+    .where(incidents.c.id == bindparam("incident_id"), _NEWER)
+    .values(_RESPONSE_VALUES)
 )
+# notification.sent carries the state incident.triaged left (an earlier release's carries none:
+# version 0, never newer). The notification is recorded whatever the version, the state if newer.
 RECORD_NOTIFICATION = (
     update(incidents)
     .where(incidents.c.id == bindparam("incident_id"))
-    .values(notified_at=func.coalesce(incidents.c.notified_at, bindparam("new_notified_at")))
+    .values(
+        {
+            name: case((_NEWER, value), else_=incidents.c[name])
+            for name, value in _RESPONSE_VALUES.items()
+        }
+        | {"notified_at": func.coalesce(incidents.c.notified_at, bindparam("new_notified_at"))}
+    )
 )
 
 
@@ -328,30 +335,33 @@ def _decode_page_token(token: str) -> str:
         raise InvalidArgument("cursor", "is not a cursor this API returned") from error
 
 
+def _response_parameters(incident_id: str, state: ResponseState) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "new_version": state.version,
+        "new_status": state.status,
+        "new_priority": state.priority,
+        "new_type": state.type,
+        "new_impact": state.impact,
+        "new_urgency": state.urgency,
+        "new_triaged_at": from_timestamp(state.triaged_at),
+        "new_response": state.SerializeToString(),
+    }
+
+
 async def record_response(
     connection: AsyncConnection, *, incident_id: str, state: ResponseState
 ) -> bool:
     """Whether the state was newer than the registry's, and so recorded."""
-    result = await connection.execute(
-        RECORD_RESPONSE,
-        {
-            "incident_id": incident_id,
-            "new_version": state.version,
-            "new_status": state.status,
-            "new_priority": state.priority,
-            "new_type": state.type,
-            "new_impact": state.impact,
-            "new_urgency": state.urgency,
-            "new_triaged_at": from_timestamp(state.triaged_at),
-            "new_response": state.SerializeToString(),
-        },
-    )
+    result = await connection.execute(RECORD_RESPONSE, _response_parameters(incident_id, state))
     return result.rowcount == 1
 
 
 async def record_notification(
-    connection: AsyncConnection, *, incident_id: str, notified_at: datetime
+    connection: AsyncConnection, *, incident_id: str, notified_at: datetime, state: ResponseState
 ) -> None:
+    """The first notification's time, and the state it carries if newer than the registry's."""
     await connection.execute(
-        RECORD_NOTIFICATION, {"incident_id": incident_id, "new_notified_at": notified_at}
+        RECORD_NOTIFICATION,
+        _response_parameters(incident_id, state) | {"new_notified_at": notified_at},
     )

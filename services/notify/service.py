@@ -60,6 +60,8 @@ async def notify_responders(
                 audience=audience,
                 priority=priority,
                 subject=subject,
+                # Intake's registry takes the triage from here: one event instead of two.
+                state=triaged.incident_triaged.state,
             ),
         ),
     )

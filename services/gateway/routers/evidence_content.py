@@ -151,6 +151,7 @@ async def submit_evidence(
         collector=caller.as_actor(),
         expected_sha256=digests.get("sha-256", ""),
         expected_sha512=digests.get("sha-512", ""),
+        incident_confirmed=True,  # triage has it, of this client (incident_for)
     )
     if collected_at is not None:
         metadata.collected_at.CopyFrom(to_timestamp(collected_at))

@@ -29,6 +29,7 @@ USERS = (*SERVICES, ADMIN)
 # incident events that are not triage's. A new namespace must be given its publisher here.
 _PUBLISHER_BY_NAMESPACE = {
     "person": "gateway",
+    "api_key": "gateway",
     "incident": "triage",
     "task": "triage",
     "notification": "notify",

@@ -77,6 +77,8 @@ ALERT_RETRIGGERED = "alert.retriggered"
 # the item's source reference naming the attachment (its id after this prefix).
 ATTACHMENT_RECEIVED = "attachment.received"
 ATTACHMENT_SOURCE = "report-attachment:"
+# Who may call the API (issue 16): every gateway replica forgets a revoked key it had cached.
+API_KEY_REVOKED = "api_key.revoked"
 
 # Which payload field of the envelope each event type carries.
 PAYLOAD_FIELDS = {
@@ -135,6 +137,7 @@ PAYLOAD_FIELDS = {
     ALERT_RESOLVED: "alert_resolved",
     ALERT_RETRIGGERED: "alert_retriggered",
     ATTACHMENT_RECEIVED: "attachment_received",
+    API_KEY_REVOKED: "api_key_revoked",
 }
 
 # Events about people, not incidents (their incident_id is empty).
@@ -146,7 +149,12 @@ ALERT_EVENTS = frozenset({ALERT_ACKNOWLEDGED, ALERT_RESOLVED, ALERT_RETRIGGERED}
 # An attachment is handed from intake to evidence (through the gateway, which alone may call
 # evidence): its evidence.collected is what the timeline records.
 HANDOVER_EVENTS = frozenset({ATTACHMENT_RECEIVED})
-INCIDENT_EVENTS = frozenset(PAYLOAD_FIELDS) - PERSON_EVENTS - ALERT_EVENTS - HANDOVER_EVENTS
+# Events about API keys, not incidents: the gateway's own replicas follow them
+# (services/gateway/principal_cache.py).
+KEY_EVENTS = frozenset({API_KEY_REVOKED})
+INCIDENT_EVENTS = (
+    frozenset(PAYLOAD_FIELDS) - PERSON_EVENTS - ALERT_EVENTS - HANDOVER_EVENTS - KEY_EVENTS
+)
 
 # The events that carry the incident's whole ResponseState (in their `state` field).
 STATE_CHANGES = frozenset(

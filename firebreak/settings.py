@@ -58,6 +58,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "newer_schema_delay_seconds": (0.001, 3600),
     "shutdown_grace_seconds": (0, None),
     "console_idle_minutes": (1, None),
+    # A cached principal outlives a missed revocation event by at most this long.
+    "principal_cache_seconds": (0, 60),
     "console_session_hours": (1, 24 * 30),
     "metrics_port": (0, 65535),
     "metrics_sample_seconds": (0.05, 3600),
@@ -126,6 +128,10 @@ class Settings:
     # and at the latest this many hours after its sign-in.
     console_idle_minutes: float = 30
     console_session_hours: float = 12
+    # How long a gateway replica trusts the principal it read for an API key before reading it
+    # again (services/gateway/principal_cache.py): a revocation, deactivation or change drops
+    # it at once, this bounds a replica that missed the change's event. 0: read every request.
+    principal_cache_seconds: float = 5.0
     evidence_max_bytes: int = 2 * 1024 * 1024 * 1024
     # Where evidence keeps its encrypted blobs; unset: <var_dir>/evidence (see evidence_store).
     evidence_dir: Path | None = None

@@ -16,6 +16,7 @@ from firebreak.startup_migration import ensure_migrated
 from services.gateway import client_trace, tenants
 from services.gateway.backends import Backends
 from services.gateway.console import routes as console_routes
+from services.gateway.principal_cache import PrincipalCache
 from services.gateway.problems import BodySizeLimit, install_problem_handlers
 from services.gateway.rate_limits import RateLimiter
 from services.gateway.request_metrics import RequestMetrics
@@ -82,9 +83,13 @@ def create_app(settings: Settings) -> FastAPI:
         following = asyncio.create_task(
             app.state.live_feed.follow(lambda: backends.nats, stop_sampling), name="live feed"
         )
+        dropping = asyncio.create_task(
+            app.state.principal_cache.follow(lambda: backends.nats, stop_sampling),
+            name="principal changes",
+        )
         yield
         stop_sampling.set()
-        await asyncio.gather(sampling, following)
+        await asyncio.gather(sampling, following, dropping)
         await backends.close()
 
     app = FastAPI(
@@ -142,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.list_page_max_bytes = settings.list_page_max_bytes  # dependencies.PageMaxBytes
     app.state.commander_may_close = settings.commander_may_close  # routers/closure.py
     app.state.rate_limiter = RateLimiter.from_settings(settings)  # dependencies.py
+    app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)  # ditto
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -21,6 +21,7 @@ from services.gateway import keys
 from services.gateway.backends import Backends
 from services.gateway.console import sessions
 from services.gateway.permissions import Action, Grant, Principal, scope
+from services.gateway.principal_cache import PrincipalCache
 from services.gateway.problems import Problem
 from services.gateway.rate_limits import RateLimiter
 
@@ -44,8 +45,21 @@ async def get_page_max_bytes(request: Request) -> int:
 PageMaxBytes = Annotated[int, Depends(get_page_max_bytes)]
 
 
+async def get_principal_cache(request: Request) -> PrincipalCache:
+    cache: PrincipalCache = request.app.state.principal_cache
+    return cache
+
+
+# What a route that changes a principal (revoking a key, changing a person) drops once its
+# change is committed, so that this replica refuses or re-reads it from the next request on.
+Principals = Annotated[PrincipalCache, Depends(get_principal_cache)]
+
+
 async def authenticate(
-    request: Request, backends: Services, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    backends: Services,
+    cache: Principals,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
     unauthorized = Problem(
         401,
@@ -61,13 +75,19 @@ async def authenticate(
             raise unauthorized
         act_for(principal)
         return principal
-    async with reading(backends.engine) as connection:
-        holder = await keys.authenticate(connection, key=key.strip())
+    key_hash = keys.hash_key(key.strip())
+    holder = cache.get(key_hash)
     if holder is None:
-        raise unauthorized
+        generation = cache.generation()
+        async with reading(backends.engine) as connection:
+            holder = await keys.authenticate(connection, key_hash=key_hash)
+        if holder is None:
+            raise unauthorized
+        cache.put(key_hash, holder, generation)
     now = datetime.now(UTC)
     if holder.touch_due(now):
         await _record_use(backends, holder.principal.key_id, now)
+        cache.touched(key_hash, now)
     act_for(holder.principal)
     return holder.principal
 

@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from firebreak.api.events.v1 import events_pb2
 from firebreak.errors import Conflict, InvalidArgument, NotFound
+from firebreak.events import API_KEY_REVOKED, new_event
 from firebreak.keyset_pages import aware, aware_or_none, json_size, newest_first, page_of
 from services.gateway import audit
 from services.gateway import clients as client_store
@@ -38,10 +40,12 @@ PERSON_KINDS = {
 
 @dataclass(frozen=True)
 class KeyHolder:
-    """An authenticated key: who it is, and when the key was last recorded as used."""
+    """An authenticated key: who it is, when the key was last recorded as used, and when it
+    expires (None: never)."""
 
     principal: Principal
     last_used_at: datetime | None
+    expires_at: datetime | None
 
     def touch_due(self, now: datetime) -> bool:
         return self.last_used_at is None or now - self.last_used_at >= TOUCH_INTERVAL
@@ -114,16 +118,19 @@ def principal_of(row: Any) -> Principal | None:
     )
 
 
-async def authenticate(connection: AsyncConnection, *, key: str) -> KeyHolder | None:
-    """Who `key` is; None for an unknown, revoked or expired key, or a deactivated person's
-    key."""
-    row = (await connection.execute(_AUTHENTICATE, {"key_hash": hash_key(key)})).first()
+async def authenticate(connection: AsyncConnection, *, key_hash: str) -> KeyHolder | None:
+    """Who the key of this hash (`hash_key`) is; None for an unknown, revoked or expired key,
+    or a deactivated person's key."""
+    row = (await connection.execute(_AUTHENTICATE, {"key_hash": key_hash})).first()
     if row is None:
         return None
-    if row.expires_at is not None and aware(row.expires_at) <= datetime.now(UTC):
+    expires_at = aware_or_none(row.expires_at)
+    if expires_at is not None and expires_at <= datetime.now(UTC):
         return None
     principal = principal_of(row)
-    return None if principal is None else KeyHolder(principal, aware_or_none(row.last_used_at))
+    if principal is None:
+        return None
+    return KeyHolder(principal, aware_or_none(row.last_used_at), expires_at)
 
 
 async def touch(connection: AsyncConnection, *, key_id: str, now: datetime) -> None:
@@ -294,13 +301,14 @@ async def list_keys(
     return [_key_body(row) for row in rows], next_cursor
 
 
-async def key_owner_id(connection: AsyncConnection, *, key_id: str) -> str:
-    """Who owns a key, as `Principal.id` spells it: its person's id, or else its own id."""
-    query = select(api_keys.c.person_id).where(api_keys.c.id == key_id)
+async def key_owner(connection: AsyncConnection, *, key_id: str) -> tuple[str, str]:
+    """Who owns a key, as `Principal.id` spells it (its person's id, or else its own id), and
+    the key's client."""
+    query = select(api_keys.c.person_id, api_keys.c.client_id).where(api_keys.c.id == key_id)
     row = (await connection.execute(query)).first()
     if row is None:
         raise NotFound(f"API key {key_id} not found")
-    return row.person_id or key_id
+    return row.person_id or key_id, row.client_id
 
 
 async def revoke_key(connection: AsyncConnection, *, key_id: str) -> bool:
@@ -312,3 +320,17 @@ async def revoke_key(connection: AsyncConnection, *, key_id: str) -> bool:
         .values(revoked_at=datetime.now(UTC))
     )
     return result.rowcount == 1
+
+
+def revoked_event(
+    *, key_id: str, owner_id: str, client_id: str, actor: events_pb2.Actor
+) -> events_pb2.EventEnvelope:
+    """api_key.revoked, on which every gateway replica forgets the key (principal_cache.py)."""
+    return new_event(
+        API_KEY_REVOKED,
+        incident_id="",
+        client_id=client_id,
+        producer="gateway",
+        payload=events_pb2.ApiKeyRevoked(key_id=key_id, owner_id=owner_id),
+        actor=actor,
+    )

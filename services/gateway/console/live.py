@@ -1,31 +1,25 @@
-"""What the board hears of changes: each gateway replica follows the bus with an ordered
-consumer of its own (ephemeral, from new messages on, so that every replica hears every event;
-a durable shared between replicas would give each event to one of them), and tells each open
-board whose viewer may see the event's client. A board then fetches its rows again, through
-the API as its viewer: the bus says only that something changed, never what a viewer may see.
+"""What the board hears of changes: each gateway replica follows incident events on the bus
+for itself (bus_follower.py), and tells each open board whose viewer may see the event's
+client. A board then fetches its rows again, through the API as its viewer: the bus says only
+that something changed, never what a viewer may see.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
 
 from firebreak import events
-
-log = logging.getLogger(__name__)
+from services.gateway import bus_follower
 
 # A board that falls this far behind is told to fetch everything once, instead.
 QUEUED_PER_BOARD = 64
 KEEPALIVE_SECONDS = 15.0  # a comment line now and then, so that proxies keep the stream open
-RESUBSCRIBE_SECONDS = 2.0
 
 
 @dataclass(eq=False)
@@ -77,26 +71,9 @@ class LiveFeed:
 
     async def follow(self, nats: Callable[[], NATS | None], stopping: asyncio.Event) -> None:
         """Follows incident events on the bus once NATS is there, until `stopping`."""
-        while not stopping.is_set():
-            client = nats()
-            if client is not None and client.is_connected:
-                try:
-                    subscription = await client.jetstream().subscribe(
-                        events.SUBJECT_PREFIX + "incident.>",
-                        stream=events.STREAM,
-                        ordered_consumer=True,
-                        deliver_policy=DeliverPolicy.NEW,
-                        cb=self._async_handler,
-                    )
-                except Exception as error:
-                    log.warning("the console's live feed could not follow the bus yet: %s", error)
-                else:
-                    await stopping.wait()
-                    with contextlib.suppress(Exception):
-                        await subscription.unsubscribe()
-                    return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), RESUBSCRIBE_SECONDS)
+        await bus_follower.follow(
+            nats, ["incident.>"], self._async_handler, stopping, purpose="the console's live feed"
+        )
 
     async def _async_handler(self, message: Msg) -> None:
         self._on_message(message)

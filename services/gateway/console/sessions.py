@@ -114,7 +114,7 @@ async def person_by_password(
 async def person_by_key(connection: AsyncConnection, *, key: str) -> str | None:
     """The person whose personal API key this is; None for any other key (a client system's
     key or the operator's belongs to no one who could sign in)."""
-    holder = await keys.authenticate(connection, key=key.strip())
+    holder = await keys.authenticate(connection, key_hash=keys.hash_key(key.strip()))
     if holder is None:
         return None
     return holder.principal.person_id

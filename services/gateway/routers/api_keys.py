@@ -16,6 +16,7 @@ from services.gateway.dependencies import (
     KeyLister,
     KeyRevoker,
     PageMaxBytes,
+    Principals,
     Services,
 )
 from services.gateway.permissions import Action, Grant, authorize, scope
@@ -52,16 +53,23 @@ async def list_api_keys(
 
 
 @router.delete("/v1/api-keys/{key_id}", status_code=204, response_class=Response)
-async def revoke_api_key(caller: KeyRevoker, key_id: KeyId, services: Services) -> Response:
-    """Revokes a key: it is refused from the next request on. Revoking it again is a no-op."""
-    async with services.engine.begin() as connection:
-        owner_id = await keys.key_owner_id(connection, key_id=key_id)
+async def revoke_api_key(
+    caller: KeyRevoker, key_id: KeyId, services: Services, principals: Principals
+) -> Response:
+    """Revokes a key: it is refused from the next request on, by every gateway replica.
+    Revoking it again is a no-op."""
+    async with services.outbox.transaction() as connection:
+        owner_id, client_id = await keys.key_owner(connection, key_id=key_id)
         if owner_id != caller.id and scope(caller, Action.KEY_REVOKE) is Grant.SELF:
             # Someone else's key is as absent as one that never existed: its id is not theirs
             # to learn about.
             raise NotFound(f"API key {key_id} not found")
         authorize(caller, Action.KEY_REVOKE, owner_id=owner_id)
         if await keys.revoke_key(connection, key_id=key_id):
+            event = keys.revoked_event(
+                key_id=key_id, owner_id=owner_id, client_id=client_id, actor=caller.as_actor()
+            )
+            await services.outbox.add(connection, event)
             await audit.record(
                 connection,
                 actor=caller,
@@ -70,4 +78,6 @@ async def revoke_api_key(caller: KeyRevoker, key_id: KeyId, services: Services) 
                 target_id=key_id,
                 summary={"owner_id": owner_id},
             )
+    # Committed: this replica forgets the key now; the others on the event.
+    principals.drop_key(key_id)
     return Response(status_code=204)

@@ -16,6 +16,7 @@ from services.gateway.dependencies import (
     PersonId,
     PersonManager,
     PersonReader,
+    Principals,
     Services,
 )
 from services.gateway.permissions import Action, authorize
@@ -95,10 +96,15 @@ async def get_person(
 
 @router.patch("/v1/people/{person_id}", response_model=schemas.Person)
 async def update_person(
-    caller: PersonManager, person_id: PersonId, body: schemas.PersonChanges, services: Services
+    caller: PersonManager,
+    person_id: PersonId,
+    body: schemas.PersonChanges,
+    services: Services,
+    principals: Principals,
 ) -> schemas.Person:
     """Changes only the fields given. `active: false` deactivates: the person's keys stop
-    working from the next request on."""
+    working from the next request on, and a new role or wall applies from then on, in every
+    gateway replica."""
     changes = body.model_dump(include=body.model_fields_set)
     async with services.outbox.transaction() as connection:
         person = await people.update_person(connection, person_id, dict(changes))
@@ -113,6 +119,8 @@ async def update_person(
                 target_id=person_id,
                 summary=_changes_summary(changes, person),
             )
+    # Committed: this replica reads the person's keys afresh; the others on person.changed.
+    principals.drop_person(person_id)
     return schemas.Person.model_validate(person)
 
 

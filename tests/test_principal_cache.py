@@ -134,6 +134,19 @@ def nats_url(nats_server: NatsServer) -> str:
     return nats_server.url
 
 
+@pytest.fixture
+async def one(
+    new_database: Callable[[str], str],
+    nats_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Gateway]:
+    """A gateway whose cache outlives every wait here."""
+    url = new_database("gateway")
+    async with gateway(url, nats_url, tmp_path, monkeypatch, cache_seconds=LONG_TTL) as started:
+        yield started
+
+
 async def assert_cached(gateway: Gateway, holder: Holder) -> None:
     """The holder's requests succeed, the second without reading the key."""
     assert await gateway.own_record(holder) == 200
@@ -142,76 +155,48 @@ async def assert_cached(gateway: Gateway, holder: Holder) -> None:
     assert gateway.reads.count == reads, "the second request read the key again"
 
 
-async def test_a_revoked_key_is_refused_on_the_very_next_request(
-    new_database: Callable[[str], str],
-    nats_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    url = new_database("gateway")
-    async with gateway(url, nats_url, tmp_path, monkeypatch, cache_seconds=LONG_TTL) as one:
-        holder = await one.person()
-        await assert_cached(one, holder)
-        revoked = await one.http.delete(f"/v1/api-keys/{holder.key_id}", headers=one.admin)
-        assert revoked.status_code == 204
-        assert await one.own_record(holder) == 401
+async def test_a_revoked_key_is_refused_on_the_very_next_request(one: Gateway) -> None:
+    holder = await one.person()
+    await assert_cached(one, holder)
+    revoked = await one.http.delete(f"/v1/api-keys/{holder.key_id}", headers=one.admin)
+    assert revoked.status_code == 204
+    assert await one.own_record(holder) == 401
 
 
-async def test_a_deactivated_persons_key_is_refused_on_the_very_next_request(
-    new_database: Callable[[str], str],
-    nats_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    url = new_database("gateway")
-    async with gateway(url, nats_url, tmp_path, monkeypatch, cache_seconds=LONG_TTL) as one:
-        holder = await one.person()
-        await assert_cached(one, holder)
-        changed = await one.http.patch(
-            f"/v1/people/{holder.person_id}", json={"active": False}, headers=one.admin
-        )
-        assert changed.status_code == 200, changed.text
-        assert await one.own_record(holder) == 401
+async def test_a_deactivated_persons_key_is_refused_on_the_very_next_request(one: Gateway) -> None:
+    holder = await one.person()
+    await assert_cached(one, holder)
+    changed = await one.http.patch(
+        f"/v1/people/{holder.person_id}", json={"active": False}, headers=one.admin
+    )
+    assert changed.status_code == 200, changed.text
+    assert await one.own_record(holder) == 401
 
 
-async def test_a_new_role_applies_from_the_very_next_request(
-    new_database: Callable[[str], str],
-    nats_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    url = new_database("gateway")
-    async with gateway(url, nats_url, tmp_path, monkeypatch, cache_seconds=LONG_TTL) as one:
-        holder = await one.person("admin")
-        await assert_cached(one, holder)
-        audit = await one.http.get("/v1/audit", params={"limit": 1}, headers=holder.headers)
-        assert audit.status_code == 200
-        changed = await one.http.patch(
-            f"/v1/people/{holder.person_id}", json={"role": "responder"}, headers=one.admin
-        )
-        assert changed.status_code == 200, changed.text
-        audit = await one.http.get("/v1/audit", params={"limit": 1}, headers=holder.headers)
-        assert audit.status_code == 403  # the audit log is admins' alone
-        assert await one.own_record(holder) == 200  # still staff
+async def test_a_new_role_applies_from_the_very_next_request(one: Gateway) -> None:
+    holder = await one.person("admin")
+    await assert_cached(one, holder)
+    audit = await one.http.get("/v1/audit", params={"limit": 1}, headers=holder.headers)
+    assert audit.status_code == 200
+    changed = await one.http.patch(
+        f"/v1/people/{holder.person_id}", json={"role": "responder"}, headers=one.admin
+    )
+    assert changed.status_code == 200, changed.text
+    audit = await one.http.get("/v1/audit", params={"limit": 1}, headers=holder.headers)
+    assert audit.status_code == 403  # the audit log is admins' alone
+    assert await one.own_record(holder) == 200  # still staff
 
 
-async def test_a_key_that_expires_while_cached_is_refused_once_it_expires(
-    new_database: Callable[[str], str],
-    nats_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    url = new_database("gateway")
-    async with gateway(url, nats_url, tmp_path, monkeypatch, cache_seconds=LONG_TTL) as one:
-        expires_at = datetime.now(UTC) + timedelta(seconds=5)
-        holder = await one.person(expires_at=expires_at.isoformat())
-        await assert_cached(one, holder)
+async def test_a_key_that_expires_while_cached_is_refused_once_it_expires(one: Gateway) -> None:
+    expires_at = datetime.now(UTC) + timedelta(seconds=5)
+    holder = await one.person(expires_at=expires_at.isoformat())
+    await assert_cached(one, holder)
 
-        async def refused() -> bool:
-            return await one.own_record(holder) == 401
+    async def refused() -> bool:
+        return await one.own_record(holder) == 401
 
-        await until(refused, "the expired key was still taken")
-        assert datetime.now(UTC) >= expires_at
+    await until(refused, "the expired key was still taken")
+    assert datetime.now(UTC) >= expires_at
 
 
 async def test_a_ttl_of_0_reads_the_key_on_every_request(

@@ -3,9 +3,10 @@
 Each event id is recorded in the service's own inbox table in the same transaction as the
 handler's effect, so a redelivered event (after a crash, a lost ack, a NATS restart) has one
 effect. The message is acknowledged only after that transaction committed. A fetched batch
-shares one transaction, each message in a savepoint of its own: a failing handler undoes and
-retries only its own message. Poison is parked as a dead letter (firebreak.dead_letters), never
-retried for ever nor dropped unseen: a message no redelivery can fix (malformed, or data the
+shares one transaction, without a savepoint per message (one costs more than most handlers):
+when a handler fails, the batch is rolled back and applied again without the failing message,
+which alone is retried. Poison is parked as a dead letter (firebreak.dead_letters), never retried
+for ever nor dropped unseen: a message no redelivery can fix (malformed, or data the
 database refuses) at once, one whose handler keeps failing after `max_deliveries`. An event of
 a newer schema version is early, not poison: it waits for a replica that reads it.
 
@@ -153,8 +154,14 @@ async def recorded_only(connection: AsyncConnection, envelope: EventEnvelope) ->
     """The transaction's part of an event whose work was its remote step: its inbox row."""
 
 
-class _UndoLoneEvent(Exception):
-    """Rolls back the transaction of a one-event batch whose handler failed."""
+class _HandlerFailed(Exception):
+    """Rolls back the transaction of a batch in which a handler failed."""
+
+    def __init__(self, message: Msg, envelope: EventEnvelope, error: Exception) -> None:
+        super().__init__(str(error))
+        self.message = message
+        self.envelope = envelope
+        self.error = error
 
 
 class EventConsumer:
@@ -264,17 +271,19 @@ class EventConsumer:
 
     async def _apply_batch(self, messages: list[Msg]) -> list[Verdict]:
         """Applies the messages in one transaction; each one's verdict."""
-        # A lone event's transaction is its savepoint: a savepoint costs more than the insert.
-        isolate = len(messages) > 1
         try:
             async with self._outbox.transaction() as connection:
-                verdicts = [
-                    await self._apply(connection, message, isolate=isolate) for message in messages
-                ]
-                if not isolate and verdicts[0].outcome is not Outcome.DONE:
-                    raise _UndoLoneEvent
-        except _UndoLoneEvent:
-            pass  # rolled back: the failed handler's writes are gone
+                return [await self._apply(connection, message) for message in messages]
+        except _HandlerFailed as failure:  # rolled back: every handler's writes are gone
+            if is_unavailable(failure.error):
+                log.warning("applying %d events failed; will retry: %s", len(messages), failure)
+                return [Verdict(Outcome.RETRY)] * len(messages)
+            # The failed event has its verdict; the others are applied again without it.
+            failed = next(i for i, message in enumerate(messages) if message is failure.message)
+            others = messages[:failed] + messages[failed + 1 :]
+            verdicts = await self._apply_batch(others) if others else []
+            verdicts.insert(failed, self._failed(failure.message, failure.envelope, failure.error))
+            return verdicts
         except Exception as error:
             # The commit failed (the database is away, most likely): nothing of the batch
             # happened, and no message is to blame; JetStream will offer them all again.
@@ -282,8 +291,7 @@ class EventConsumer:
                 log.warning("committing %d events failed; will retry: %s", len(messages), error)
             else:
                 log.exception("committing %d events failed; will retry", len(messages))
-            verdicts = [Verdict(Outcome.RETRY)] * len(messages)
-        return verdicts
+            return [Verdict(Outcome.RETRY)] * len(messages)
 
     async def _remote_step(self, message: Msg) -> Verdict | None:
         """Runs the message's remote step, if it has one the inbox does not know done; the
@@ -376,8 +384,8 @@ class EventConsumer:
             return False
         return True
 
-    async def _apply(self, connection: AsyncConnection, message: Msg, *, isolate: bool) -> Verdict:
-        """Runs one event's handler with its inbox row; `isolate`: in a savepoint of its own."""
+    async def _apply(self, connection: AsyncConnection, message: Msg) -> Verdict:
+        """Runs one event's handler with its inbox row; raises _HandlerFailed when it fails."""
         headers = message.headers or {}
         with tracer.start_as_current_span(
             f"process {message.subject}",
@@ -416,13 +424,15 @@ class EventConsumer:
                 span.set_status(Status(StatusCode.ERROR, "client mismatch"))
                 return Verdict(Outcome.PARK, ParkReason.CLIENT_MISMATCH, mismatch)
             try:
-                async with connection.begin_nested() if isolate else contextlib.nullcontext():
-                    applied = await apply_once(connection, self._inbox, handler, envelope)
+                applied = await apply_once(connection, self._inbox, handler, envelope)
             except Exception as error:
                 record_error(span, error)
-                return self._failed(message, envelope, error)
-            span.set_attribute("firebreak.duplicate", not applied)
-            return APPLIED
+                failure = _HandlerFailed(message, envelope, error)
+            else:
+                span.set_attribute("firebreak.duplicate", not applied)
+                return APPLIED
+        # Raised once the span has ended: the span must not record the error's text.
+        raise failure
 
     async def _client_mismatch(self, connection: AsyncConnection, envelope: EventEnvelope) -> str:
         """Why the event must not be applied to its incident's client; "" when it may."""

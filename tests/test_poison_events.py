@@ -365,7 +365,10 @@ async def test_a_payload_value_postgresql_refuses_is_parked_not_retried(
         await run_consumer_until_settled(consumer, client, "bounded")
 
         await assert_nothing_redelivered(client, "bounded")
-        assert sorted(seen) == sorted(event.id for event in events)
+        # Each poison was tried once; an event beside one in a batch may have been applied
+        # twice, the batch rolled back and applied again without the poison.
+        assert sorted(set(seen)) == sorted(event.id for event in events)
+        assert seen.count(events[0].id) == seen.count(events[2].id) == 1
         async with reading(engine) as connection:
             assert (
                 await connection.execute(select(func.count()).select_from(bounded))

@@ -73,7 +73,8 @@ async def _upsert(
     connection: AsyncConnection, table: Table, key: dict[str, Any], values: dict[str, Any]
 ) -> None:
     """Updates the row with `key`, or inserts it. A replica inserting the same row at the same
-    moment makes this event's savepoint fail; its redelivery then updates."""
+    moment makes this event fail (its batch is applied again without it); its redelivery then
+    updates."""
     condition = [table.c[name] == value for name, value in key.items()]
     changed = await connection.execute(update(table).where(*condition).values(values))
     if changed.rowcount == 0:

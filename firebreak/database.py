@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException
+from sqlalchemy.exc import DBAPIError, DisconnectionError, EmulatedDBAPIException
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from firebreak import sqlite_inline
@@ -24,6 +25,9 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
 # The modules of the drivers' own errors (SQLAlchemy's adaptations of them are emulated ones).
 DRIVER_MODULES = frozenset({"asyncpg", "sqlite3", "_sqlite3"})
+# A pooled PostgreSQL connection idle this long is pinged before use (_ping_idle_connections).
+PING_IDLE_SECONDS = 1.0
+IDLE_SINCE = "firebreak_idle_since"
 
 
 class DatabaseUnavailable(Exception):
@@ -84,13 +88,11 @@ def error_summary(error: BaseException) -> str:
 def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        # Pre-ping: after the server restarted, pooled connections are found dead and replaced
-        # on checkout, so requests recover without restarting the process. hide_parameters:
-        # an error's message (logged, put on spans) must not carry the values written.
-        engine = create_async_engine(
-            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
-        )
+        # hide_parameters: an error's message (logged, put on spans) must not carry the values
+        # written.
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
         event.listen(engine.sync_engine, "do_connect", _connect_naming_failures)
+        _ping_idle_connections(engine)
         return engine
 
     database = parsed.database or ":memory:"
@@ -119,6 +121,32 @@ def create_engine(url: str) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Pings a pooled connection on checkout only if it sat idle for PING_IDLE_SECONDS, so that
+    one the server dropped meanwhile (a restart) is replaced instead of failing the caller.
+    A ping on every checkout (pool_pre_ping) cost a round trip per unit of work under load,
+    when connections never sit idle; a connection that dies in between fails its unit, which
+    its caller retries (consumers redeliver, the gateway answers 503 with Retry-After)."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    def note_idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(IDLE_SINCE, 0.0) < PING_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool discards the connection and checks out another (a new one if need be).
+            raise DisconnectionError("a pooled connection was found dead") from error
+
+    event.listen(pool, "connect", note_idle_from)
+    event.listen(pool, "checkin", note_idle_from)
+    event.listen(pool, "checkout", ping_if_idle)
 
 
 def _connect_naming_failures(

@@ -192,8 +192,7 @@ class PullFeed:
             self._ready.clear()
             # Not past the request's end: a new one must be out before the next event comes.
             wait = min(wait, self._request_ends - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), wait)
+            await _wait_for_event(self._ready, wait)
         return self._take_arrived()
 
     async def drain_until_requests_end(self) -> list[Msg]:
@@ -203,8 +202,7 @@ class PullFeed:
             if remaining <= 0:
                 break
             self._ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), remaining)
+            await _wait_for_event(self._ready, remaining)
         return self._take_arrived()
 
     async def _keep_requested(self) -> None:
@@ -235,3 +233,11 @@ class PullFeed:
             else:  # 408 expired, 409 and the like: the request is over; ask again next time
                 self._owed = 0
         return messages
+
+
+async def _wait_for_event(ready: asyncio.Event, seconds: float) -> None:
+    """Waits until `ready` is set or `seconds` pass. Unlike asyncio.wait_for (Python 3.11), no
+    task per wait: a consumer waits once per batch."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await ready.wait()

@@ -126,6 +126,15 @@ class Outbox:
     async def run_relay(self, client: NATS, stopping: asyncio.Event, stream: StreamConfig) -> None:
         """Publishes pending events until `stopping` is set, then flushes what is left once;
         re-creates `stream` if NATS lost it."""
+        # Stopping wakes the relay too, so that an idle wait is on one event, with no task each.
+        woken_on_stop = asyncio.ensure_future(stopping.wait())
+        woken_on_stop.add_done_callback(lambda _: self._wake.set())
+        try:
+            await self._relay(client, stopping, stream)
+        finally:
+            woken_on_stop.cancel()
+
+    async def _relay(self, client: NATS, stopping: asyncio.Event, stream: StreamConfig) -> None:
         js = client.jetstream()  # one context: each would subscribe its own ack inbox
         last_error = ""
         while not stopping.is_set():
@@ -162,13 +171,11 @@ class Outbox:
 
     async def _idle(self, stopping: asyncio.Event) -> None:
         """Waits for a commit's wake-up, the poll interval or shutdown, whichever comes first."""
-        waiters = {
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(stopping.wait()),
-        }
-        await asyncio.wait(waiters, timeout=self._poll_seconds, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
+        if stopping.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._poll_seconds):
+                await self._wake.wait()
 
     async def publish_pending(self, client: NATS, js: JetStreamContext) -> int:
         """Publishes one batch of pending events; returns how many JetStream acknowledged."""
@@ -228,6 +235,10 @@ class Outbox:
 
     async def _mark_published(self, connection: AsyncConnection, rows: Sequence[Row[Any]]) -> None:
         if rows:
+            if connection.dialect.name == "postgresql":
+                # The commit need not wait for its WAL to reach the disk: a mark lost to a crash
+                # only publishes its events again, which JetStream drops as duplicates.
+                await connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             await connection.execute(
                 self._mark, {"seqs": [row.seq for row in rows], "now": datetime.now(UTC)}
             )

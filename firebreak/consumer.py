@@ -23,7 +23,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -121,16 +121,37 @@ class ClientMismatch(Exception):
 @dataclass(frozen=True)
 class IncidentOwners:
     """Where a service keeps the client each incident it knows belongs to. An event naming
-    another client for a known incident is forged or corrupt: it is parked, never applied."""
+    another client for a known incident is forged or corrupt: it is parked, never applied.
+
+    An incident's client never changes, so an owner once committed is kept in memory (the
+    newest OWNERS_KEPT): the next events of the incident cost no read of it."""
 
     incident_id: Column[str]
     client_id: Column[str]
+    _kept: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     async def owner(self, connection: AsyncConnection, incident_id: str) -> str | None:
-        """The incident's client; None while the incident is not known here."""
+        """The incident's client; None while the incident is not known here. What is read is
+        noted on the connection, and kept once its transaction committed (`keep`): it may
+        have been written earlier in that transaction, which may yet roll back."""
+        if (kept := self._kept.get(incident_id)) is not None:
+            return kept
         query = select(self.client_id).where(self.incident_id == incident_id).limit(1)
         owner: str | None = (await connection.execute(query)).scalar()
+        if owner is not None:
+            connection.info.setdefault(OWNERS_READ, {})[incident_id] = owner
         return owner
+
+    def kept(self, incident_id: str) -> str | None:
+        """The incident's client if kept here; None when it must be read."""
+        return self._kept.get(incident_id)
+
+    def keep(self, read: dict[str, str]) -> None:
+        """Keeps owners read (`owners_read`) in a transaction that has committed."""
+        for incident_id, owner in read.items():
+            if len(self._kept) >= OWNERS_KEPT:
+                del self._kept[next(iter(self._kept))]  # the oldest
+            self._kept[incident_id] = owner
 
     async def mismatch(self, connection: AsyncConnection, envelope: EventEnvelope) -> str:
         """Why the event must not be applied to its incident; "" when it may (the incident is
@@ -142,6 +163,17 @@ class IncidentOwners:
             f"names client {envelope.client_id}; incident {envelope.incident_id} belongs to "
             f"client {owner}"
         )
+
+
+OWNERS_KEPT = 16384  # incidents whose client a service keeps in memory
+OWNERS_READ = "firebreak.owners_read"  # connection.info: owners read in its transaction
+
+
+def owners_read(connection: AsyncConnection) -> dict[str, str]:
+    """Takes the owners `IncidentOwners.owner` read on the connection since last taken (the
+    pooled connection outlives each unit: taken at a unit's start, they are a unit before's)."""
+    read: dict[str, str] = connection.info.pop(OWNERS_READ, {})
+    return read
 
 
 class RetryLater(Exception):
@@ -273,7 +305,12 @@ class EventConsumer:
         """Applies the messages in one transaction; each one's verdict."""
         try:
             async with self._outbox.transaction() as connection:
-                return [await self._apply(connection, message) for message in messages]
+                owners_read(connection)
+                verdicts = [await self._apply(connection, message) for message in messages]
+                read = owners_read(connection)
+            if self._owners is not None:
+                self._owners.keep(read)
+            return verdicts
         except _HandlerFailed as failure:  # rolled back: every handler's writes are gone
             if is_unavailable(failure.error):
                 log.warning("applying %d events failed; will retry: %s", len(messages), failure)
@@ -335,7 +372,10 @@ class EventConsumer:
         if self._owners is None:
             return False
         async with reading(self._outbox.engine) as connection:
-            return bool(await self._owners.mismatch(connection, envelope))
+            owners_read(connection)
+            refused = bool(await self._owners.mismatch(connection, envelope))
+            self._owners.keep(owners_read(connection))  # read outside any write: committed
+        return refused
 
     async def _applied(self, event_id: str) -> bool:
         """Whether the inbox has the event: its remote step was done and recorded."""

@@ -31,7 +31,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from firebreak.consumer import IncidentOwners
+from firebreak.consumer import IncidentOwners, owners_read
 from firebreak.database import reading
 from firebreak.dead_letters.server import DEAD_LETTER_SERVICE
 from firebreak.scope_token import (
@@ -54,7 +54,6 @@ UNCHECKED_PREFIX = "/grpc.health.v1.Health/"
 EVERY_CLIENT_PREFIXES = (f"/{DEAD_LETTER_SERVICE}/",)
 INCIDENT_FIELDS = frozenset({"incident_id"})
 NOT_FOUND = "not found"  # all an answer beyond the caller's scope tells them
-OWNERS_KEPT = 16384  # incidents whose client a service keeps in memory for the scope check
 
 # A call served without a checked token (a test's server without the scope key) reaches no
 # client.
@@ -66,14 +65,12 @@ serving_scope: ContextVar[Scope] = ContextVar("serving_scope", default=NO_CLIENT
 
 class KnownIncidents:
     """Which client each incident a service knows belongs to, in its own database (the
-    consumer's IncidentOwners). An incident's client never changes, so each one found is kept
-    (up to OWNERS_KEPT, then the memory starts over): a token's calls about an incident cost a
-    query the first time only."""
+    consumer's IncidentOwners, which keeps each one found: an incident's client never
+    changes): a token's calls about an incident cost a query the first time only."""
 
     def __init__(self, engine: AsyncEngine, owners: IncidentOwners) -> None:
         self._engine = engine
         self._owners = owners
-        self._known: dict[str, str] = {}
 
     async def beyond(self, scope: Scope, request: Message) -> str:
         """The first incident the request names that is known here to be of a client beyond
@@ -83,7 +80,7 @@ class KnownIncidents:
             return ""
         await self._learn([incident_id for incident_id, _ in named])
         for incident_id, client_id in named:
-            owner = self._known.get(incident_id)
+            owner = self._owners.kept(incident_id)
             if owner is not None and (not scope.covers(owner) or client_id not in ("", owner)):
                 return incident_id
         return ""
@@ -91,16 +88,16 @@ class KnownIncidents:
     async def _learn(self, incident_ids: list[str]) -> None:
         """Looks up the clients of those incidents not known yet (one not in the database yet
         stays unknown: asked again next time)."""
-        missing = [incident_id for incident_id in incident_ids if incident_id not in self._known]
+        missing = [
+            incident_id for incident_id in incident_ids if self._owners.kept(incident_id) is None
+        ]
         if not missing:
             return
         async with reading(self._engine) as connection:
+            owners_read(connection)
             for incident_id in missing:
-                owner = await self._owners.owner(connection, incident_id)
-                if owner is not None:
-                    if len(self._known) >= OWNERS_KEPT:
-                        self._known.clear()
-                    self._known[incident_id] = owner
+                await self._owners.owner(connection, incident_id)
+            self._owners.keep(owners_read(connection))  # read outside any write: committed
 
 
 def _incidents_named(message: Message) -> Iterator[tuple[str, str]]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.ack_links import LinkMaker
 from firebreak.api.events.v1 import events_pb2
+from firebreak.database import key_params, update_by
 from firebreak.events import ESCALATION_STEP_REACHED, ESCALATION_STOPPED, new_event
 from firebreak.outbox import Outbox
 from firebreak.telemetry import current_trace_context, span_in_context
@@ -83,11 +84,11 @@ async def start_escalation(
     }
     if existing is None:
         await connection.execute(
-            escalations.insert().values(incident_id=incident_id, started_at=now, **values)
+            escalations.insert(), values | {"incident_id": incident_id, "started_at": now}
         )
     else:  # an escalation that stopped or ran out starts over (the incident came back)
         await connection.execute(
-            update(escalations).where(escalations.c.incident_id == incident_id).values(**values)
+            update_by(escalations, "incident_id"), values | key_params({"incident_id": incident_id})
         )
     return True
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Executable, Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope, Person, ResponseState
-from firebreak.database import upsert_insert
+from firebreak.database import key_params, update_by, upsert_insert
 from firebreak.events import (
     INCIDENT_REOPENED,
     INCIDENT_TRIAGED,
@@ -124,24 +125,21 @@ async def follow_state(
         # Another transaction may make the row first (the consumer's incident.triaged and a
         # status update posted at once): then this state applies to its row as a change.
         inserted = await connection.execute(
-            upsert_insert(connection.dialect.name, update_cadences)
-            .values(
-                incident_id=incident_id,
-                client_id=client_id,
-                reference=reference or incident_id[:8],
-                title=title[:200],
-                since=since,
-                last_update_at=None,
-                next_due_at=cadence.next_due(
+            _insert_if_new(connection.dialect.name),
+            values
+            | {
+                "incident_id": incident_id,
+                "client_id": client_id,
+                "reference": reference or incident_id[:8],
+                "title": title[:200],
+                "since": since,
+                "last_update_at": None,
+                "next_due_at": cadence.next_due(
                     priority=state.priority, status=state.status, since=since
                 ),
                 # Reminders join the trace of what started the cadence (triage, usually).
-                trace_context=current_trace_context(),
-                **{
-                    key: value for key, value in values.items() if key not in ("reference", "title")
-                },
-            )
-            .on_conflict_do_nothing(index_elements=["incident_id"])
+                "trace_context": current_trace_context(),
+            },
         )
         if inserted.rowcount == 0:
             await follow_state(
@@ -162,7 +160,14 @@ async def follow_state(
         "next_due_at": cadence.next_due(priority=state.priority, status=state.status, since=since),
     }
     await connection.execute(
-        update(update_cadences).where(update_cadences.c.incident_id == incident_id).values(**values)
+        update_by(update_cadences, "incident_id"), values | key_params({"incident_id": incident_id})
+    )
+
+
+@cache
+def _insert_if_new(dialect: str) -> Executable:
+    return upsert_insert(dialect, update_cadences).on_conflict_do_nothing(
+        index_elements=["incident_id"]
     )
 
 

@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from firebreak.api.events.v1.events_pb2 import EventEnvelope, ResponseState
+from firebreak.database import key_params, update_by
 from firebreak.events import (
     DEADLINE_MARKED_NOT_APPLICABLE,
     DEADLINE_MET,
@@ -41,6 +42,17 @@ TARGETS = ("acknowledge_due", "contain_due", "resolve_due")
 ROLES = ("incident_commander", "communications_lead", "scribe")
 # A deadline's status only moves forward: a late "missed" never undoes a "met".
 DEADLINE_RANK = {"pending": 0, "missed": 1, "met": 2, "not_applicable": 2, "cancelled": 2}
+
+
+# Hot statements, built once (see firebreak.database.update_by).
+_NEWER_STATE = update(incident_records).where(
+    incident_records.c.incident_id == bindparam("key_incident_id"),
+    incident_records.c.state_version < bindparam("key_state_version"),
+)
+_AS_REPORTED = update(incident_records).where(
+    incident_records.c.incident_id == bindparam("key_incident_id"),
+    incident_records.c.state_version == 0,
+)
 
 
 def _moment(message: Any, field: str) -> datetime | None:
@@ -75,10 +87,9 @@ async def _upsert(
     """Updates the row with `key`, or inserts it. A replica inserting the same row at the same
     moment makes this event fail (its batch is applied again without it); its redelivery then
     updates."""
-    condition = [table.c[name] == value for name, value in key.items()]
-    changed = await connection.execute(update(table).where(*condition).values(values))
+    changed = await connection.execute(update_by(table, *key), values | key_params(key))
     if changed.rowcount == 0:
-        await connection.execute(table.insert().values(key | values))
+        await connection.execute(table.insert(), key | values)
 
 
 async def apply_state(
@@ -93,12 +104,7 @@ async def apply_state(
     set with an incident.closed; any later state (a reopening) clears it."""
     values = state_values(state) | (closure or {"closure_code": None, "closure_summary": None})
     newer = await connection.execute(
-        update(incident_records)
-        .where(
-            incident_records.c.incident_id == incident_id,
-            incident_records.c.state_version < state.version,
-        )
-        .values(values)
+        _NEWER_STATE, values | {"key_incident_id": incident_id, "key_state_version": state.version}
     )
     if newer.rowcount:
         return
@@ -107,9 +113,7 @@ async def apply_state(
     )
     if known.first() is None:
         await connection.execute(
-            incident_records.insert().values(
-                values | {"incident_id": incident_id, "client_id": client_id}
-            )
+            incident_records.insert(), values | {"incident_id": incident_id, "client_id": client_id}
         )
 
 
@@ -132,12 +136,13 @@ async def _reported(connection: AsyncConnection, event: EventEnvelope) -> None:
     # The type, impact and urgency as reported, until triage's state says otherwise; cut to
     # their columns, as a producer of another version may send values triage does not know.
     await connection.execute(
-        update(incident_records)
-        .where(
-            incident_records.c.incident_id == event.incident_id,
-            incident_records.c.state_version == 0,
-        )
-        .values(type=report.type[:40], impact=report.impact[:20], urgency=report.urgency[:20])
+        _AS_REPORTED,
+        {
+            "key_incident_id": event.incident_id,
+            "type": report.type[:40],
+            "impact": report.impact[:20],
+            "urgency": report.urgency[:20],
+        },
     )
 
 

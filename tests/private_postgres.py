@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from firebreak.launcher import free_port, wait_for_port
@@ -148,3 +149,11 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def started_cluster() -> Iterator[PrivatePostgres]:
+    """A cluster started for a test and removed after it: a fixture's body (`yield from`)."""
+    cluster = PrivatePostgres()
+    cluster.start()
+    yield cluster
+    cluster.remove()

@@ -17,23 +17,17 @@ from firebreak.launcher import Platform
 from firebreak.settings import GRPC_SERVICES
 from tests.conftest import start_platform
 from tests.gateway_client import Api, eventually
-from tests.private_postgres import PrivatePostgres
+from tests.private_postgres import PrivatePostgres, started_cluster
 
 
 @pytest.fixture
 def gateway_cluster() -> Iterator[PrivatePostgres]:
-    cluster = PrivatePostgres()
-    cluster.start()
-    yield cluster
-    cluster.remove()
+    yield from started_cluster()
 
 
 @pytest.fixture
 def services_cluster() -> Iterator[PrivatePostgres]:
-    cluster = PrivatePostgres()
-    cluster.start()
-    yield cluster
-    cluster.remove()
+    yield from started_cluster()
 
 
 @pytest.fixture

@@ -14,17 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from firebreak.database import PING_IDLE_SECONDS, create_engine
-from tests.private_postgres import PrivatePostgres
+from tests.private_postgres import PrivatePostgres, started_cluster
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 def cluster() -> Iterator[PrivatePostgres]:
-    cluster = PrivatePostgres()
-    cluster.start()
-    yield cluster
-    cluster.remove()
+    yield from started_cluster()
 
 
 class Pings:
